@@ -1,0 +1,560 @@
+//! The wire contract between the callqueue app and server.
+//!
+//! Every type that crosses the network is defined here once, so the browser and the server cannot
+//! drift apart. Field names and status strings follow the public patterns callqueue stays
+//! compatible with (Streem's group reservations, Stream Video's call settings). Times are RFC 3339
+//! UTC strings; anything that carries a deadline also carries `server_time` so a browser can
+//! correct its own clock before counting down. No I/O lives here.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The group every deployment has.
+pub const DEFAULT_GROUP: &str = "default";
+/// The call type used for every call callqueue creates.
+pub const CALL_TYPE_APPOINTMENT: &str = "appointment";
+/// The default session length of an `appointment` call.
+pub const DEFAULT_MAX_DURATION_SECONDS: u32 = 3600;
+
+/// Where a group reservation stands. The strings are Streem's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ReservationStatus {
+    #[serde(rename = "GROUP_RESERVATION_STATUS_QUEUED")]
+    Queued,
+    #[serde(rename = "GROUP_RESERVATION_STATUS_MATCHED")]
+    Matched,
+    #[serde(rename = "GROUP_RESERVATION_STATUS_EXPIRED")]
+    Expired,
+    #[serde(rename = "GROUP_RESERVATION_STATUS_CANCELED")]
+    Canceled,
+}
+
+impl ReservationStatus {
+    /// How far along the life of a reservation this status is. Statuses only move forward.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Matched => 1,
+            Self::Expired | Self::Canceled => 2,
+        }
+    }
+
+    /// True when nothing can happen to the reservation any more.
+    pub fn is_final(self) -> bool {
+        self.rank() == 2
+    }
+
+    /// Whether a reservation in `self` may move to `next`. Repeated, late and out-of-order
+    /// statuses answer false, so neither side ever moves backwards.
+    pub fn can_advance_to(self, next: ReservationStatus) -> bool {
+        next.rank() > self.rank()
+    }
+
+    /// The wire string, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "GROUP_RESERVATION_STATUS_QUEUED",
+            Self::Matched => "GROUP_RESERVATION_STATUS_MATCHED",
+            Self::Expired => "GROUP_RESERVATION_STATUS_EXPIRED",
+            Self::Canceled => "GROUP_RESERVATION_STATUS_CANCELED",
+        }
+    }
+
+    /// The status for a wire string, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Queued, Self::Matched, Self::Expired, Self::Canceled]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+/// A customer's place in a group's queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub reservation_sid: String,
+    pub group_name: String,
+    pub reservation_status: ReservationStatus,
+    /// 1-based and dense while queued; `null` once the reservation has left the queue.
+    pub queue_position: Option<u32>,
+    /// `null` until at least one call in the group has completed (or nobody is available).
+    pub estimated_wait_until: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The call this reservation was matched into.
+    #[serde(default)]
+    pub call_id: Option<String>,
+    #[serde(default)]
+    pub call_type: Option<String>,
+    /// The server's clock when this copy was made.
+    pub server_time: DateTime<Utc>,
+}
+
+/// Who someone is in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Specialist,
+    Patient,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Specialist => "specialist",
+            Self::Patient => "patient",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "specialist" => Some(Self::Specialist),
+            "patient" => Some(Self::Patient),
+            _ => None,
+        }
+    }
+}
+
+/// What a role may do in a call (Stream Video's capability names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Capability {
+    JoinCall,
+    SendAudio,
+    SendVideo,
+    UpdateCall,
+    UpdateCallSettings,
+    ChangeMaxDuration,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 6] = [
+        Self::JoinCall,
+        Self::SendAudio,
+        Self::SendVideo,
+        Self::UpdateCall,
+        Self::UpdateCallSettings,
+        Self::ChangeMaxDuration,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::JoinCall => "join-call",
+            Self::SendAudio => "send-audio",
+            Self::SendVideo => "send-video",
+            Self::UpdateCall => "update-call",
+            Self::UpdateCallSettings => "update-call-settings",
+            Self::ChangeMaxDuration => "change-max-duration",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_duration_seconds: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallSettings {
+    pub limits: Limits,
+}
+
+/// The live part of a call: when it started, when its timer ends, when it ended.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallSession {
+    pub started_at: Option<DateTime<Utc>>,
+    /// `started_at + settings.limits.max_duration_seconds`.
+    pub timer_ends_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Why it ended: `timer`, `left`, `expired`.
+    #[serde(default)]
+    pub ended_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub role: Role,
+    /// When this member last joined, if ever.
+    #[serde(default)]
+    pub joined_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Call {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub call_type: String,
+    pub reservation_sid: String,
+    pub created_at: DateTime<Utc>,
+    pub settings: CallSettings,
+    pub session: CallSession,
+}
+
+/// `GET /calls/{type}/{id}` and every call mutation answer with this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallResponse {
+    pub call: Call,
+    pub members: Vec<Member>,
+    /// What the caller may do in this call.
+    pub own_capabilities: Vec<Capability>,
+    pub server_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LimitsOverride {
+    #[serde(default)]
+    pub max_duration_seconds: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SettingsOverride {
+    #[serde(default)]
+    pub limits: LimitsOverride,
+}
+
+/// `PATCH /calls/{type}/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpdateCallRequest {
+    pub settings_override: SettingsOverride,
+}
+
+/// `POST /calls/{type}/{id}/join`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct JoinCallRequest {
+    #[serde(default)]
+    pub settings_override: Option<SettingsOverride>,
+}
+
+/// The kinds of event on a call stream (the SSE `event:` name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CallEventType {
+    #[serde(rename = "call.session_started")]
+    SessionStarted,
+    #[serde(rename = "call.updated")]
+    Updated,
+    #[serde(rename = "call.ended")]
+    Ended,
+}
+
+impl CallEventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SessionStarted => "call.session_started",
+            Self::Updated => "call.updated",
+            Self::Ended => "call.ended",
+        }
+    }
+}
+
+/// The data of every call stream event; the first event of a connection is a `call.updated`
+/// snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallEvent {
+    #[serde(rename = "type")]
+    pub event_type: CallEventType,
+    pub call: Call,
+    pub server_time: DateTime<Utc>,
+}
+
+/// One event on a specialist's queue stream (`GET /groups/{group}/events`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum QueueEvent {
+    /// The whole queue: the first event of every connection.
+    #[serde(rename = "queue.snapshot")]
+    Snapshot {
+        group_name: String,
+        reservations: Vec<Reservation>,
+        server_time: DateTime<Utc>,
+    },
+    #[serde(rename = "reservation.added")]
+    Added {
+        reservation: Reservation,
+        server_time: DateTime<Utc>,
+    },
+    #[serde(rename = "reservation.updated")]
+    Updated {
+        reservation: Reservation,
+        server_time: DateTime<Utc>,
+    },
+    #[serde(rename = "reservation.removed")]
+    Removed {
+        reservation: Reservation,
+        server_time: DateTime<Utc>,
+    },
+}
+
+impl QueueEvent {
+    /// The SSE `event:` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Snapshot { .. } => "queue.snapshot",
+            Self::Added { .. } => "reservation.added",
+            Self::Updated { .. } => "reservation.updated",
+            Self::Removed { .. } => "reservation.removed",
+        }
+    }
+}
+
+/// `GET /groups/{group}/queue`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueResponse {
+    pub group_name: String,
+    pub reservations: Vec<Reservation>,
+    pub available_specialists: u32,
+    pub server_time: DateTime<Utc>,
+}
+
+/// `POST /agent/session`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignInRequest {
+    pub user_id: String,
+    pub secret: String,
+}
+
+/// A signed-in specialist, as `POST /agent/session` and `PUT /agent/availability` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentSession {
+    pub user_id: String,
+    pub role: Role,
+    pub groups: Vec<String>,
+    pub available: bool,
+    /// The call the specialist is in, if any.
+    #[serde(default)]
+    pub active_call_id: Option<String>,
+    pub server_time: DateTime<Utc>,
+}
+
+/// `PUT /agent/availability`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AvailabilityRequest {
+    pub available: bool,
+}
+
+/// `POST /groups/{group}/accept`: the next customer, or the one named.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AcceptRequest {
+    #[serde(default)]
+    pub reservation_sid: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AcceptResponse {
+    pub reservation: Reservation,
+    pub call: CallResponse,
+}
+
+/// `POST /agent/stream-token`: a short-lived, single-use token for the WebSocket handshake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamToken {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub server_time: DateTime<Utc>,
+}
+
+/// What a client sends on the per-user WebSocket channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ClientMessage {
+    AuthRequest { token: String },
+    StartUserEventRequest,
+    Ping,
+}
+
+/// What the server sends on the per-user WebSocket channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ServerMessage {
+    AuthResponse {
+        success: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    StartUserEventResponse {
+        success: bool,
+    },
+    UserEvent {
+        event: UserEvent,
+        server_time: DateTime<Utc>,
+    },
+    Pong,
+    Error {
+        message: String,
+    },
+}
+
+/// Things a specialist is told about on their per-user channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event_type", rename_all = "snake_case")]
+pub enum UserEvent {
+    CustomerWaiting {
+        group_name: String,
+        reservation_sid: String,
+        queue_length: u32,
+    },
+    CallStarted {
+        call_id: String,
+        call_type: String,
+        reservation_sid: String,
+    },
+    CallEnded {
+        call_id: String,
+        call_type: String,
+        reservation_sid: String,
+        reason: String,
+    },
+}
+
+/// The provider webhook envelope (Streem): `{"event":{"event_type":..,"payload":{..}}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEnvelope {
+    pub event: WebhookEvent,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    pub event_type: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+/// The payload of a `group_reservation_updated` webhook.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReservationUpdated {
+    pub updated_group_reservation: WebhookReservation,
+}
+
+/// A reservation as the provider reports it: only the sid and status are required.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookReservation {
+    pub reservation_sid: String,
+    pub reservation_status: ReservationStatus,
+    #[serde(default)]
+    pub queue_position: Option<u32>,
+    #[serde(default)]
+    pub estimated_wait_until: Option<DateTime<Utc>>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub database: String,
+    pub server_time: DateTime<Utc>,
+}
+
+/// Every error the API returns: `{ "error": { "code", "message" } }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `not_found`, `forbidden`, `invalid_body`.
+    pub code: String,
+    /// A sentence a person can read.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_use_streem_strings() {
+        let json = serde_json::to_string(&ReservationStatus::Matched).unwrap();
+        assert_eq!(json, "\"GROUP_RESERVATION_STATUS_MATCHED\"");
+        for s in [
+            ReservationStatus::Queued,
+            ReservationStatus::Matched,
+            ReservationStatus::Expired,
+            ReservationStatus::Canceled,
+        ] {
+            assert_eq!(ReservationStatus::parse(s.as_str()), Some(s));
+        }
+        assert!(
+            serde_json::from_str::<ReservationStatus>("\"GROUP_RESERVATION_STATUS_LOST\"").is_err()
+        );
+    }
+
+    #[test]
+    fn statuses_never_move_backwards() {
+        use ReservationStatus::*;
+        assert!(Queued.can_advance_to(Matched));
+        assert!(Matched.can_advance_to(Expired));
+        assert!(Queued.can_advance_to(Canceled));
+        assert!(!Matched.can_advance_to(Queued));
+        assert!(!Matched.can_advance_to(Matched));
+        assert!(!Expired.can_advance_to(Canceled));
+        assert!(!Canceled.can_advance_to(Matched));
+    }
+
+    #[test]
+    fn reservation_reads_as_the_streem_browser_code_does() {
+        let json = r#"{"reservation_sid":"r1","group_name":"default",
+            "reservation_status":"GROUP_RESERVATION_STATUS_QUEUED","queue_position":3,
+            "estimated_wait_until":null,"created_at":"2026-11-23T01:00:00Z",
+            "updated_at":"2026-11-23T01:00:00Z","server_time":"2026-11-23T01:00:01.5Z"}"#;
+        let r: Reservation = serde_json::from_str(json).unwrap();
+        assert_eq!(r.queue_position, Some(3));
+        assert_eq!(r.estimated_wait_until, None);
+        assert_eq!(r.call_id, None);
+        let back = serde_json::to_value(&r).unwrap();
+        assert_eq!(
+            back["reservation_status"],
+            "GROUP_RESERVATION_STATUS_QUEUED"
+        );
+        assert_eq!(back["server_time"], "2026-11-23T01:00:01.500Z");
+    }
+
+    #[test]
+    fn capabilities_and_call_type_use_stream_names() {
+        let caps =
+            serde_json::to_string(&[Capability::ChangeMaxDuration, Capability::JoinCall]).unwrap();
+        assert_eq!(caps, r#"["change-max-duration","join-call"]"#);
+        let update: UpdateCallRequest = serde_json::from_str(
+            r#"{"settings_override":{"limits":{"max_duration_seconds":5400}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            update.settings_override.limits.max_duration_seconds,
+            Some(5400)
+        );
+    }
+
+    #[test]
+    fn websocket_messages_follow_the_handshake_names() {
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"authrequest","token":"t"}"#).unwrap();
+        assert_eq!(m, ClientMessage::AuthRequest { token: "t".into() });
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"startusereventrequest"}"#).unwrap();
+        assert_eq!(m, ClientMessage::StartUserEventRequest);
+        let out = serde_json::to_value(ServerMessage::AuthResponse {
+            success: true,
+            message: None,
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"type":"authresponse","success":true})
+        );
+    }
+
+    #[test]
+    fn webhook_envelope_parses() {
+        let body = r#"{"event":{"event_type":"group_reservation_updated","payload":{"updated_group_reservation":
+            {"reservation_sid":"abc","reservation_status":"GROUP_RESERVATION_STATUS_EXPIRED"}}}}"#;
+        let env: WebhookEnvelope = serde_json::from_str(body).unwrap();
+        assert_eq!(env.event.event_type, "group_reservation_updated");
+        let p: GroupReservationUpdated = serde_json::from_value(env.event.payload).unwrap();
+        assert_eq!(
+            p.updated_group_reservation.reservation_status,
+            ReservationStatus::Expired
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! Everything an operator can set: by flag or environment variable (see `main.rs`).
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, time::Duration};
+
+use callqueue_protocol::{Capability, Role};
+
+/// The server's settings once parsed.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub database: PathBuf,
+    /// The built app (`trunk build` output); `None` serves the API alone.
+    pub dist: Option<PathBuf>,
+    /// Groups customers may queue in.
+    pub groups: Vec<String>,
+    /// How long a reservation may wait unmatched before it expires.
+    pub queue_timeout: Duration,
+    /// How long a matched customer has to join the call before the reservation expires.
+    pub join_window: Duration,
+    /// `settings.limits.max_duration_seconds` of new `appointment` calls.
+    pub call_seconds: u32,
+    /// The longest session anyone may extend a call to.
+    pub max_call_seconds: u32,
+    /// Capabilities each role holds in an `appointment` call.
+    pub grants: HashMap<Role, Vec<Capability>>,
+    /// Shared secret for the provider webhook; `None` turns the endpoint off.
+    pub webhook_secret: Option<String>,
+    /// How often the expiry sweeper looks at deadlines.
+    pub sweep_interval: Duration,
+    /// The SSE heartbeat comment interval.
+    pub heartbeat: Duration,
+}
+
+impl Config {
+    /// The grants the design names: specialists may change the session length, patients may not.
+    pub fn default_grants() -> HashMap<Role, Vec<Capability>> {
+        use Capability::*;
+        HashMap::from([
+            (
+                Role::Specialist,
+                vec![
+                    JoinCall,
+                    SendAudio,
+                    SendVideo,
+                    UpdateCall,
+                    UpdateCallSettings,
+                    ChangeMaxDuration,
+                ],
+            ),
+            (Role::Patient, vec![JoinCall, SendAudio, SendVideo]),
+        ])
+    }
+
+    /// Settings fit for tests: a database path of the test's own and short timers.
+    pub fn for_tests(database: PathBuf) -> Self {
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database,
+            dist: None,
+            groups: vec![callqueue_protocol::DEFAULT_GROUP.to_string()],
+            queue_timeout: Duration::from_secs(1800),
+            join_window: Duration::from_secs(120),
+            call_seconds: callqueue_protocol::DEFAULT_MAX_DURATION_SECONDS,
+            max_call_seconds: 4 * 3600,
+            grants: Self::default_grants(),
+            webhook_secret: None,
+            sweep_interval: Duration::from_millis(100),
+            heartbeat: Duration::from_secs(10),
+        }
+    }
+
+    pub fn capabilities(&self, role: Role) -> Vec<Capability> {
+        self.grants.get(&role).cloned().unwrap_or_default()
+    }
+}
+
+/// Parses `ROLE=cap,cap` (a `--grant` flag) into its parts.
+pub fn parse_grant(s: &str) -> Result<(Role, Vec<Capability>), String> {
+    let (role, caps) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ROLE=capability,capability, got {s:?}"))?;
+    let role = Role::parse(role.trim()).ok_or_else(|| format!("unknown role {role:?}"))?;
+    let caps = caps
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| Capability::parse(c).ok_or_else(|| format!("unknown capability {c:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((role, caps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_parse_and_reject_unknown_names() {
+        let (role, caps) = parse_grant("patient=join-call, send-audio").unwrap();
+        assert_eq!(role, Role::Patient);
+        assert_eq!(caps, vec![Capability::JoinCall, Capability::SendAudio]);
+        assert!(parse_grant("doctor=join-call").is_err());
+        assert!(parse_grant("patient=fly").is_err());
+        assert!(parse_grant("patient").is_err());
+    }
+}

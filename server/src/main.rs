@@ -1,0 +1,228 @@
+//! The command line: `serve` runs the server, `agent add` creates a specialist's sign-in.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use callqueue_protocol::{Capability, Role};
+use callqueue_server::{
+    app::Server,
+    config::{Config, parse_grant},
+    db,
+    store::Store,
+    tokens,
+};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "callqueue-server",
+    version,
+    about = "The callqueue queue and call server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API and the built app.
+    Serve(ServeArgs),
+    /// Manage specialists' sign-ins.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Create a specialist (or give an existing one a new secret) and print how to sign in.
+    Add {
+        /// The user id to sign in with.
+        name: String,
+        /// The role: only `specialist` may serve a queue.
+        #[arg(long, default_value = "specialist")]
+        role: String,
+        /// Comma-separated groups this specialist serves.
+        #[arg(long, default_value = "default")]
+        groups: String,
+        /// The secret to sign in with; a random one when omitted.
+        #[arg(long)]
+        secret: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Args)]
+struct DbArgs {
+    /// The SQLite database file; created on first run.
+    #[arg(
+        long,
+        env = "CALLQUEUE_DATABASE",
+        default_value = "data/callqueue.sqlite3"
+    )]
+    database: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CALLQUEUE_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    db: DbArgs,
+    /// The built app (trunk's dist/) to serve at /; omit to serve the API alone.
+    #[arg(long, env = "CALLQUEUE_DIST")]
+    dist: Option<PathBuf>,
+    /// Comma-separated groups customers may queue in.
+    #[arg(long, env = "CALLQUEUE_GROUPS", default_value = "default")]
+    groups: String,
+    /// Seconds a reservation may wait unmatched before it expires.
+    #[arg(long, env = "CALLQUEUE_QUEUE_TIMEOUT", default_value_t = 1800)]
+    queue_timeout: u64,
+    /// Seconds a matched customer has to join the call before the reservation expires.
+    #[arg(long, env = "CALLQUEUE_JOIN_WINDOW", default_value_t = 120)]
+    join_window: u64,
+    /// Session length of new calls, in seconds (settings.limits.max_duration_seconds).
+    #[arg(long, env = "CALLQUEUE_CALL_SECONDS", default_value_t = 3600)]
+    call_seconds: u32,
+    /// The longest a specialist may extend a session to, in seconds.
+    #[arg(long, env = "CALLQUEUE_MAX_CALL_SECONDS", default_value_t = 4 * 3600)]
+    max_call_seconds: u32,
+    /// Capabilities of a role, e.g. `patient=join-call,send-audio,send-video`; repeatable.
+    /// Roles not named keep the defaults (specialists may change the session length).
+    #[arg(long = "grant", env = "CALLQUEUE_GRANTS", value_delimiter = ';', value_parser = parse_grant)]
+    grants: Vec<(Role, Vec<Capability>)>,
+    /// Shared secret of the provider webhook (HMAC-SHA256); the endpoint is off without it.
+    #[arg(long, env = "CALLQUEUE_WEBHOOK_SECRET", hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// Milliseconds between expiry sweeps.
+    #[arg(long, env = "CALLQUEUE_SWEEP_MS", default_value_t = 250)]
+    sweep_ms: u64,
+}
+
+fn groups(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Result<Config, String> {
+        let groups = groups(&self.groups);
+        if groups.is_empty() || !groups.iter().all(|g| tokens::is_valid_id(g)) {
+            return Err("--groups needs one or more names of letters, digits, '-' or '_'".into());
+        }
+        let mut grants = Config::default_grants();
+        grants.extend(self.grants);
+        Ok(Config {
+            addr: self.addr,
+            database: self.db.database,
+            dist: self.dist,
+            groups,
+            queue_timeout: Duration::from_secs(self.queue_timeout),
+            join_window: Duration::from_secs(self.join_window),
+            call_seconds: self.call_seconds.max(1),
+            max_call_seconds: self.max_call_seconds.max(self.call_seconds),
+            grants,
+            webhook_secret: self.webhook_secret.filter(|s| !s.is_empty()),
+            sweep_interval: Duration::from_millis(self.sweep_ms.clamp(10, 10_000)),
+            heartbeat: Duration::from_secs(10),
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
+        )
+        .init();
+    let result = match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    name,
+                    role,
+                    groups: g,
+                    secret,
+                    db,
+                },
+        } => add_agent(name, role, groups(&g), secret, db).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callqueue-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let config = args.into_config()?;
+    let server = Server::bind(config.clone()).await?;
+    let addr = server.local_addr();
+    let shutdown = server.state.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        shutdown.cancel();
+    });
+    tracing::info!(%addr, database = %config.database.display(), "callqueue is serving on http://{addr}/");
+    server.run().await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn add_agent(
+    name: String,
+    role: String,
+    groups: Vec<String>,
+    secret: Option<String>,
+    db_args: DbArgs,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if !tokens::is_valid_id(&name) {
+        return Err("the name must be 1 to 64 letters, digits, '-' or '_'".into());
+    }
+    let role = Role::parse(&role).ok_or("--role must be specialist or patient")?;
+    if groups.is_empty() {
+        return Err("--groups needs at least one group".into());
+    }
+    let secret = secret.unwrap_or_else(tokens::random_token);
+    let pool = db::open(&db_args.database).await?;
+    Store::add_agent(&pool, &name, role, &groups, &secret).await?;
+    println!(
+        "Specialist {name:?} ({}) serves: {}",
+        role.as_str(),
+        groups.join(", ")
+    );
+    println!("Sign in at /agent with user id: {name}  secret: {secret}");
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The specialist's side: sign in and out, availability, the queue and its stream, accepting
+//! customers, and the token for the per-user WebSocket channel.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+};
+use axum_extra::extract::CookieJar;
+use callqueue_protocol::{
+    AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, QueueEvent, QueueResponse,
+    Role, SignInRequest, StreamToken,
+};
+use chrono::Utc;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{
+    app::AppState,
+    auth::{AGENT_COOKIE, Callers, removal_cookie, session_cookie},
+    error::{ApiError, ApiResult, Json},
+    routes::check_id,
+    sse,
+    store::Agent,
+};
+
+const AGENT_SESSION_SECS: i64 = 12 * 3600;
+
+fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
+    let (available, active_call_id) = state.store.agent_status(&agent.user_id);
+    AgentSession {
+        user_id: agent.user_id.clone(),
+        role: agent.role,
+        groups: agent.groups.clone(),
+        available,
+        active_call_id,
+        server_time: Utc::now(),
+    }
+}
+
+/// `POST /agent/session`: signs in with the credentials `agent add` printed.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    Json(req): Json<SignInRequest>,
+) -> ApiResult<impl IntoResponse> {
+    if req.user_id.is_empty() || req.secret.is_empty() {
+        return Err(ApiError::BadRequest(
+            "user_id and secret are required".into(),
+        ));
+    }
+    let (agent, token) = state.store.sign_in(&req.user_id, &req.secret).await?;
+    let jar = jar.add(session_cookie(AGENT_COOKIE, &token, AGENT_SESSION_SECS));
+    Ok((jar, Json(session_view(&state, &agent))))
+}
+
+/// `GET /agent/session`: who is signed in.
+pub async fn current(
+    State(state): State<AppState>,
+    callers: Callers,
+) -> ApiResult<Json<AgentSession>> {
+    Ok(Json(session_view(&state, callers.require_agent()?)))
+}
+
+/// `DELETE /agent/session`: signs out (and clears the cookie).
+pub async fn sign_out(
+    State(state): State<AppState>,
+    callers: Callers,
+    jar: CookieJar,
+) -> ApiResult<impl IntoResponse> {
+    if let Some(token) = &callers.agent_token {
+        state.store.sign_out(token).await?;
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        jar.add(removal_cookie(AGENT_COOKIE)),
+    ))
+}
+
+/// `PUT /agent/availability`.
+pub async fn availability(
+    State(state): State<AppState>,
+    callers: Callers,
+    Json(req): Json<AvailabilityRequest>,
+) -> ApiResult<Json<AgentSession>> {
+    let agent = callers.require_agent()?;
+    state.store.set_available(agent, req.available).await?;
+    Ok(Json(session_view(&state, agent)))
+}
+
+fn group_of<'a>(callers: &'a Callers, group: &str) -> ApiResult<&'a Agent> {
+    check_id("group name", group)?;
+    let agent = callers.require_agent()?;
+    if agent.role != Role::Specialist || !agent.groups.iter().any(|g| g == group) {
+        return Err(ApiError::Forbidden(format!(
+            "you do not serve the group {group:?}"
+        )));
+    }
+    Ok(agent)
+}
+
+/// `GET /groups/{group}/queue`.
+pub async fn queue(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    callers: Callers,
+) -> ApiResult<Json<QueueResponse>> {
+    group_of(&callers, &group)?;
+    let reservations = state
+        .store
+        .queue(&group)
+        .ok_or_else(|| ApiError::not_found("the group"))?;
+    Ok(Json(QueueResponse {
+        available_specialists: state.store.available_specialists(&group),
+        group_name: group,
+        reservations,
+        server_time: Utc::now(),
+    }))
+}
+
+/// `GET /groups/{group}/events`: the queue stream. A `queue.snapshot` first on every connection
+/// (which is also the replay), then `reservation.added` / `.updated` / `.removed` deltas with
+/// the group's version as id. Positions in a delta are as of that event; a client keeps the list
+/// in order and numbers it itself. A client too slow to keep up gets a fresh snapshot.
+pub async fn queue_events(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    callers: Callers,
+) -> ApiResult<impl IntoResponse> {
+    group_of(&callers, &group)?;
+    let store = state.store.clone();
+    let mut sub = store
+        .subscribe_queue(&group)
+        .ok_or_else(|| ApiError::not_found("the group"))?;
+    let events = async_stream::stream! {
+        loop {
+            let mut version = sub.version;
+            let snapshot = QueueEvent::Snapshot { group_name: group.clone(), reservations: sub.reservations, server_time: Utc::now() };
+            yield sse::event(version, Some(snapshot.name()), &snapshot).retry(sse::RETRY);
+            loop {
+                match sub.events.recv().await {
+                    Ok((v, event)) if v > version => {
+                        version = v;
+                        yield sse::event(v, Some(event.name()), &event);
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                }
+            }
+            match store.subscribe_queue(&group) {
+                Some(next) => sub = next,
+                None => return,
+            }
+        }
+    };
+    Ok(sse::respond(
+        events,
+        state.store.config().heartbeat,
+        state.shutdown.clone(),
+    ))
+}
+
+/// `POST /groups/{group}/accept`: the next customer, or `{"reservation_sid"}`.
+pub async fn accept(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    callers: Callers,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<AcceptResponse>> {
+    let agent = group_of(&callers, &group)?;
+    // The body is optional: empty means "the next customer".
+    let wanted = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<AcceptRequest>(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+            .reservation_sid
+    };
+    if let Some(sid) = &wanted {
+        check_id("reservation id", sid)?;
+    }
+    let (reservation, call) = state.store.accept(agent, &group, wanted.as_deref()).await?;
+    Ok(Json(AcceptResponse {
+        reservation,
+        call: state.store.call_response(&call, Role::Specialist),
+    }))
+}
+
+/// `POST /agent/stream-token`: a one-minute, single-use token for `GET /ws`.
+pub async fn stream_token(
+    State(state): State<AppState>,
+    callers: Callers,
+) -> ApiResult<Json<StreamToken>> {
+    let agent = callers.require_agent()?;
+    let (token, expires_at) = state.store.stream_token(agent).await?;
+    Ok(Json(StreamToken {
+        token,
+        expires_at,
+        server_time: Utc::now(),
+    }))
+}

@@ -1,0 +1,25 @@
+//! `GET /api/health`: liveness and whether the database answers.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse};
+use callqueue_protocol::Health;
+use chrono::Utc;
+
+use crate::{app::AppState, error::Json};
+
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    let db_ok = sqlx::query("SELECT 1")
+        .execute(state.store.db())
+        .await
+        .is_ok();
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = Health {
+        status: if db_ok { "ok" } else { "degraded" }.into(),
+        database: if db_ok { "ok" } else { "unreachable" }.into(),
+        server_time: Utc::now(),
+    };
+    (status, Json(body))
+}

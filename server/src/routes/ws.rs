@@ -1,0 +1,199 @@
+//! `GET /ws`: the per-user event channel for signed-in specialists.
+//!
+//! The handshake of a classic real-time API: the client sends `authrequest` with a token from
+//! `POST /agent/stream-token`, waits for `authresponse`, sends `startusereventrequest`, gets
+//! `startusereventresponse`, and from then on receives `userevent` messages. Anything else
+//! before authentication closes the socket (4001); a bad token closes it (4003) after saying so.
+//! Invalid JSON is answered with an `error` message, never a dropped task.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
+    },
+    response::Response,
+};
+use callqueue_protocol::{ClientMessage, ServerMessage};
+use chrono::Utc;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::{
+    app::AppState,
+    store::{Agent, Audience},
+};
+
+/// Close codes (application range 4000–4999).
+pub const CLOSE_NOT_AUTHENTICATED: u16 = 4001;
+pub const CLOSE_AUTH_FAILED: u16 = 4003;
+pub const CLOSE_AUTH_TIMEOUT: u16 = 4008;
+
+/// How long a client has to authenticate.
+const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+/// Ping frames keep idle connections (and their proxies) alive.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(16 * 1024)
+        .on_upgrade(move |socket| session(state, socket))
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
+    let text = serde_json::to_string(msg).unwrap_or_else(|_| "{}".into());
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+/// The next client message; `Err(())` when the socket is gone.
+async fn next_message(socket: &mut WebSocket) -> Result<Option<Result<ClientMessage, String>>, ()> {
+    loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(text))) => {
+                return Ok(Some(
+                    serde_json::from_str(&text).map_err(|e| format!("invalid message: {e}")),
+                ));
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return Ok(Some(Err("send JSON text messages".to_string())));
+            }
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Err(()),
+            Some(Ok(_)) => continue, // ping/pong frames are handled by the library
+        }
+    }
+}
+
+async fn session(state: AppState, mut socket: WebSocket) {
+    let Some(agent) = authenticate(&state, &mut socket).await else {
+        return;
+    };
+    // Wait for startusereventrequest.
+    loop {
+        match next_message(&mut socket).await {
+            Err(()) => return,
+            Ok(Some(Ok(ClientMessage::StartUserEventRequest))) => break,
+            Ok(Some(Ok(ClientMessage::Ping))) => {
+                if !send(&mut socket, &ServerMessage::Pong).await {
+                    return;
+                }
+            }
+            Ok(Some(Ok(ClientMessage::AuthRequest { .. }))) => {
+                let msg = ServerMessage::Error {
+                    message: "already authenticated; send startusereventrequest".into(),
+                };
+                if !send(&mut socket, &msg).await {
+                    return;
+                }
+            }
+            Ok(Some(Err(message))) => {
+                if !send(&mut socket, &ServerMessage::Error { message }).await {
+                    return;
+                }
+            }
+            Ok(None) => {}
+        }
+    }
+    let mut events = state.store.subscribe_user_events();
+    if !send(
+        &mut socket,
+        &ServerMessage::StartUserEventResponse { success: true },
+    )
+    .await
+    {
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok((audience, event)) if is_for(&agent, &audience) => {
+                    if !send(&mut socket, &ServerMessage::UserEvent { event, server_time: Utc::now() }).await {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(n)) => {
+                    let message = format!("{n} events were missed; reload the queue");
+                    if !send(&mut socket, &ServerMessage::Error { message }).await {
+                        return;
+                    }
+                }
+                Err(RecvError::Closed) => return,
+            },
+            msg = next_message(&mut socket) => match msg {
+                Err(()) => return,
+                Ok(Some(Ok(ClientMessage::Ping))) => {
+                    if !send(&mut socket, &ServerMessage::Pong).await {
+                        return;
+                    }
+                }
+                Ok(Some(Err(message))) => {
+                    if !send(&mut socket, &ServerMessage::Error { message }).await {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            _ = state.shutdown.cancelled() => {
+                close(&mut socket, 1001, "server shutting down").await;
+                return;
+            }
+        }
+    }
+}
+
+/// The handshake's first half; `None` when the socket was closed.
+async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Agent> {
+    loop {
+        let msg = match tokio::time::timeout(AUTH_DEADLINE, next_message(socket)).await {
+            Err(_) => {
+                close(socket, CLOSE_AUTH_TIMEOUT, "authenticate within 10 seconds").await;
+                return None;
+            }
+            Ok(Err(())) => return None,
+            Ok(Ok(msg)) => msg,
+        };
+        match msg {
+            Some(Ok(ClientMessage::AuthRequest { token })) => {
+                let agent = state.store.redeem_stream_token(&token).await.ok().flatten();
+                let success = agent.is_some();
+                let message = (!success).then(|| "invalid or expired token".to_string());
+                send(socket, &ServerMessage::AuthResponse { success, message }).await;
+                if agent.is_none() {
+                    close(socket, CLOSE_AUTH_FAILED, "authentication failed").await;
+                }
+                return agent;
+            }
+            Some(Err(message)) => {
+                if !send(socket, &ServerMessage::Error { message }).await {
+                    return None;
+                }
+            }
+            Some(Ok(_)) | None => {
+                close(socket, CLOSE_NOT_AUTHENTICATED, "send authrequest first").await;
+                return None;
+            }
+        }
+    }
+}
+
+fn is_for(agent: &Agent, audience: &Audience) -> bool {
+    match audience {
+        Audience::Group(g) => agent.groups.contains(g),
+        Audience::User(u) => *u == agent.user_id,
+    }
+}

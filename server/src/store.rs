@@ -1,0 +1,1354 @@
+//! The queue and the calls: durable in SQLite, live in memory, one place for every change.
+//!
+//! SQLite is the source of truth; the in-memory [`Live`] copy of what is in flight (queued and
+//! matched reservations, open calls, specialists) serves reads and streams without touching the
+//! database. Every change takes the write lock, commits to SQLite, then updates memory and wakes
+//! the streams, so memory never shows what the database does not hold. On start the live copy is
+//! rebuilt from the database, which is what makes a restart (even `kill -9`) lose nothing.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+};
+
+use callqueue_protocol::{
+    CALL_TYPE_APPOINTMENT, Call, CallEventType, CallResponse, CallSession, CallSettings, Limits,
+    Member, QueueEvent, Reservation, ReservationStatus, Role, UserEvent,
+};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use tokio::sync::{Mutex, broadcast, watch};
+
+use crate::{
+    config::Config,
+    error::{ApiError, ApiResult},
+    estimator, tokens,
+};
+
+/// Who a user event is for.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Every specialist of a group.
+    Group(String),
+    /// One specialist.
+    User(String),
+}
+
+/// What the call watchers are told: the call's version and what happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallNote {
+    pub version: u64,
+    pub event: CallEventType,
+}
+
+/// A queue's deltas from `version` on, and the queue as it was at `version`.
+pub struct QueueSubscription {
+    pub events: broadcast::Receiver<(u64, QueueEvent)>,
+    pub version: u64,
+    pub reservations: Vec<Reservation>,
+}
+
+/// A queued or matched reservation, with what the wire type does not show.
+#[derive(Debug, Clone)]
+struct ActiveReservation {
+    customer_id: String,
+    seq: i64,
+    matched_at: Option<DateTime<Utc>>,
+    view: Reservation,
+}
+
+/// A call as stored.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    pub id: String,
+    pub call_type: String,
+    pub group_name: String,
+    pub reservation_sid: String,
+    pub specialist_id: String,
+    pub customer_id: String,
+    pub max_duration_seconds: u32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub timer_ends_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<String>,
+    pub specialist_joined_at: Option<DateTime<Utc>>,
+    pub customer_joined_at: Option<DateTime<Utc>>,
+    pub specialist_present: bool,
+    pub customer_present: bool,
+    pub version: u64,
+}
+
+impl CallRow {
+    fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            call_type: row.try_get("call_type")?,
+            group_name: row.try_get("group_name")?,
+            reservation_sid: row.try_get("reservation_sid")?,
+            specialist_id: row.try_get("specialist_id")?,
+            customer_id: row.try_get("customer_id")?,
+            max_duration_seconds: row.try_get::<i64, _>("max_duration_seconds")? as u32,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            timer_ends_at: row.try_get("timer_ends_at")?,
+            ended_at: row.try_get("ended_at")?,
+            ended_reason: row.try_get("ended_reason")?,
+            specialist_joined_at: row.try_get("specialist_joined_at")?,
+            customer_joined_at: row.try_get("customer_joined_at")?,
+            specialist_present: row.try_get("specialist_present")?,
+            customer_present: row.try_get("customer_present")?,
+            version: row.try_get::<i64, _>("version")? as u64,
+        })
+    }
+
+    /// The wire view of the call.
+    pub fn to_call(&self) -> Call {
+        Call {
+            id: self.id.clone(),
+            call_type: self.call_type.clone(),
+            reservation_sid: self.reservation_sid.clone(),
+            created_at: self.created_at,
+            settings: CallSettings {
+                limits: Limits {
+                    max_duration_seconds: self.max_duration_seconds,
+                },
+            },
+            session: CallSession {
+                started_at: self.started_at,
+                timer_ends_at: self.timer_ends_at,
+                ended_at: self.ended_at,
+                ended_reason: self.ended_reason.clone(),
+            },
+        }
+    }
+
+    pub fn members(&self) -> Vec<Member> {
+        vec![
+            Member {
+                user_id: self.specialist_id.clone(),
+                role: Role::Specialist,
+                joined_at: self.specialist_joined_at,
+            },
+            Member {
+                user_id: self.customer_id.clone(),
+                role: Role::Patient,
+                joined_at: self.customer_joined_at,
+            },
+        ]
+    }
+
+    /// The caller's role in this call, if they are a member.
+    pub fn role_of(&self, who: &Caller) -> Option<Role> {
+        match who {
+            Caller::Customer(id) if *id == self.customer_id => Some(Role::Patient),
+            Caller::Agent(agent) if agent.user_id == self.specialist_id => Some(Role::Specialist),
+            _ => None,
+        }
+    }
+
+    /// What a stream sends to describe the call as it is now.
+    pub fn snapshot_event(&self) -> CallEventType {
+        if self.ended_at.is_some() {
+            CallEventType::Ended
+        } else {
+            CallEventType::Updated
+        }
+    }
+}
+
+/// A signed-in specialist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub user_id: String,
+    pub role: Role,
+    pub groups: Vec<String>,
+}
+
+/// Who is asking: a customer (by their cookie) or a specialist (by theirs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    Customer(String),
+    Agent(Agent),
+}
+
+#[derive(Debug, Clone)]
+struct AgentLive {
+    groups: Vec<String>,
+    available: bool,
+    active_call: Option<String>,
+}
+
+struct GroupLive {
+    version: u64,
+    next_seq: i64,
+    /// Queued reservations in order: seq → sid.
+    queue: BTreeMap<i64, String>,
+    /// Lengths of the last completed calls, in seconds.
+    history: VecDeque<f64>,
+    version_tx: watch::Sender<u64>,
+    events_tx: broadcast::Sender<(u64, QueueEvent)>,
+}
+
+impl GroupLive {
+    fn new(version: u64, next_seq: i64) -> Self {
+        Self {
+            version,
+            next_seq,
+            queue: BTreeMap::new(),
+            history: VecDeque::new(),
+            version_tx: watch::channel(version).0,
+            events_tx: broadcast::channel(1024).0,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Live {
+    groups: HashMap<String, GroupLive>,
+    reservations: HashMap<String, ActiveReservation>,
+    /// customer id → their active reservation.
+    by_customer: HashMap<String, String>,
+    calls: HashMap<String, CallRow>,
+    call_tx: HashMap<String, watch::Sender<CallNote>>,
+    agents: HashMap<String, AgentLive>,
+}
+
+impl Live {
+    /// Positions and estimates of every queued reservation in `group`, after a change.
+    fn recompute(&mut self, group: &str, now: DateTime<Utc>) {
+        let Some(g) = self.groups.get(group) else {
+            return;
+        };
+        let busy: Vec<Option<DateTime<Utc>>> = self
+            .agents
+            .values()
+            .filter(|a| a.available && a.groups.iter().any(|x| x == group))
+            .map(|a| {
+                a.active_call
+                    .as_ref()
+                    .and_then(|id| self.calls.get(id))
+                    .map(|c| c.started_at.unwrap_or(c.created_at))
+            })
+            .collect();
+        let mean = estimator::mean_call(g.history.iter().copied());
+        let estimates = estimator::estimate_queue(now, g.queue.len(), &busy, mean);
+        let sids: Vec<String> = g.queue.values().cloned().collect();
+        for (i, (sid, estimate)) in sids.iter().zip(estimates).enumerate() {
+            if let Some(r) = self.reservations.get_mut(sid) {
+                r.view.queue_position = Some(i as u32 + 1);
+                r.view.estimated_wait_until = estimate;
+            }
+        }
+    }
+
+    fn view(&self, sid: &str, now: DateTime<Utc>) -> Option<Reservation> {
+        self.reservations.get(sid).map(|r| Reservation {
+            server_time: now,
+            ..r.view.clone()
+        })
+    }
+
+    fn publish(&mut self, group: &str, version: u64, event: Option<QueueEvent>) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.version = version;
+            if let Some(event) = event {
+                // No receivers is fine: nobody is watching the queue.
+                let _ = g.events_tx.send((version, event));
+            }
+            g.version_tx.send_replace(version);
+        }
+    }
+}
+
+/// The whole state of the server; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: SqlitePool,
+    config: Arc<Config>,
+    write: Mutex<()>,
+    live: RwLock<Live>,
+    user_events: broadcast::Sender<(Audience, UserEvent)>,
+}
+
+fn reservation_from_row(row: &SqliteRow, now: DateTime<Utc>) -> sqlx::Result<Reservation> {
+    let status: String = row.try_get("status")?;
+    let status = ReservationStatus::parse(&status)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
+    Ok(Reservation {
+        reservation_sid: row.try_get("sid")?,
+        group_name: row.try_get("group_name")?,
+        reservation_status: status,
+        queue_position: None,
+        estimated_wait_until: None,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        call_id: row.try_get("call_id")?,
+        call_type: row.try_get("call_type")?,
+        server_time: now,
+    })
+}
+
+impl Store {
+    /// Rebuilds the live state from the database.
+    pub async fn open(db: SqlitePool, config: Arc<Config>) -> sqlx::Result<Self> {
+        for group in &config.groups {
+            sqlx::query("INSERT OR IGNORE INTO groups (name, version) VALUES (?, 0)")
+                .bind(group)
+                .execute(&db)
+                .await?;
+        }
+        let mut live = Live::default();
+        for row in sqlx::query(
+            "SELECT g.name, g.version, COALESCE(MAX(r.seq), 0) AS max_seq \
+             FROM groups g LEFT JOIN reservations r ON r.group_name = g.name GROUP BY g.name",
+        )
+        .fetch_all(&db)
+        .await?
+        {
+            let name: String = row.try_get("name")?;
+            let version: i64 = row.try_get("version")?;
+            let max_seq: i64 = row.try_get("max_seq")?;
+            live.groups
+                .insert(name, GroupLive::new(version as u64, max_seq + 1));
+        }
+        for row in sqlx::query("SELECT * FROM calls WHERE ended_at IS NULL")
+            .fetch_all(&db)
+            .await?
+        {
+            let call = CallRow::from_row(&row)?;
+            live.call_tx.insert(
+                call.id.clone(),
+                watch::channel(CallNote {
+                    version: call.version,
+                    event: call.snapshot_event(),
+                })
+                .0,
+            );
+            live.calls.insert(call.id.clone(), call);
+        }
+        for row in sqlx::query(
+            "SELECT group_name, (julianday(ended_at) - julianday(started_at)) * 86400.0 AS secs \
+             FROM calls WHERE ended_at IS NOT NULL AND started_at IS NOT NULL ORDER BY ended_at",
+        )
+        .fetch_all(&db)
+        .await?
+        {
+            let group: String = row.try_get("group_name")?;
+            let secs: f64 = row.try_get("secs")?;
+            if let Some(g) = live.groups.get_mut(&group) {
+                push_history(&mut g.history, secs);
+            }
+        }
+        for row in sqlx::query("SELECT user_id, groups, available FROM agents")
+            .fetch_all(&db)
+            .await?
+        {
+            let user_id: String = row.try_get("user_id")?;
+            let groups: String = row.try_get("groups")?;
+            let active_call = live
+                .calls
+                .values()
+                .find(|c| c.specialist_id == user_id)
+                .map(|c| c.id.clone());
+            live.agents.insert(
+                user_id,
+                AgentLive {
+                    groups: split_groups(&groups),
+                    available: row.try_get("available")?,
+                    active_call,
+                },
+            );
+        }
+        let now = Utc::now();
+        for row in sqlx::query(
+            "SELECT r.*, c.ended_at AS call_ended_at FROM reservations r \
+             LEFT JOIN calls c ON c.id = r.call_id \
+             WHERE r.status IN ('GROUP_RESERVATION_STATUS_QUEUED', 'GROUP_RESERVATION_STATUS_MATCHED') \
+             ORDER BY r.seq",
+        )
+        .fetch_all(&db)
+        .await?
+        {
+            let view = reservation_from_row(&row, now)?;
+            let call_ended: Option<DateTime<Utc>> = row.try_get("call_ended_at")?;
+            if view.reservation_status == ReservationStatus::Matched && call_ended.is_some() {
+                continue;
+            }
+            let seq: i64 = row.try_get("seq")?;
+            let customer_id: String = row.try_get("customer_id")?;
+            let group = live
+                .groups
+                .entry(view.group_name.clone())
+                .or_insert_with(|| GroupLive::new(0, seq + 1));
+            if view.reservation_status == ReservationStatus::Queued {
+                group.queue.insert(seq, view.reservation_sid.clone());
+            }
+            live.by_customer
+                .insert(customer_id.clone(), view.reservation_sid.clone());
+            live.reservations.insert(
+                view.reservation_sid.clone(),
+                ActiveReservation {
+                    customer_id,
+                    seq,
+                    matched_at: row.try_get("matched_at")?,
+                    view,
+                },
+            );
+        }
+        let names: Vec<String> = live.groups.keys().cloned().collect();
+        for name in names {
+            live.recompute(&name, now);
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                write: Mutex::new(()),
+                live: RwLock::new(live),
+                user_events: broadcast::channel(1024).0,
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &SqlitePool {
+        &self.inner.db
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    // A poisoned lock only means another task panicked mid-read; the data is still consistent
+    // because memory is only changed after the database commit, so carry on with it.
+    fn live(&self) -> RwLockReadGuard<'_, Live> {
+        self.inner.live.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live_mut(&self) -> RwLockWriteGuard<'_, Live> {
+        self.inner.live.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.live().groups.contains_key(group)
+    }
+
+    fn next_version(&self, group: &str) -> u64 {
+        self.live().groups.get(group).map_or(1, |g| g.version + 1)
+    }
+
+    // ---- who is asking ----
+
+    /// The customer behind a cookie token, if it is one we issued.
+    pub async fn customer_by_token(&self, token: &str) -> ApiResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM customers WHERE token_hash = ?")
+                .bind(tokens::hash(token))
+                .fetch_optional(&self.inner.db)
+                .await?,
+        )
+    }
+
+    /// A new customer and the cookie token that identifies them.
+    pub async fn new_customer(&self) -> ApiResult<(String, String)> {
+        let id = tokens::random_token();
+        let token = tokens::random_token();
+        sqlx::query("INSERT INTO customers (id, token_hash, created_at) VALUES (?, ?, ?)")
+            .bind(&id)
+            .bind(tokens::hash(&token))
+            .bind(Utc::now())
+            .execute(&self.inner.db)
+            .await?;
+        Ok((id, token))
+    }
+
+    /// The specialist behind a session cookie token, if the session is current.
+    pub async fn agent_by_session(&self, token: &str) -> ApiResult<Option<Agent>> {
+        let row = sqlx::query(
+            "SELECT a.user_id, a.role, a.groups FROM agent_sessions s \
+             JOIN agents a ON a.user_id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(tokens::hash(token))
+        .bind(Utc::now())
+        .fetch_optional(&self.inner.db)
+        .await?;
+        row.map(|row| agent_from_row(&row)).transpose()
+    }
+
+    // ---- specialists ----
+
+    /// Creates or replaces a specialist's credentials (the `agent add` subcommand).
+    pub async fn add_agent(
+        db: &SqlitePool,
+        user_id: &str,
+        role: Role,
+        groups: &[String],
+        secret: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO agents (user_id, role, groups, secret_hash, available, created_at) \
+             VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET \
+             role = excluded.role, groups = excluded.groups, secret_hash = excluded.secret_hash",
+        )
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(groups.join(","))
+        .bind(tokens::hash(secret))
+        .bind(Utc::now())
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+
+    /// Checks credentials and opens a session; returns the cookie token.
+    pub async fn sign_in(&self, user_id: &str, secret: &str) -> ApiResult<(Agent, String)> {
+        let row = sqlx::query(
+            "SELECT user_id, role, groups, available FROM agents WHERE user_id = ? AND secret_hash = ?",
+        )
+        .bind(user_id)
+        .bind(tokens::hash(secret))
+        .fetch_optional(&self.inner.db)
+        .await?
+        .ok_or_else(|| ApiError::Unauthorized("unknown user id or wrong secret".into()))?;
+        let agent = agent_from_row(&row)?;
+        let available: bool = row.try_get("available").map_err(ApiError::Database)?;
+        let token = tokens::random_token();
+        sqlx::query(
+            "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(tokens::hash(&token))
+        .bind(user_id)
+        .bind(Utc::now() + Duration::hours(12))
+        .execute(&self.inner.db)
+        .await?;
+        // The agent may have been added while the server ran.
+        let mut live = self.live_mut();
+        let entry = live
+            .agents
+            .entry(agent.user_id.clone())
+            .or_insert(AgentLive {
+                groups: Vec::new(),
+                available,
+                active_call: None,
+            });
+        entry.groups = agent.groups.clone();
+        Ok((agent, token))
+    }
+
+    pub async fn sign_out(&self, token: &str) -> ApiResult<()> {
+        sqlx::query("DELETE FROM agent_sessions WHERE token_hash = ?")
+            .bind(tokens::hash(token))
+            .execute(&self.inner.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the specialist is available, and their open call.
+    pub fn agent_status(&self, user_id: &str) -> (bool, Option<String>) {
+        self.live()
+            .agents
+            .get(user_id)
+            .map_or((false, None), |a| (a.available, a.active_call.clone()))
+    }
+
+    pub async fn set_available(&self, agent: &Agent, available: bool) -> ApiResult<()> {
+        let _w = self.inner.write.lock().await;
+        let versions: Vec<(String, u64)> = agent
+            .groups
+            .iter()
+            .filter(|g| self.has_group(g))
+            .map(|g| (g.clone(), self.next_version(g)))
+            .collect();
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query("UPDATE agents SET available = ? WHERE user_id = ?")
+            .bind(available)
+            .bind(&agent.user_id)
+            .execute(&mut *tx)
+            .await?;
+        for (g, v) in &versions {
+            bump_group(&mut tx, g, *v).await?;
+        }
+        tx.commit().await?;
+        let now = Utc::now();
+        let mut live = self.live_mut();
+        if let Some(a) = live.agents.get_mut(&agent.user_id) {
+            a.available = available;
+        }
+        for (g, v) in versions {
+            live.recompute(&g, now);
+            live.publish(&g, v, None);
+        }
+        Ok(())
+    }
+
+    /// How many specialists of the group are available now.
+    pub fn available_specialists(&self, group: &str) -> u32 {
+        self.live()
+            .agents
+            .values()
+            .filter(|a| a.available && a.groups.iter().any(|g| g == group))
+            .count() as u32
+    }
+
+    /// A short-lived token for the WebSocket handshake; only its hash is kept.
+    pub async fn stream_token(&self, agent: &Agent) -> ApiResult<(String, DateTime<Utc>)> {
+        let token = tokens::random_token();
+        let expires = Utc::now() + Duration::seconds(60);
+        sqlx::query(
+            "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(format!("stream:{}", tokens::hash(&token)))
+        .bind(&agent.user_id)
+        .bind(expires)
+        .execute(&self.inner.db)
+        .await?;
+        Ok((token, expires))
+    }
+
+    /// Spends a stream token: valid once, within its minute.
+    pub async fn redeem_stream_token(&self, token: &str) -> ApiResult<Option<Agent>> {
+        let key = format!("stream:{}", tokens::hash(token));
+        let row = sqlx::query(
+            "DELETE FROM agent_sessions WHERE token_hash = ? AND expires_at > ? RETURNING user_id",
+        )
+        .bind(&key)
+        .bind(Utc::now())
+        .fetch_optional(&self.inner.db)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id: String = row.try_get("user_id").map_err(ApiError::Database)?;
+        let row = sqlx::query("SELECT user_id, role, groups FROM agents WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_optional(&self.inner.db)
+            .await?;
+        row.map(|row| agent_from_row(&row)).transpose()
+    }
+
+    pub fn subscribe_user_events(&self) -> broadcast::Receiver<(Audience, UserEvent)> {
+        self.inner.user_events.subscribe()
+    }
+
+    fn user_event(&self, audience: Audience, event: UserEvent) {
+        let _ = self.inner.user_events.send((audience, event));
+    }
+
+    // ---- reservations ----
+
+    /// The customer's active reservation, or a new one at the back of the queue.
+    /// The flag says whether it was created now.
+    pub async fn create_reservation(
+        &self,
+        group: &str,
+        customer_id: &str,
+    ) -> ApiResult<(Reservation, bool)> {
+        if !self.has_group(group) {
+            return Err(ApiError::not_found(&format!("the group {group:?}")));
+        }
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        {
+            let live = self.live();
+            if let Some(view) = live
+                .by_customer
+                .get(customer_id)
+                .and_then(|sid| live.view(sid, now))
+            {
+                return Ok((view, false));
+            }
+        }
+        let sid = tokens::random_token();
+        let (seq, version) = {
+            let live = self.live();
+            let g = &live.groups[group];
+            (g.next_seq, g.version + 1)
+        };
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query(
+            "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&sid)
+        .bind(group)
+        .bind(customer_id)
+        .bind(ReservationStatus::Queued.as_str())
+        .bind(seq)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        bump_group(&mut tx, group, version).await?;
+        tx.commit().await?;
+
+        let mut live = self.live_mut();
+        let view = Reservation {
+            reservation_sid: sid.clone(),
+            group_name: group.to_string(),
+            reservation_status: ReservationStatus::Queued,
+            queue_position: None,
+            estimated_wait_until: None,
+            created_at: now,
+            updated_at: now,
+            call_id: None,
+            call_type: None,
+            server_time: now,
+        };
+        live.reservations.insert(
+            sid.clone(),
+            ActiveReservation {
+                customer_id: customer_id.to_string(),
+                seq,
+                matched_at: None,
+                view,
+            },
+        );
+        live.by_customer
+            .insert(customer_id.to_string(), sid.clone());
+        let g = live.groups.get_mut(group).expect("group checked above");
+        g.next_seq = seq + 1;
+        g.queue.insert(seq, sid.clone());
+        let queue_length = g.queue.len() as u32;
+        live.recompute(group, now);
+        let view = live.view(&sid, now).expect("just inserted");
+        live.publish(
+            group,
+            version,
+            Some(QueueEvent::Added {
+                reservation: view.clone(),
+                server_time: now,
+            }),
+        );
+        drop(live);
+        self.user_event(
+            Audience::Group(group.to_string()),
+            UserEvent::CustomerWaiting {
+                group_name: group.to_string(),
+                reservation_sid: sid,
+                queue_length,
+            },
+        );
+        Ok((view, true))
+    }
+
+    /// A reservation as it is now, with the customer it belongs to.
+    pub async fn reservation(&self, sid: &str) -> ApiResult<Option<(Reservation, String)>> {
+        let now = Utc::now();
+        {
+            let live = self.live();
+            if let (Some(view), Some(r)) = (live.view(sid, now), live.reservations.get(sid)) {
+                return Ok(Some((view, r.customer_id.clone())));
+            }
+        }
+        let row = sqlx::query("SELECT * FROM reservations WHERE sid = ?")
+            .bind(sid)
+            .fetch_optional(&self.inner.db)
+            .await?;
+        match row {
+            Some(row) => {
+                let view = reservation_from_row(&row, now)?;
+                let customer: String = row.try_get("customer_id").map_err(ApiError::Database)?;
+                Ok(Some((view, customer)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Watches a group's version: it changes whenever anything in the group does.
+    pub fn watch_group(&self, group: &str) -> Option<watch::Receiver<u64>> {
+        self.live()
+            .groups
+            .get(group)
+            .map(|g| g.version_tx.subscribe())
+    }
+
+    /// The queue's deltas, and a snapshot of it taken after subscribing (so nothing falls between).
+    pub fn subscribe_queue(&self, group: &str) -> Option<QueueSubscription> {
+        let live = self.live();
+        let g = live.groups.get(group)?;
+        let events = g.events_tx.subscribe();
+        let now = Utc::now();
+        let reservations = g
+            .queue
+            .values()
+            .filter_map(|sid| live.view(sid, now))
+            .collect();
+        Some(QueueSubscription {
+            events,
+            version: g.version,
+            reservations,
+        })
+    }
+
+    /// The queued reservations of a group, in order.
+    pub fn queue(&self, group: &str) -> Option<Vec<Reservation>> {
+        self.subscribe_queue(group).map(|s| s.reservations)
+    }
+
+    /// Moves a reservation to a final status: cancel, expire. Ends its call if it had one.
+    /// Returns the reservation as it is afterwards; a reservation that is already final stays as
+    /// it is (statuses never move backwards).
+    pub async fn finish_reservation(
+        &self,
+        sid: &str,
+        status: ReservationStatus,
+    ) -> ApiResult<Reservation> {
+        debug_assert!(status.is_final());
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let Some(active) = self.live().reservations.get(sid).cloned() else {
+            return self
+                .reservation(sid)
+                .await?
+                .map(|(r, _)| r)
+                .ok_or_else(|| ApiError::not_found("the reservation"));
+        };
+        let group = active.view.group_name.clone();
+        let version = self.next_version(&group);
+        let call = active
+            .view
+            .call_id
+            .as_ref()
+            .and_then(|id| self.live().calls.get(id).cloned());
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query("UPDATE reservations SET status = ?, updated_at = ? WHERE sid = ?")
+            .bind(status.as_str())
+            .bind(now)
+            .bind(sid)
+            .execute(&mut *tx)
+            .await?;
+        let reason = if status == ReservationStatus::Expired {
+            "expired"
+        } else {
+            "canceled"
+        };
+        if let Some(call) = &call {
+            end_call_row(&mut tx, call, reason, now).await?;
+        }
+        bump_group(&mut tx, &group, version).await?;
+        tx.commit().await?;
+
+        let mut live = self.live_mut();
+        live.reservations.remove(sid);
+        live.by_customer.remove(&active.customer_id);
+        if let Some(g) = live.groups.get_mut(&group) {
+            g.queue.remove(&active.seq);
+        }
+        if let Some(call) = &call {
+            self.apply_call_end(&mut live, call, reason, now);
+        }
+        live.recompute(&group, now);
+        let view = Reservation {
+            reservation_status: status,
+            queue_position: None,
+            estimated_wait_until: None,
+            updated_at: now,
+            server_time: now,
+            ..active.view
+        };
+        live.publish(
+            &group,
+            version,
+            Some(QueueEvent::Removed {
+                reservation: view.clone(),
+                server_time: now,
+            }),
+        );
+        Ok(view)
+    }
+
+    /// A specialist takes the next customer of a group (or the one named): the reservation is
+    /// matched and a call created with both as members.
+    pub async fn accept(
+        &self,
+        agent: &Agent,
+        group: &str,
+        wanted: Option<&str>,
+    ) -> ApiResult<(Reservation, CallRow)> {
+        if !agent.groups.iter().any(|g| g == group) || !self.has_group(group) {
+            return Err(ApiError::not_found(&format!("the group {group:?}")));
+        }
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let active = {
+            let live = self.live();
+            let me = live.agents.get(&agent.user_id);
+            if !me.is_some_and(|a| a.available) {
+                return Err(ApiError::Conflict(
+                    "mark yourself available before accepting customers".into(),
+                ));
+            }
+            if let Some(call) = me.and_then(|a| a.active_call.clone()) {
+                return Err(ApiError::Conflict(format!(
+                    "you are still in call {call}; leave it first"
+                )));
+            }
+            let g = &live.groups[group];
+            let sid = match wanted {
+                Some(sid) => {
+                    let r = live.reservations.get(sid).filter(|r| {
+                        r.view.group_name == group
+                            && r.view.reservation_status == ReservationStatus::Queued
+                    });
+                    r.map(|r| r.view.reservation_sid.clone()).ok_or_else(|| {
+                        ApiError::NotFound(
+                            "that customer is no longer waiting in this group".into(),
+                        )
+                    })?
+                }
+                None => g
+                    .queue
+                    .values()
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| ApiError::Conflict("nobody is waiting".into()))?,
+            };
+            live.reservations[&sid].clone()
+        };
+        let sid = active.view.reservation_sid.clone();
+        let version = self.next_version(group);
+        let call = CallRow {
+            id: tokens::random_token(),
+            call_type: CALL_TYPE_APPOINTMENT.to_string(),
+            group_name: group.to_string(),
+            reservation_sid: sid.clone(),
+            specialist_id: agent.user_id.clone(),
+            customer_id: active.customer_id.clone(),
+            max_duration_seconds: self.config().call_seconds,
+            created_at: now,
+            started_at: None,
+            timer_ends_at: None,
+            ended_at: None,
+            ended_reason: None,
+            specialist_joined_at: None,
+            customer_joined_at: None,
+            specialist_present: false,
+            customer_present: false,
+            version: 1,
+        };
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query(
+            "UPDATE reservations SET status = ?, updated_at = ?, matched_at = ?, call_id = ?, call_type = ? \
+             WHERE sid = ?",
+        )
+        .bind(ReservationStatus::Matched.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(&call.id)
+        .bind(&call.call_type)
+        .bind(&sid)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO calls (id, call_type, group_name, reservation_sid, specialist_id, customer_id, \
+             max_duration_seconds, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&call.id)
+        .bind(&call.call_type)
+        .bind(group)
+        .bind(&sid)
+        .bind(&call.specialist_id)
+        .bind(&call.customer_id)
+        .bind(call.max_duration_seconds as i64)
+        .bind(now)
+        .bind(call.version as i64)
+        .execute(&mut *tx)
+        .await?;
+        bump_group(&mut tx, group, version).await?;
+        tx.commit().await?;
+
+        let mut live = self.live_mut();
+        if let Some(g) = live.groups.get_mut(group) {
+            g.queue.remove(&active.seq);
+        }
+        let r = live
+            .reservations
+            .get_mut(&sid)
+            .expect("held under the write lock");
+        r.matched_at = Some(now);
+        r.view.reservation_status = ReservationStatus::Matched;
+        r.view.queue_position = None;
+        r.view.estimated_wait_until = None;
+        r.view.updated_at = now;
+        r.view.call_id = Some(call.id.clone());
+        r.view.call_type = Some(call.call_type.clone());
+        if let Some(a) = live.agents.get_mut(&agent.user_id) {
+            a.active_call = Some(call.id.clone());
+        }
+        live.call_tx.insert(
+            call.id.clone(),
+            watch::channel(CallNote {
+                version: call.version,
+                event: CallEventType::Updated,
+            })
+            .0,
+        );
+        live.calls.insert(call.id.clone(), call.clone());
+        live.recompute(group, now);
+        let view = live.view(&sid, now).expect("still active");
+        live.publish(
+            group,
+            version,
+            Some(QueueEvent::Removed {
+                reservation: view.clone(),
+                server_time: now,
+            }),
+        );
+        Ok((view, call))
+    }
+
+    // ---- calls ----
+
+    /// A call, from memory while open, else from the database.
+    pub async fn call(&self, id: &str) -> ApiResult<Option<CallRow>> {
+        if let Some(call) = self.live().calls.get(id) {
+            return Ok(Some(call.clone()));
+        }
+        let row = sqlx::query("SELECT * FROM calls WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.inner.db)
+            .await?;
+        Ok(row.map(|r| CallRow::from_row(&r)).transpose()?)
+    }
+
+    /// Watches an open call; `None` once it has ended.
+    pub fn watch_call(&self, id: &str) -> Option<watch::Receiver<CallNote>> {
+        self.live().call_tx.get(id).map(|tx| tx.subscribe())
+    }
+
+    /// The response to any call request, as seen by `who`.
+    pub fn call_response(&self, call: &CallRow, role: Role) -> CallResponse {
+        CallResponse {
+            call: call.to_call(),
+            members: call.members(),
+            own_capabilities: self.config().capabilities(role),
+            server_time: Utc::now(),
+        }
+    }
+
+    /// Joins a call: the first join starts the session and its timer.
+    pub async fn join_call(
+        &self,
+        id: &str,
+        role: Role,
+        max_duration_seconds: Option<u32>,
+    ) -> ApiResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let mut call = self.open_call(id).await?;
+        let mut event = CallEventType::Updated;
+        if let Some(secs) = max_duration_seconds {
+            call.max_duration_seconds = self.checked_duration(secs)?;
+        }
+        if call.started_at.is_none() {
+            call.started_at = Some(now);
+            event = CallEventType::SessionStarted;
+        }
+        call.timer_ends_at = call
+            .started_at
+            .map(|s| s + Duration::seconds(call.max_duration_seconds as i64));
+        match role {
+            Role::Specialist => {
+                call.specialist_joined_at = Some(now);
+                call.specialist_present = true;
+            }
+            Role::Patient => {
+                call.customer_joined_at = Some(now);
+                call.customer_present = true;
+            }
+        }
+        if call.timer_ends_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::Unprocessable(
+                "that duration would end the call before now".into(),
+            ));
+        }
+        call.version += 1;
+        self.save_call(&call).await?;
+        let mut live = self.live_mut();
+        live.calls.insert(call.id.clone(), call.clone());
+        self.notify_call(&live, &call, event);
+        if event == CallEventType::SessionStarted {
+            let group = call.group_name.clone();
+            live.recompute(&group, now);
+            drop(live);
+            self.user_event(
+                Audience::User(call.specialist_id.clone()),
+                UserEvent::CallStarted {
+                    call_id: call.id.clone(),
+                    call_type: call.call_type.clone(),
+                    reservation_sid: call.reservation_sid.clone(),
+                },
+            );
+        }
+        Ok(call)
+    }
+
+    /// Changes the session length; moves `timer_ends_at` for everyone.
+    pub async fn extend_call(&self, id: &str, max_duration_seconds: u32) -> ApiResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let mut call = self.open_call(id).await?;
+        call.max_duration_seconds = self.checked_duration(max_duration_seconds)?;
+        call.timer_ends_at = call
+            .started_at
+            .map(|s| s + Duration::seconds(call.max_duration_seconds as i64));
+        if call.timer_ends_at.is_some_and(|t| t <= now) {
+            return Err(ApiError::Unprocessable(format!(
+                "a session of {max_duration_seconds} s would already be over; choose a longer one"
+            )));
+        }
+        call.version += 1;
+        self.save_call(&call).await?;
+        let mut live = self.live_mut();
+        live.calls.insert(call.id.clone(), call.clone());
+        self.notify_call(&live, &call, CallEventType::Updated);
+        Ok(call)
+    }
+
+    /// A member leaves; the call ends when nobody who joined is left in it.
+    pub async fn leave_call(&self, id: &str, role: Role) -> ApiResult<CallRow> {
+        {
+            let _w = self.inner.write.lock().await;
+            let mut call = self.open_call(id).await?;
+            match role {
+                Role::Specialist => call.specialist_present = false,
+                Role::Patient => call.customer_present = false,
+            }
+            if call.specialist_present || call.customer_present || call.started_at.is_none() {
+                call.version += 1;
+                self.save_call(&call).await?;
+                let mut live = self.live_mut();
+                live.calls.insert(call.id.clone(), call.clone());
+                self.notify_call(&live, &call, CallEventType::Updated);
+                return Ok(call);
+            }
+        }
+        self.end_call(id, "left").await
+    }
+
+    /// Ends an open call now (timer ran out, everyone left).
+    pub async fn end_call(&self, id: &str, reason: &str) -> ApiResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let call = self.open_call(id).await?;
+        let group = call.group_name.clone();
+        let version = self.next_version(&group);
+        let mut tx = self.inner.db.begin().await?;
+        end_call_row(&mut tx, &call, reason, now).await?;
+        bump_group(&mut tx, &group, version).await?;
+        tx.commit().await?;
+        let mut live = self.live_mut();
+        let ended = self.apply_call_end(&mut live, &call, reason, now);
+        // A matched reservation leaves memory with its call; it stays MATCHED in the database.
+        if let Some(r) = live.reservations.remove(&call.reservation_sid) {
+            live.by_customer.remove(&r.customer_id);
+        }
+        live.recompute(&group, now);
+        live.publish(&group, version, None);
+        Ok(ended)
+    }
+
+    fn checked_duration(&self, secs: u32) -> ApiResult<u32> {
+        let max = self.config().max_call_seconds;
+        if secs == 0 || secs > max {
+            return Err(ApiError::Unprocessable(format!(
+                "max_duration_seconds must be between 1 and {max}"
+            )));
+        }
+        Ok(secs)
+    }
+
+    async fn open_call(&self, id: &str) -> ApiResult<CallRow> {
+        if let Some(call) = self.live().calls.get(id) {
+            return Ok(call.clone());
+        }
+        match self.call(id).await? {
+            Some(_) => Err(ApiError::Conflict("the call has ended".into())),
+            None => Err(ApiError::not_found("the call")),
+        }
+    }
+
+    async fn save_call(&self, call: &CallRow) -> ApiResult<()> {
+        sqlx::query(
+            "UPDATE calls SET max_duration_seconds = ?, started_at = ?, timer_ends_at = ?, \
+             specialist_joined_at = ?, customer_joined_at = ?, specialist_present = ?, \
+             customer_present = ?, version = ? WHERE id = ?",
+        )
+        .bind(call.max_duration_seconds as i64)
+        .bind(call.started_at)
+        .bind(call.timer_ends_at)
+        .bind(call.specialist_joined_at)
+        .bind(call.customer_joined_at)
+        .bind(call.specialist_present)
+        .bind(call.customer_present)
+        .bind(call.version as i64)
+        .bind(&call.id)
+        .execute(&self.inner.db)
+        .await?;
+        Ok(())
+    }
+
+    fn notify_call(&self, live: &Live, call: &CallRow, event: CallEventType) {
+        if let Some(tx) = live.call_tx.get(&call.id) {
+            tx.send_replace(CallNote {
+                version: call.version,
+                event,
+            });
+        }
+    }
+
+    /// Memory's side of ending a call (the database side is [`end_call_row`]).
+    fn apply_call_end(
+        &self,
+        live: &mut Live,
+        call: &CallRow,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> CallRow {
+        let mut ended = call.clone();
+        ended.ended_at = Some(now);
+        ended.ended_reason = Some(reason.to_string());
+        ended.specialist_present = false;
+        ended.customer_present = false;
+        ended.version += 1;
+        live.calls.remove(&call.id);
+        if let Some(started) = call.started_at
+            && let Some(g) = live.groups.get_mut(&call.group_name)
+        {
+            push_history(
+                &mut g.history,
+                (now - started).num_milliseconds() as f64 / 1000.0,
+            );
+        }
+        if let Some(a) = live.agents.get_mut(&call.specialist_id)
+            && a.active_call.as_deref() == Some(&call.id)
+        {
+            a.active_call = None;
+        }
+        // Tell the watchers, then drop the sender so their streams know nothing more will come.
+        if let Some(tx) = live.call_tx.remove(&call.id) {
+            tx.send_replace(CallNote {
+                version: ended.version,
+                event: CallEventType::Ended,
+            });
+        }
+        self.user_event(
+            Audience::User(call.specialist_id.clone()),
+            UserEvent::CallEnded {
+                call_id: call.id.clone(),
+                call_type: call.call_type.clone(),
+                reservation_sid: call.reservation_sid.clone(),
+                reason: reason.to_string(),
+            },
+        );
+        ended
+    }
+
+    // ---- deadlines ----
+
+    /// Expires what waited too long and ends calls whose timer ran out. Called by the sweeper.
+    pub async fn sweep(&self) -> ApiResult<()> {
+        let now = Utc::now();
+        let queue_timeout =
+            Duration::from_std(self.config().queue_timeout).unwrap_or(Duration::MAX);
+        let join_window = Duration::from_std(self.config().join_window).unwrap_or(Duration::MAX);
+        let (expired, ended) = {
+            let live = self.live();
+            let expired: Vec<String> = live
+                .reservations
+                .values()
+                .filter(|r| match r.view.reservation_status {
+                    ReservationStatus::Queued => r.view.created_at + queue_timeout <= now,
+                    ReservationStatus::Matched => {
+                        let joined = r
+                            .view
+                            .call_id
+                            .as_ref()
+                            .and_then(|id| live.calls.get(id))
+                            .is_some_and(|c| c.customer_joined_at.is_some());
+                        !joined && r.matched_at.is_some_and(|m| m + join_window <= now)
+                    }
+                    _ => false,
+                })
+                .map(|r| r.view.reservation_sid.clone())
+                .collect();
+            let ended: Vec<String> = live
+                .calls
+                .values()
+                .filter(|c| c.timer_ends_at.is_some_and(|t| t <= now))
+                .map(|c| c.id.clone())
+                .collect();
+            (expired, ended)
+        };
+        for sid in expired {
+            self.finish_reservation(&sid, ReservationStatus::Expired)
+                .await?;
+        }
+        for id in ended {
+            match self.end_call(&id, "timer").await {
+                Ok(_) | Err(ApiError::Conflict(_)) | Err(ApiError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn push_history(history: &mut VecDeque<f64>, secs: f64) {
+    if history.len() == estimator::HISTORY {
+        history.pop_front();
+    }
+    history.push_back(secs.max(0.0));
+}
+
+fn split_groups(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn agent_from_row(row: &SqliteRow) -> ApiResult<Agent> {
+    let role: String = row.try_get("role").map_err(ApiError::Database)?;
+    let groups: String = row.try_get("groups").map_err(ApiError::Database)?;
+    Ok(Agent {
+        user_id: row.try_get("user_id").map_err(ApiError::Database)?,
+        role: Role::parse(&role).unwrap_or(Role::Specialist),
+        groups: split_groups(&groups),
+    })
+}
+
+async fn bump_group(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    group: &str,
+    version: u64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE groups SET version = ? WHERE name = ?")
+        .bind(version as i64)
+        .bind(group)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn end_call_row(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    call: &CallRow,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE calls SET ended_at = ?, ended_reason = ?, specialist_present = 0, \
+         customer_present = 0, version = ? WHERE id = ?",
+    )
+    .bind(now)
+    .bind(reason)
+    .bind(call.version as i64 + 1)
+    .bind(&call.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,212 @@
+//! Runs the real server on an ephemeral loopback port with a temporary database, and reads its
+//! Server-Sent Events the way a browser would.
+#![allow(dead_code)]
+
+use std::{path::PathBuf, time::Duration};
+
+use callqueue_protocol::Role;
+use callqueue_server::{app::Server, config::Config, db, store::Store};
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+pub struct TestServer {
+    pub base: String,
+    pub shutdown: CancellationToken,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub config: Config,
+    _dir: tempfile::TempDir,
+}
+
+pub fn test_config(dir: &tempfile::TempDir) -> Config {
+    Config::for_tests(dir.path().join("callqueue.sqlite3"))
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(&dir);
+        tweak(&mut config);
+        Self::start_in(dir, config).await
+    }
+
+    /// Starts on `config` in `dir` (kept alive for the server's life).
+    pub async fn start_in(dir: tempfile::TempDir, config: Config) -> Self {
+        let server = Server::bind(config.clone()).await.expect("server binds");
+        let base = format!("http://{}", server.local_addr());
+        let shutdown = server.state.shutdown.clone();
+        let handle = tokio::spawn(server.run());
+        Self {
+            base,
+            shutdown,
+            handle,
+            config,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the server and hands back its folder (to start again on the same database).
+    pub async fn stop(self) -> (tempfile::TempDir, Config) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.handle)
+            .await
+            .expect("graceful shutdown within 10 s")
+            .unwrap()
+            .unwrap();
+        (self._dir, self.config)
+    }
+
+    /// Creates a specialist directly in the database, as `agent add` does.
+    pub async fn add_agent(&self, user_id: &str, secret: &str) {
+        let pool = db::open(&self.config.database).await.unwrap();
+        Store::add_agent(
+            &pool,
+            user_id,
+            Role::Specialist,
+            &["default".to_string()],
+            secret,
+        )
+        .await
+        .unwrap();
+    }
+}
+
+/// A browser-like client: keeps cookies.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A signed-in, available specialist.
+pub async fn specialist(server: &TestServer, user_id: &str) -> reqwest::Client {
+    server.add_agent(user_id, "secret-1").await;
+    let c = client();
+    let r = c
+        .post(server.url("/api/agent/session"))
+        .json(&serde_json::json!({"user_id": user_id, "secret": "secret-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "sign in");
+    let r = c
+        .put(server.url("/api/agent/availability"))
+        .json(&serde_json::json!({"available": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "availability");
+    c
+}
+
+/// One parsed SSE event.
+#[derive(Debug, Clone, Default)]
+pub struct SseEvent {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+    pub retry: Option<u64>,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.data).unwrap()
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id.as_deref().unwrap().parse().unwrap()
+    }
+}
+
+/// Reads an event stream incrementally.
+pub struct SseReader {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+    pub comments: usize,
+}
+
+impl SseReader {
+    pub async fn open(client: &reqwest::Client, url: &str, last_id: Option<u64>) -> Self {
+        let mut req = client.get(url).header("accept", "text/event-stream");
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status(), 200, "stream opens: {url}");
+        assert_eq!(
+            resp.headers()["content-type"].to_str().unwrap(),
+            "text/event-stream"
+        );
+        Self {
+            body: Box::pin(resp.bytes_stream()),
+            buf: String::new(),
+            comments: 0,
+        }
+    }
+
+    /// The next event, within `timeout`.
+    pub async fn next_within(&mut self, timeout: Duration) -> Option<SseEvent> {
+        tokio::time::timeout(timeout, self.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf[..end].to_string();
+                self.buf.drain(..end + 2);
+                let mut ev = SseEvent::default();
+                let mut data = Vec::new();
+                let mut any = false;
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        self.comments += 1;
+                        continue;
+                    }
+                    let (k, v) = line.split_once(':').unwrap_or((line, ""));
+                    let v = v.strip_prefix(' ').unwrap_or(v);
+                    any = true;
+                    match k {
+                        "id" => ev.id = Some(v.to_string()),
+                        "event" => ev.event = Some(v.to_string()),
+                        "data" => data.push(v.to_string()),
+                        "retry" => ev.retry = v.parse().ok(),
+                        _ => {}
+                    }
+                }
+                if !any || data.is_empty() {
+                    continue;
+                }
+                ev.data = data.join("\n");
+                return Some(ev);
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+}
+
+pub fn dist_with_index() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("index.html"),
+        "<!DOCTYPE html><html><body>callqueue app</body></html>",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("app.js"), "console.log('app')").unwrap();
+    let path = dir.path().to_path_buf();
+    (dir, path)
+}

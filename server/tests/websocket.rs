@@ -1,0 +1,152 @@
+//! The per-user WebSocket channel: the handshake, its refusals, and user events.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::{connect_async, tungstenite::Message};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open(server: &TestServer) -> Socket {
+    let url = server.url("/api/ws").replace("http://", "ws://");
+    connect_async(url).await.unwrap().0
+}
+
+async fn send(ws: &mut Socket, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next text message as JSON, or the close code.
+async fn recv(ws: &mut Socket) -> Result<Value, Option<u16>> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer within 5 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
+            Some(Ok(_)) => continue,
+            _ => return Err(None),
+        }
+    }
+}
+
+async fn token(server: &TestServer, c: &reqwest::Client) -> String {
+    let t: Value = c
+        .post(server.url("/api/agent/stream-token"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    t["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn handshake_then_user_events() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-ws").await;
+    let mut ws = open(&server).await;
+
+    // Invalid JSON is answered, not dropped.
+    ws.send(Message::Text("{oops".into())).await.unwrap();
+    assert_eq!(recv(&mut ws).await.unwrap()["type"], "error");
+
+    send(
+        &mut ws,
+        json!({"type": "authrequest", "token": token(&server, &doc).await}),
+    )
+    .await;
+    assert_eq!(
+        recv(&mut ws).await.unwrap(),
+        json!({"type": "authresponse", "success": true})
+    );
+    send(&mut ws, json!({"type": "startusereventrequest"})).await;
+    assert_eq!(
+        recv(&mut ws).await.unwrap(),
+        json!({"type": "startusereventresponse", "success": true})
+    );
+    send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["type"], "pong");
+
+    // A customer starts waiting: the specialist hears of it.
+    let alice = client();
+    let r: Value = alice
+        .post(server.url("/api/groups/default/reservations"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ev = recv(&mut ws).await.unwrap();
+    assert_eq!(ev["type"], "userevent");
+    assert_eq!(ev["event"]["event_type"], "customer_waiting");
+    assert_eq!(ev["event"]["reservation_sid"], r["reservation_sid"]);
+
+    // Accept and join: call started; leave: call ended.
+    let acc: Value = doc
+        .post(server.url("/api/groups/default/accept"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let call_url = server.url(&format!(
+        "/api/calls/appointment/{}",
+        acc["call"]["call"]["id"].as_str().unwrap()
+    ));
+    alice.post(format!("{call_url}/join")).send().await.unwrap();
+    assert_eq!(
+        recv(&mut ws).await.unwrap()["event"]["event_type"],
+        "call_started"
+    );
+    alice
+        .post(format!("{call_url}/leave"))
+        .send()
+        .await
+        .unwrap();
+    let ended = recv(&mut ws).await.unwrap();
+    assert_eq!(ended["event"]["event_type"], "call_ended");
+    assert_eq!(ended["event"]["reason"], "left");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn refuses_anything_before_authentication_and_spent_tokens() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-no").await;
+
+    let mut ws = open(&server).await;
+    send(&mut ws, json!({"type": "startusereventrequest"})).await;
+    assert_eq!(recv(&mut ws).await, Err(Some(4001)));
+
+    let t = token(&server, &doc).await;
+    let mut ws = open(&server).await;
+    send(&mut ws, json!({"type": "authrequest", "token": t})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+
+    // The same token again: refused, and the socket closes with 4003.
+    let mut ws = open(&server).await;
+    send(&mut ws, json!({"type": "authrequest", "token": t})).await;
+    let answer = recv(&mut ws).await.unwrap();
+    assert_eq!(answer["type"], "authresponse");
+    assert_eq!(answer["success"], false);
+    assert_eq!(recv(&mut ws).await, Err(Some(4003)));
+
+    // A customer cannot get a token.
+    let r = client()
+        .post(server.url("/api/agent/stream-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    server.stop().await;
+}

@@ -201,6 +201,8 @@ pub struct CallResponse {
     pub members: Vec<Member>,
     /// What the caller may do in this call.
     pub own_capabilities: Vec<Capability>,
+    /// The caller's role in this call.
+    pub own_role: Role,
     pub server_time: DateTime<Utc>,
 }
 
@@ -309,6 +311,15 @@ pub struct QueueResponse {
     pub server_time: DateTime<Utc>,
 }
 
+/// `GET /groups/{group}/status`: what a customer may know before joining.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupStatus {
+    pub group_name: String,
+    pub available_specialists: u32,
+    pub queue_length: u32,
+    pub server_time: DateTime<Utc>,
+}
+
 /// `POST /agent/session`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignInRequest {
@@ -326,6 +337,9 @@ pub struct AgentSession {
     /// The call the specialist is in, if any.
     #[serde(default)]
     pub active_call_id: Option<String>,
+    /// The reservation that call was made for (its join page is `/join/r/{sid}`).
+    #[serde(default)]
+    pub active_reservation_sid: Option<String>,
     pub server_time: DateTime<Utc>,
 }
 

@@ -37,6 +37,7 @@ pub struct AppState {
 fn api() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
+        .route("/groups/{group}/status", get(reservations::group_status))
         .route("/groups/{group}/reservations", post(reservations::create))
         .route(
             "/groups/{group}/reservations/{sid}",

@@ -547,12 +547,18 @@ impl Store {
         Ok(())
     }
 
-    /// Whether the specialist is available, and their open call.
-    pub fn agent_status(&self, user_id: &str) -> (bool, Option<String>) {
-        self.live()
-            .agents
-            .get(user_id)
-            .map_or((false, None), |a| (a.available, a.active_call.clone()))
+    /// Whether the specialist is available, and their open call with its reservation.
+    pub fn agent_status(&self, user_id: &str) -> (bool, Option<(String, String)>) {
+        let live = self.live();
+        let Some(agent) = live.agents.get(user_id) else {
+            return (false, None);
+        };
+        let call = agent
+            .active_call
+            .as_ref()
+            .and_then(|id| live.calls.get(id))
+            .map(|c| (c.id.clone(), c.reservation_sid.clone()));
+        (agent.available, call)
     }
 
     pub async fn set_available(&self, agent: &Agent, available: bool) -> ApiResult<()> {
@@ -1024,6 +1030,7 @@ impl Store {
             call: call.to_call(),
             members: call.members(),
             own_capabilities: self.config().capabilities(role),
+            own_role: role,
             server_time: Utc::now(),
         }
     }

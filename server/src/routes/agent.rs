@@ -26,13 +26,15 @@ use crate::{
 const AGENT_SESSION_SECS: i64 = 12 * 3600;
 
 fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
-    let (available, active_call_id) = state.store.agent_status(&agent.user_id);
+    let (available, call) = state.store.agent_status(&agent.user_id);
+    let (active_call_id, active_reservation_sid) = call.unzip();
     AgentSession {
         user_id: agent.user_id.clone(),
         role: agent.role,
         groups: agent.groups.clone(),
         available,
         active_call_id,
+        active_reservation_sid,
         server_time: Utc::now(),
     }
 }

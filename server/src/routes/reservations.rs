@@ -6,7 +6,7 @@ use axum::{
     response::IntoResponse,
 };
 use axum_extra::extract::CookieJar;
-use callqueue_protocol::{Reservation, ReservationStatus};
+use callqueue_protocol::{GroupStatus, Reservation, ReservationStatus};
 
 use crate::{
     app::AppState,
@@ -15,6 +15,24 @@ use crate::{
     routes::check_id,
     sse,
 };
+
+/// `GET /groups/{group}/status`: whether anyone is available and how long the queue is.
+pub async fn group_status(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+) -> ApiResult<Json<GroupStatus>> {
+    check_id("group name", &group)?;
+    let queue = state
+        .store
+        .queue(&group)
+        .ok_or_else(|| ApiError::not_found(&format!("the group {group:?}")))?;
+    Ok(Json(GroupStatus {
+        available_specialists: state.store.available_specialists(&group),
+        queue_length: queue.len() as u32,
+        group_name: group,
+        server_time: chrono::Utc::now(),
+    }))
+}
 
 /// A customer's session lasts a day: long enough to come back to a reservation.
 const CUSTOMER_SESSION_SECS: i64 = 24 * 3600;
@@ -110,6 +128,7 @@ pub async fn events(
     Path((group, sid)): Path<(String, String)>,
     callers: Callers,
     headers: HeaderMap,
+    uri: axum::http::Uri,
 ) -> ApiResult<impl IntoResponse> {
     visible(&state, &callers, &group, &sid).await?;
     let mut versions = state
@@ -117,7 +136,7 @@ pub async fn events(
         .watch_group(&group)
         .ok_or_else(|| ApiError::not_found("the group"))?;
     let store = state.store.clone();
-    let resumed_from = sse::last_event_id(&headers);
+    let resumed_from = sse::last_event_id(&headers, uri.query());
     let events = async_stream::stream! {
         // What was last sent, less its clock: only a change of the reservation is sent again.
         let mut last: Option<Reservation> = None;

@@ -1,0 +1,214 @@
+//! The server's REST API, as the app calls it. Every type comes from `callqueue-protocol`.
+
+use std::fmt;
+
+use callqueue_protocol::{
+    AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, CallResponse, ErrorBody,
+    GroupStatus, JoinCallRequest, LimitsOverride, QueueResponse, Reservation, SettingsOverride,
+    SignInRequest, StreamToken, UpdateCallRequest,
+};
+use gloo_net::http::{Request, RequestBuilder, Response};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// The API base: `/api` on the same origin unless set at build time (`CALLQUEUE_ENDPOINT`).
+pub const ENDPOINT: &str = match option_env!("CALLQUEUE_ENDPOINT") {
+    Some(endpoint) => endpoint,
+    None => "/api",
+};
+
+/// The queue group customers join (`CALLQUEUE_GROUP` at build time).
+pub const GROUP: &str = match option_env!("CALLQUEUE_GROUP") {
+    Some(group) => group,
+    None => callqueue_protocol::DEFAULT_GROUP,
+};
+
+/// Why a request failed, in words a person can act on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// The server could not be reached.
+    Network,
+    /// The server answered with an error.
+    Server { status: u16, message: String },
+    /// The server answered something we cannot read.
+    Malformed(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Server { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Network => f.write_str(
+                "We can't reach the service right now. Check your connection and try again.",
+            ),
+            Self::Server { message, .. } => f.write_str(message),
+            Self::Malformed(_) => f.write_str("The service sent an answer we could not read."),
+        }
+    }
+}
+
+pub fn url(path: &str) -> String {
+    format!("{ENDPOINT}{path}")
+}
+
+async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
+    if resp.ok() {
+        return resp
+            .json::<T>()
+            .await
+            .map_err(|e| ApiError::Malformed(e.to_string()));
+    }
+    let status = resp.status();
+    let message = match resp.json::<ErrorBody>().await {
+        Ok(body) => body.error.message,
+        Err(_) => format!("The service answered {status}."),
+    };
+    Err(ApiError::Server { status, message })
+}
+
+async fn send<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ApiError> {
+    let resp = req.send().await.map_err(|_| ApiError::Network)?;
+    read(resp).await
+}
+
+async fn send_json<B: Serialize, T: DeserializeOwned>(
+    req: RequestBuilder,
+    body: &B,
+) -> Result<T, ApiError> {
+    let req = req
+        .json(body)
+        .map_err(|e| ApiError::Malformed(e.to_string()))?;
+    let resp = req.send().await.map_err(|_| ApiError::Network)?;
+    read(resp).await
+}
+
+fn reservation_path(group: &str, sid: &str) -> String {
+    url(&format!("/groups/{group}/reservations/{sid}"))
+}
+
+/// The reservation stream's address.
+pub fn reservation_events_url(group: &str, sid: &str) -> String {
+    url(&format!("/events/g/{group}/r/{sid}"))
+}
+
+pub fn call_events_url(call_type: &str, id: &str) -> String {
+    url(&format!("/calls/{call_type}/{id}/events"))
+}
+
+pub fn queue_events_url(group: &str) -> String {
+    url(&format!("/groups/{group}/events"))
+}
+
+pub async fn group_status(group: &str) -> Result<GroupStatus, ApiError> {
+    send(Request::get(&url(&format!("/groups/{group}/status")))).await
+}
+
+pub async fn create_reservation(group: &str) -> Result<Reservation, ApiError> {
+    send(Request::post(&url(&format!(
+        "/groups/{group}/reservations"
+    ))))
+    .await
+}
+
+pub async fn reservation(group: &str, sid: &str) -> Result<Reservation, ApiError> {
+    send(Request::get(&reservation_path(group, sid))).await
+}
+
+pub async fn cancel_reservation(group: &str, sid: &str) -> Result<Reservation, ApiError> {
+    send(Request::delete(&reservation_path(group, sid))).await
+}
+
+fn call_path(call_type: &str, id: &str) -> String {
+    url(&format!("/calls/{call_type}/{id}"))
+}
+
+pub async fn call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
+    send(Request::get(&call_path(call_type, id))).await
+}
+
+pub async fn join_call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
+    let path = format!("{}/join", call_path(call_type, id));
+    send_json(Request::post(&path), &JoinCallRequest::default()).await
+}
+
+pub async fn leave_call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
+    send(Request::post(&format!(
+        "{}/leave",
+        call_path(call_type, id)
+    )))
+    .await
+}
+
+/// Sets the session length (the extend button sends the current length plus its step).
+pub async fn set_max_duration(
+    call_type: &str,
+    id: &str,
+    max_duration_seconds: u32,
+) -> Result<CallResponse, ApiError> {
+    let body = UpdateCallRequest {
+        settings_override: SettingsOverride {
+            limits: LimitsOverride {
+                max_duration_seconds: Some(max_duration_seconds),
+            },
+        },
+    };
+    send_json(Request::patch(&call_path(call_type, id)), &body).await
+}
+
+pub async fn sign_in(user_id: &str, secret: &str) -> Result<AgentSession, ApiError> {
+    let body = SignInRequest {
+        user_id: user_id.to_string(),
+        secret: secret.to_string(),
+    };
+    send_json(Request::post(&url("/agent/session")), &body).await
+}
+
+pub async fn agent_session() -> Result<AgentSession, ApiError> {
+    send(Request::get(&url("/agent/session"))).await
+}
+
+pub async fn sign_out() -> Result<(), ApiError> {
+    let resp = Request::delete(&url("/agent/session"))
+        .send()
+        .await
+        .map_err(|_| ApiError::Network)?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<()>(resp).await
+    }
+}
+
+pub async fn set_available(available: bool) -> Result<AgentSession, ApiError> {
+    send_json(
+        Request::put(&url("/agent/availability")),
+        &AvailabilityRequest { available },
+    )
+    .await
+}
+
+pub async fn queue(group: &str) -> Result<QueueResponse, ApiError> {
+    send(Request::get(&url(&format!("/groups/{group}/queue")))).await
+}
+
+pub async fn accept(group: &str, sid: Option<String>) -> Result<AcceptResponse, ApiError> {
+    let body = AcceptRequest {
+        reservation_sid: sid,
+    };
+    send_json(
+        Request::post(&url(&format!("/groups/{group}/accept"))),
+        &body,
+    )
+    .await
+}
+
+pub async fn stream_token() -> Result<StreamToken, ApiError> {
+    send(Request::post(&url("/agent/stream-token"))).await
+}

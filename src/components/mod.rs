@@ -1,0 +1,6 @@
+//! Components used by more than one page, each usable on its own.
+
+pub mod alerts;
+pub mod connection;
+pub mod extend_button;
+pub mod session_timer;

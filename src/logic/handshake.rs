@@ -1,0 +1,129 @@
+//! The per-user channel's handshake as a state machine: authenticate, wait for the answer, then
+//! start the stream. No fixed delays: each step waits for the server's reply to the previous one.
+
+use callqueue_protocol::{ClientMessage, ServerMessage, UserEvent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stage {
+    /// Connected; `authrequest` sent, waiting for `authresponse`.
+    #[default]
+    Authenticating,
+    /// Authenticated; `startusereventrequest` sent, waiting for its response.
+    Starting,
+    /// Receiving user events.
+    Ready,
+    /// The server refused; do not retry with the same token.
+    Refused,
+}
+
+/// What the channel should do after a server message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Send(ClientMessage),
+    Ready,
+    Event(UserEvent),
+    Refused(String),
+    Nothing,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Handshake {
+    pub stage: Stage,
+}
+
+impl Handshake {
+    /// The first message to send once the socket is open.
+    pub fn start(token: String) -> (Self, ClientMessage) {
+        (Self::default(), ClientMessage::AuthRequest { token })
+    }
+
+    pub fn on_message(&mut self, msg: ServerMessage) -> Step {
+        match (self.stage, msg) {
+            (Stage::Authenticating, ServerMessage::AuthResponse { success: true, .. }) => {
+                self.stage = Stage::Starting;
+                Step::Send(ClientMessage::StartUserEventRequest)
+            }
+            (Stage::Authenticating, ServerMessage::AuthResponse { message, .. }) => {
+                self.stage = Stage::Refused;
+                Step::Refused(message.unwrap_or_else(|| "authentication failed".into()))
+            }
+            (Stage::Starting, ServerMessage::StartUserEventResponse { success: true }) => {
+                self.stage = Stage::Ready;
+                Step::Ready
+            }
+            (Stage::Starting, ServerMessage::StartUserEventResponse { success: false }) => {
+                self.stage = Stage::Refused;
+                Step::Refused("the server did not start the event stream".into())
+            }
+            (Stage::Ready, ServerMessage::UserEvent { event, .. }) => Step::Event(event),
+            _ => Step::Nothing,
+        }
+    }
+}
+
+/// What a notice says for a user event.
+pub fn notice(event: &UserEvent) -> String {
+    match event {
+        UserEvent::CustomerWaiting { queue_length, .. } => {
+            format!("A customer is waiting ({queue_length} in the queue)")
+        }
+        UserEvent::CallStarted { .. } => "Your call started".to_string(),
+        UserEvent::CallEnded { reason, .. } => match reason.as_str() {
+            "timer" => "Your call ended: the time ran out".to_string(),
+            "left" => "Your call ended".to_string(),
+            "expired" => "The customer did not join in time".to_string(),
+            other => format!("Your call ended ({other})"),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_each_answer_before_the_next_step() {
+        let (mut h, first) = Handshake::start("t".into());
+        assert_eq!(first, ClientMessage::AuthRequest { token: "t".into() });
+        // An event before authentication is ignored.
+        let early = ServerMessage::StartUserEventResponse { success: true };
+        assert_eq!(h.on_message(early), Step::Nothing);
+        let ok = ServerMessage::AuthResponse {
+            success: true,
+            message: None,
+        };
+        assert_eq!(
+            h.on_message(ok),
+            Step::Send(ClientMessage::StartUserEventRequest)
+        );
+        assert_eq!(
+            h.on_message(ServerMessage::StartUserEventResponse { success: true }),
+            Step::Ready
+        );
+        assert_eq!(h.stage, Stage::Ready);
+    }
+
+    #[test]
+    fn a_refusal_stops_the_handshake() {
+        let (mut h, _) = Handshake::start("t".into());
+        let no = ServerMessage::AuthResponse {
+            success: false,
+            message: Some("invalid or expired token".into()),
+        };
+        assert_eq!(
+            h.on_message(no),
+            Step::Refused("invalid or expired token".into())
+        );
+        assert_eq!(h.stage, Stage::Refused);
+    }
+
+    #[test]
+    fn notices_read_well() {
+        let e = UserEvent::CustomerWaiting {
+            group_name: "default".into(),
+            reservation_sid: "r".into(),
+            queue_length: 3,
+        };
+        assert_eq!(notice(&e), "A customer is waiting (3 in the queue)");
+    }
+}

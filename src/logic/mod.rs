@@ -1,0 +1,8 @@
+//! Pure logic: no DOM, no network, no timers. Tested natively with plain `#[test]`.
+
+pub mod backoff;
+pub mod clock;
+pub mod events;
+pub mod handshake;
+pub mod queue_list;
+pub mod status;

@@ -1,0 +1,332 @@
+//! `/agent`: the specialist's console — sign in, availability, the live queue, accept.
+
+use std::rc::Rc;
+
+use callqueue_protocol::{AgentSession, QueueEvent, Reservation};
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::hooks::use_navigate;
+
+use crate::{
+    api,
+    components::connection::ConnectionIndicator,
+    live::{Connection, Live, LiveOptions, PollFuture},
+    logic::{
+        clock::ClockOffset,
+        handshake::notice,
+        queue_list::{self, waited_text},
+    },
+    pages::use_document_title,
+    ticker::{now_ms, use_ticker},
+    user_channel::UserChannel,
+};
+
+/// How many queue rows are drawn; the rest are counted. Keeps the page fast with thousands
+/// waiting.
+pub const VISIBLE_ROWS: usize = 50;
+/// How many notices are kept.
+const NOTICES: usize = 5;
+
+/// The console, or the sign-in form when nobody is signed in.
+#[component]
+pub fn Agent() -> impl IntoView {
+    let session = RwSignal::new(None::<AgentSession>);
+    let (checked, set_checked) = signal(false);
+    use_document_title(|| Some("Specialist console".to_string()));
+    spawn_local(async move {
+        if let Ok(s) = api::agent_session().await {
+            session.try_set(Some(s));
+        }
+        set_checked.try_set(true);
+    });
+    view! {
+        <section class="card console">
+            <Show
+                when=move || session.with(Option::is_some)
+                fallback=move || view! { <Show when=move || checked.get()><SignIn session=session/></Show> }
+            >
+                <Console session=session/>
+            </Show>
+        </section>
+    }
+}
+
+/// The sign-in form.
+#[component]
+pub fn SignIn(
+    /// Set when the specialist has signed in.
+    session: RwSignal<Option<AgentSession>>,
+) -> impl IntoView {
+    let user = NodeRef::<leptos::html::Input>::new();
+    let secret = NodeRef::<leptos::html::Input>::new();
+    let (busy, set_busy) = signal(false);
+    let (error, set_error) = signal(None::<String>);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let (Some(user), Some(secret)) = (user.get(), secret.get()) else {
+            return;
+        };
+        let (user, secret) = (user.value(), secret.value());
+        set_busy.set(true);
+        set_error.set(None);
+        spawn_local(async move {
+            match api::sign_in(user.trim(), secret.trim()).await {
+                Ok(s) => {
+                    session.try_set(Some(s));
+                }
+                Err(e) => {
+                    set_error.try_set(Some(e.to_string()));
+                }
+            }
+            set_busy.try_set(false);
+        });
+    };
+    view! {
+        <h1>"Specialist sign-in"</h1>
+        <form on:submit=submit>
+            <label>"User id" <input node_ref=user name="user_id" autocomplete="username" required/></label>
+            <label>"Secret" <input node_ref=secret name="secret" type="password" autocomplete="current-password" required/></label>
+            <button class="primary" type="submit" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>
+                {move || if busy.get() { "Signing in…" } else { "Sign in" }}
+            </button>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        </form>
+    }
+}
+
+/// The signed-in console.
+#[component]
+pub fn Console(
+    /// The signed-in specialist; cleared on sign-out.
+    session: RwSignal<Option<AgentSession>>,
+) -> impl IntoView {
+    let navigate = use_navigate();
+    let queue = RwSignal::new(Vec::<Reservation>::new());
+    let offset = RwSignal::new(ClockOffset::default());
+    let stream_state = RwSignal::new(Connection::Connecting);
+    let channel_state = RwSignal::new(Connection::Connecting);
+    let notices = RwSignal::new(Vec::<String>::new());
+    let (error, set_error) = signal(None::<String>);
+    let (accepting, set_accepting) = signal(false);
+    let (toggling, set_toggling) = signal(false);
+    let group = move || {
+        session.with(|s| {
+            s.as_ref()
+                .and_then(|s| s.groups.first().cloned())
+                .unwrap_or_else(|| api::GROUP.to_string())
+        })
+    };
+    let group_now = group();
+
+    // The queue stream, with the same reconnect rules as the customer pages.
+    let on_event =
+        Rc::new(
+            move |_: &str, data: &str| match serde_json::from_str::<QueueEvent>(data) {
+                Ok(event) => {
+                    let server_time = match &event {
+                        QueueEvent::Snapshot { server_time, .. }
+                        | QueueEvent::Added { server_time, .. }
+                        | QueueEvent::Updated { server_time, .. }
+                        | QueueEvent::Removed { server_time, .. } => *server_time,
+                    };
+                    offset.set(ClockOffset::measure(server_time, now_ms() as i64));
+                    let mut changed = false;
+                    queue.update(|list| changed = queue_list::apply(list, event));
+                    changed
+                }
+                Err(e) => {
+                    leptos::logging::warn!("ignored a malformed queue event: {e}");
+                    false
+                }
+            },
+        );
+    let poll = {
+        let group = group_now.clone();
+        Rc::new(move || {
+            let group = group.clone();
+            Box::pin(async move {
+                let q = api::queue(&group).await.map_err(|_| ())?;
+                offset.set(ClockOffset::measure(q.server_time, now_ms() as i64));
+                let changed = queue.with_untracked(|l| *l != q.reservations);
+                queue.set(q.reservations);
+                Ok(changed)
+            }) as PollFuture
+        })
+    };
+    let live = StoredValue::new_local(Some(Live::connect(
+        LiveOptions {
+            url: api::queue_events_url(&group_now),
+            events: &[
+                "queue.snapshot",
+                "reservation.added",
+                "reservation.updated",
+                "reservation.removed",
+            ],
+            on_event,
+            poll,
+        },
+        stream_state,
+    )));
+    let channel = StoredValue::new_local(Some(UserChannel::open(channel_state, move |event| {
+        notices.update(|n| {
+            n.insert(0, notice(&event));
+            n.truncate(NOTICES);
+        });
+    })));
+    on_cleanup(move || {
+        live.try_update_value(|l| l.take());
+        channel.try_update_value(|c| c.take());
+    });
+
+    // "Waited" ticks every 5 s: minutes are what matter here.
+    let tick = use_ticker(|_| 5_000);
+
+    let available = move || session.with(|s| s.as_ref().is_some_and(|s| s.available));
+    let toggle = move |_| {
+        let Some(before) = session.get_untracked() else {
+            return;
+        };
+        if toggling.get_untracked() {
+            return;
+        }
+        let want = !before.available;
+        // Optimistic: show the new state at once, put it back if the server refuses.
+        session.update(|s| {
+            if let Some(s) = s {
+                s.available = want;
+            }
+        });
+        set_toggling.set(true);
+        set_error.set(None);
+        spawn_local(async move {
+            match api::set_available(want).await {
+                Ok(s) => {
+                    session.try_set(Some(s));
+                }
+                Err(e) => {
+                    session.try_set(Some(before));
+                    set_error.try_set(Some(format!("Could not change availability: {e}")));
+                }
+            }
+            set_toggling.try_set(false);
+        });
+    };
+
+    let accept = {
+        let navigate = navigate.clone();
+        move |sid: Option<String>| {
+            if accepting.get_untracked() {
+                return;
+            }
+            let group = group();
+            let before = queue.get_untracked();
+            // Optimistic: the customer leaves the list at once; back in place on failure.
+            let target = sid
+                .clone()
+                .or_else(|| before.first().map(|r| r.reservation_sid.clone()));
+            if let Some(target) = &target {
+                queue.update(|l| {
+                    queue_list::remove(l, target);
+                });
+            }
+            set_accepting.set(true);
+            set_error.set(None);
+            let navigate = navigate.clone();
+            spawn_local(async move {
+                match api::accept(&group, sid).await {
+                    Ok(r) => navigate(
+                        &format!("/join/r/{}", r.reservation.reservation_sid),
+                        Default::default(),
+                    ),
+                    Err(e) => {
+                        queue.try_set(before);
+                        set_error.try_set(Some(format!("Could not accept: {e}")));
+                        set_accepting.try_set(false);
+                    }
+                }
+            });
+        }
+    };
+    let accept_next = {
+        let accept = accept.clone();
+        move |_| accept(None)
+    };
+
+    let sign_out = move |_| {
+        spawn_local(async move {
+            let _ = api::sign_out().await;
+            session.try_set(None);
+        });
+    };
+
+    let rows = move || {
+        tick.track();
+        let server_now = offset.get().server_now_ms(now_ms() as i64);
+        queue.with(|list| {
+            list.iter()
+                .take(VISIBLE_ROWS)
+                .enumerate()
+                .map(|(i, r)| {
+                    let waited = waited_text(server_now - r.created_at.timestamp_millis());
+                    let sid = r.reservation_sid.clone();
+                    let short = sid.chars().take(6).collect::<String>();
+                    let accept = accept.clone();
+                    view! {
+                        <li>
+                            <span class="who">{format!("#{} · customer {short}", i + 1)}</span>
+                            <span class="waited">{format!("waiting {waited}")}</span>
+                            <button type="button" class="secondary accept-one"
+                                disabled=move || accepting.get() || !available()
+                                on:click=move |_| accept(Some(sid.clone()))>
+                                "Accept"
+                            </button>
+                        </li>
+                    }
+                })
+                .collect_view()
+        })
+    };
+    let more = move || queue.with(|l| l.len().saturating_sub(VISIBLE_ROWS));
+
+    view! {
+        <div class="console-head">
+            <h1>{move || session.with(|s| s.as_ref().map(|s| format!("Hello, {}", s.user_id)))}</h1>
+            <button type="button" class="secondary" on:click=sign_out>"Sign out"</button>
+        </div>
+        {move || session.with(|s| s.as_ref().and_then(|s| s.active_reservation_sid.clone())).map(|sid| view! {
+            <p class="notice">"You are in a call. " <a href=format!("/join/r/{sid}")>"Go to the call"</a></p>
+        })}
+        <div class="actions">
+            <button
+                type="button"
+                class=move || if available() { "toggle on" } else { "toggle" }
+                aria-pressed=move || available().to_string()
+                on:click=toggle
+            >
+                {move || if available() { "Available" } else { "Away" }}
+            </button>
+            <button
+                type="button"
+                class="primary accept-next"
+                disabled=move || accepting.get() || !available() || queue.with(Vec::is_empty)
+                aria-busy=move || accepting.get().to_string()
+                on:click=accept_next
+            >
+                {move || if accepting.get() { "Accepting…" } else { "Accept next" }}
+            </button>
+        </div>
+        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        <h2>{move || format!("Waiting now: {}", queue.with(Vec::len))}</h2>
+        <ul class="queue-list" aria-live="polite">{rows}</ul>
+        <Show when=move || { more() > 0 }>
+            <p class="more">{move || format!("and {} more waiting", more())}</p>
+        </Show>
+        <h2>"Notices"</h2>
+        <ul class="notices" aria-live="polite">
+            {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
+        </ul>
+        <ConnectionIndicator state=stream_state/>
+    }
+}

@@ -1,0 +1,264 @@
+//! `/hold/r/:sid`: the waiting screen, live from the reservation stream.
+
+use std::rc::Rc;
+
+use callqueue_protocol::{Reservation, ReservationStatus};
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::hooks::use_navigate;
+
+use crate::{
+    api,
+    components::connection::ConnectionIndicator,
+    live::{Connection, Live, LiveOptions},
+    logic::{
+        clock::{ClockOffset, remaining_ms, wait_text},
+        status::{StatusTracker, route_for},
+    },
+    pages::{replace, route_sid, use_document_title},
+    ticker::{now_ms, use_ticker},
+};
+
+/// What a hold page knows, and how a new copy of the reservation is taken in.
+#[derive(Clone, Copy)]
+pub struct HoldState {
+    pub reservation: RwSignal<Option<Reservation>>,
+    pub offset: RwSignal<ClockOffset>,
+    tracker: StoredValue<StatusTracker>,
+}
+
+impl HoldState {
+    pub fn new() -> Self {
+        Self {
+            reservation: RwSignal::new(None),
+            offset: RwSignal::new(ClockOffset::default()),
+            tracker: StoredValue::new(StatusTracker::default()),
+        }
+    }
+
+    /// Takes a copy of the reservation from the stream or a poll. Answers whether it changed
+    /// what the page shows, and the status to navigate to when it moved forward. A copy older
+    /// than the one shown, or with an earlier status, is ignored.
+    pub fn apply(&self, r: Reservation) -> (bool, Option<ReservationStatus>) {
+        self.offset
+            .set(ClockOffset::measure(r.server_time, now_ms() as i64));
+        let current = self.reservation.get_untracked();
+        let tracker = self.tracker.get_value();
+        if r.reservation_status.rank() < tracker.current().rank()
+            || current
+                .as_ref()
+                .is_some_and(|c| r.updated_at < c.updated_at)
+        {
+            return (false, None);
+        }
+        let moved = self
+            .tracker
+            .try_update_value(|t| t.advance(r.reservation_status))
+            .flatten();
+        let changed = current.as_ref().is_none_or(|c| {
+            (
+                c.reservation_status,
+                c.queue_position,
+                c.estimated_wait_until,
+            ) != (
+                r.reservation_status,
+                r.queue_position,
+                r.estimated_wait_until,
+            )
+        });
+        if changed {
+            self.reservation.set(Some(r));
+        }
+        (changed, moved)
+    }
+}
+
+impl Default for HoldState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The live waiting screen.
+#[component]
+pub fn Hold() -> impl IntoView {
+    let sid = route_sid();
+    let navigate = use_navigate();
+    let state = HoldState::new();
+    let connection = RwSignal::new(Connection::Connecting);
+    let (error, set_error) = signal(None::<String>);
+    let (missing, set_missing) = signal(false);
+    let (leaving, set_leaving) = signal(false);
+    let live = StoredValue::new_local(None::<Live>);
+    on_cleanup(move || {
+        live.try_update_value(|l| l.take());
+    });
+
+    // Navigates when the status moves forward; the page's own status (queued) stays here.
+    let follow: Rc<dyn Fn(Option<ReservationStatus>)> = {
+        let sid = sid.clone();
+        let navigate = navigate.clone();
+        Rc::new(move |moved| {
+            if let Some(status) = moved.filter(|s| *s != ReservationStatus::Queued) {
+                navigate(&route_for(status, &sid), replace());
+            }
+        })
+    };
+
+    {
+        let sid = sid.clone();
+        let follow = follow.clone();
+        spawn_local(async move {
+            match api::reservation(api::GROUP, &sid).await {
+                Ok(r) => follow(state.apply(r).1),
+                Err(e) if e.status() == Some(404) || e.status() == Some(400) => {
+                    set_missing.try_set(true);
+                    return;
+                }
+                Err(e) => {
+                    set_error.try_set(Some(e.to_string()));
+                }
+            }
+            let on_event = {
+                let follow = follow.clone();
+                Rc::new(move |_: &str, data: &str| {
+                    match serde_json::from_str::<Reservation>(data) {
+                        Ok(r) => {
+                            let (changed, moved) = state.apply(r);
+                            follow(moved);
+                            changed
+                        }
+                        Err(e) => {
+                            leptos::logging::warn!("ignored a malformed reservation event: {e}");
+                            false
+                        }
+                    }
+                })
+            };
+            let poll = {
+                let sid = sid.clone();
+                let follow = follow.clone();
+                Rc::new(move || {
+                    let sid = sid.clone();
+                    let follow = follow.clone();
+                    Box::pin(async move {
+                        let r = api::reservation(api::GROUP, &sid).await.map_err(|_| ())?;
+                        let (changed, moved) = state.apply(r);
+                        follow(moved);
+                        Ok(changed)
+                    }) as crate::live::PollFuture
+                })
+            };
+            let connection_live = Live::connect(
+                LiveOptions {
+                    url: api::reservation_events_url(api::GROUP, &sid),
+                    events: &["message"],
+                    on_event,
+                    poll,
+                },
+                connection,
+            );
+            // If the page is already gone, the connection is dropped (and closed) right here.
+            live.try_update_value(move |l| *l = Some(connection_live));
+        });
+    }
+
+    // Ticks when the shown minute would change.
+    let tick = use_ticker(move |now| {
+        let estimate = state
+            .reservation
+            .with_untracked(|r| r.as_ref().and_then(|r| r.estimated_wait_until));
+        match estimate {
+            Some(t) => {
+                let left = remaining_ms(t, state.offset.get_untracked().server_now_ms(now as i64));
+                (left.rem_euclid(60_000) + 5).clamp(1_000, 60_000) as u32
+            }
+            None => 60_000,
+        }
+    });
+
+    let position = move || {
+        state
+            .reservation
+            .with(|r| r.as_ref().and_then(|r| r.queue_position))
+    };
+    let wait = move || {
+        tick.track();
+        state.reservation.with(|r| {
+            r.as_ref().map(|r| match r.estimated_wait_until {
+                Some(t) => wait_text(remaining_ms(
+                    t,
+                    state.offset.get().server_now_ms(now_ms() as i64),
+                )),
+                None => "Estimating your wait…".to_string(),
+            })
+        })
+    };
+    use_document_title(move || {
+        state.reservation.with(|r| {
+            r.as_ref().map(|r| match r.reservation_status {
+                ReservationStatus::Matched => "It's your turn".to_string(),
+                _ => match r.queue_position {
+                    Some(p) => format!("#{p} in the queue"),
+                    None => "Waiting".to_string(),
+                },
+            })
+        })
+    });
+
+    let leave = {
+        let sid = sid.clone();
+        move |_| {
+            if leaving.get_untracked() {
+                return;
+            }
+            set_leaving.set(true);
+            let sid = sid.clone();
+            let navigate = navigate.clone();
+            spawn_local(async move {
+                match api::cancel_reservation(api::GROUP, &sid).await {
+                    Ok(r) => navigate(&route_for(r.reservation_status, &sid), replace()),
+                    Err(e) => {
+                        set_error.try_set(Some(e.to_string()));
+                        set_leaving.try_set(false);
+                    }
+                }
+            });
+        }
+    };
+
+    view! {
+        <Show
+            when=move || !missing.get()
+            fallback=|| {
+                view! {
+                    <section class="card missing">
+                        <h1>"We couldn't find your place in the queue"</h1>
+                        <p class="lead">"The link may be old, or it belongs to another browser."</p>
+                        <a class="button" href="/">"Start again"</a>
+                    </section>
+                }
+            }
+        >
+            <section class="card hold">
+                <p class="eyebrow">"You are in the queue"</p>
+                <p class="position-label" id="position-label">"Your position"</p>
+                <p class="position" aria-live="polite" aria-atomic="true" aria-labelledby="position-label">
+                    {move || position().map_or("–".to_string(), |p| p.to_string())}
+                </p>
+                <p class="wait" aria-live="polite">{wait}</p>
+                <p class="hint">"Keep this page open. We will bring you to the call when it's your turn."</p>
+                <button
+                    type="button"
+                    class="secondary leave"
+                    on:click=leave.clone()
+                    disabled=move || leaving.get()
+                    aria-busy=move || leaving.get().to_string()
+                >
+                    {move || if leaving.get() { "Leaving…" } else { "Leave the queue" }}
+                </button>
+                {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                <ConnectionIndicator state=connection/>
+            </section>
+        </Show>
+    }
+}

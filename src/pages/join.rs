@@ -1,0 +1,305 @@
+//! `/join/r/:sid`: the call, with its session timer, alerts and (for specialists) extend.
+
+use std::rc::Rc;
+
+use callqueue_protocol::{
+    CALL_TYPE_APPOINTMENT, Call, CallEvent, CallResponse, Capability, ReservationStatus, Role,
+};
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::hooks::use_navigate;
+
+use crate::{
+    api,
+    components::{
+        alerts::{EndingSoonAlert, TimeUpAlert},
+        connection::ConnectionIndicator,
+        extend_button::ExtendButton,
+        session_timer::SessionTimer,
+    },
+    live::{Connection, Live, LiveOptions, PollFuture},
+    logic::{
+        clock::{ClockOffset, ms_to_next_second, remaining_ms},
+        status::route_for,
+    },
+    pages::{replace, route_sid, use_document_title},
+    ticker::{now_ms, use_ticker},
+};
+
+/// What the join page knows about its call.
+#[derive(Clone, Copy)]
+pub struct CallState {
+    pub call: RwSignal<Option<Call>>,
+    pub capabilities: RwSignal<Vec<Capability>>,
+    pub role: RwSignal<Option<Role>>,
+    pub offset: RwSignal<ClockOffset>,
+}
+
+impl CallState {
+    pub fn new() -> Self {
+        Self {
+            call: RwSignal::new(None),
+            capabilities: RwSignal::new(Vec::new()),
+            role: RwSignal::new(None),
+            offset: RwSignal::new(ClockOffset::default()),
+        }
+    }
+
+    fn take_response(&self, r: CallResponse) -> bool {
+        self.capabilities.set(r.own_capabilities);
+        self.role.set(Some(r.own_role));
+        self.take_call(r.call, r.server_time)
+    }
+
+    /// Takes a newer copy of the call; answers whether what is shown changed. An ended call
+    /// never comes back to life.
+    pub fn take_call(&self, call: Call, server_time: chrono::DateTime<chrono::Utc>) -> bool {
+        self.offset
+            .set(ClockOffset::measure(server_time, now_ms() as i64));
+        let current = self.call.get_untracked();
+        if current
+            .as_ref()
+            .is_some_and(|c| c.session.ended_at.is_some() && call.session.ended_at.is_none())
+        {
+            return false;
+        }
+        let changed = current.as_ref() != Some(&call);
+        if changed {
+            self.call.set(Some(call));
+        }
+        changed
+    }
+
+    /// Milliseconds left by the server's clock, `None` before the session starts.
+    pub fn remaining_ms(&self, local_now_ms: f64) -> Option<i64> {
+        let call = self.call.get();
+        let offset = self.offset.get();
+        let call = call?;
+        if call.session.ended_at.is_some() {
+            return Some(0);
+        }
+        call.session
+            .timer_ends_at
+            .map(|t| remaining_ms(t, offset.server_now_ms(local_now_ms as i64)))
+    }
+}
+
+impl Default for CallState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The call page.
+#[component]
+pub fn Join() -> impl IntoView {
+    let sid = route_sid();
+    let navigate = use_navigate();
+    let state = CallState::new();
+    let connection = RwSignal::new(Connection::Connecting);
+    let (error, set_error) = signal(None::<String>);
+    let (extending, set_extending) = signal(false);
+    let (leaving, set_leaving) = signal(false);
+    let live = StoredValue::new_local(None::<Live>);
+    on_cleanup(move || {
+        live.try_update_value(|l| l.take());
+    });
+
+    {
+        let sid = sid.clone();
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            let reservation = match api::reservation(api::GROUP, &sid).await {
+                Ok(r) => r,
+                Err(e) => {
+                    set_error.try_set(Some(e.to_string()));
+                    return;
+                }
+            };
+            let call_id = match (reservation.reservation_status, reservation.call_id) {
+                (ReservationStatus::Matched, Some(id)) => id,
+                (status, _) => {
+                    navigate(&route_for(status, &sid), replace());
+                    return;
+                }
+            };
+            let call_type = reservation
+                .call_type
+                .unwrap_or_else(|| CALL_TYPE_APPOINTMENT.to_string());
+            // Joining an ended call is refused; then show it as it ended.
+            let response = match api::join_call(&call_type, &call_id).await {
+                Ok(r) => Ok(r),
+                Err(e) if e.status() == Some(409) => api::call(&call_type, &call_id).await,
+                Err(e) => Err(e),
+            };
+            match response {
+                Ok(r) => {
+                    state.take_response(r);
+                }
+                Err(e) => {
+                    set_error.try_set(Some(e.to_string()));
+                    return;
+                }
+            }
+            let on_event =
+                Rc::new(
+                    move |_: &str, data: &str| match serde_json::from_str::<CallEvent>(data) {
+                        Ok(event) => state.take_call(event.call, event.server_time),
+                        Err(e) => {
+                            leptos::logging::warn!("ignored a malformed call event: {e}");
+                            false
+                        }
+                    },
+                );
+            let poll = {
+                let (call_type, call_id) = (call_type.clone(), call_id.clone());
+                Rc::new(move || {
+                    let (call_type, call_id) = (call_type.clone(), call_id.clone());
+                    Box::pin(async move {
+                        let r = api::call(&call_type, &call_id).await.map_err(|_| ())?;
+                        Ok(state.take_response(r))
+                    }) as PollFuture
+                })
+            };
+            let connection_live = Live::connect(
+                LiveOptions {
+                    url: api::call_events_url(&call_type, &call_id),
+                    events: &["call.updated", "call.session_started", "call.ended"],
+                    on_event,
+                    poll,
+                },
+                connection,
+            );
+            live.try_update_value(move |l| *l = Some(connection_live));
+        });
+    }
+
+    // One tick source, on the second boundary of the time left.
+    let tick = use_ticker(move |now| {
+        state
+            .call
+            .with_untracked(|c| c.as_ref().and_then(|c| c.session.timer_ends_at))
+            .map_or(1_000, |t| {
+                let server_now = state.offset.get_untracked().server_now_ms(now as i64);
+                ms_to_next_second(remaining_ms(t, server_now))
+            })
+    });
+    let remaining = Signal::derive(move || {
+        tick.track();
+        state.remaining_ms(now_ms())
+    });
+    let ended_reason = Signal::derive(move || {
+        state
+            .call
+            .with(|c| c.as_ref().and_then(|c| c.session.ended_reason.clone()))
+    });
+    let ended = move || {
+        state
+            .call
+            .with(|c| c.as_ref().is_some_and(|c| c.session.ended_at.is_some()))
+    };
+    use_document_title(move || {
+        if ended() {
+            Some("Call ended".to_string())
+        } else {
+            Some("In a call".to_string())
+        }
+    });
+
+    let extend = Callback::new(move |by: u32| {
+        let Some(call) = state.call.get_untracked() else {
+            return;
+        };
+        set_extending.set(true);
+        set_error.set(None);
+        spawn_local(async move {
+            let target = call.settings.limits.max_duration_seconds + by;
+            match api::set_max_duration(&call.call_type, &call.id, target).await {
+                Ok(r) => {
+                    state.take_response(r);
+                }
+                Err(e) => {
+                    set_error.try_set(Some(e.to_string()));
+                }
+            }
+            set_extending.try_set(false);
+        });
+    });
+
+    let leave = move |_| {
+        if leaving.get_untracked() {
+            return;
+        }
+        let back = if state.role.get_untracked() == Some(Role::Specialist) {
+            "/agent"
+        } else {
+            "/"
+        };
+        let Some(call) = state.call.get_untracked() else {
+            navigate(back, Default::default());
+            return;
+        };
+        set_leaving.set(true);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            // Leaving an ended call is refused (409); either way the customer is done here.
+            match api::leave_call(&call.call_type, &call.id).await {
+                Ok(_) => navigate(back, Default::default()),
+                Err(e) if e.status() == Some(409) => navigate(back, Default::default()),
+                Err(e) => {
+                    set_error.try_set(Some(e.to_string()));
+                    set_leaving.try_set(false);
+                }
+            }
+        });
+    };
+
+    view! {
+        <section class="card join">
+            <p class="eyebrow">
+                {move || {
+                    if ended() {
+                        "Your call has ended"
+                    } else if state.role.get() == Some(Role::Specialist) {
+                        "You are with your customer"
+                    } else {
+                        "You are with a specialist"
+                    }
+                }}
+            </p>
+            <div class="video-stage" aria-hidden="true">
+                <span>"Video call"</span>
+            </div>
+            <SessionTimer remaining_ms=remaining/>
+            <EndingSoonAlert remaining_ms=remaining/>
+            <TimeUpAlert remaining_ms=remaining ended_reason=ended_reason/>
+            <div class="actions">
+                <Show when=move || !ended()>
+                    <ExtendButton
+                        capabilities=state.capabilities
+                        on_extend=extend
+                        busy=extending
+                    />
+                </Show>
+                <button
+                    type="button"
+                    class="secondary leave"
+                    on:click=leave
+                    disabled=move || leaving.get()
+                    aria-busy=move || leaving.get().to_string()
+                >
+                    {move || {
+                        if leaving.get() {
+                            "Leaving…"
+                        } else if ended() {
+                            "Done"
+                        } else {
+                            "Leave call"
+                        }
+                    }}
+                </button>
+            </div>
+            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <ConnectionIndicator state=connection/>
+        </section>
+    }
+}

@@ -170,7 +170,8 @@ pub async fn sign_in(user_id: &str, secret: &str) -> Result<AgentSession, ApiErr
     send_json(Request::post(&url("/agent/session")), &body).await
 }
 
-pub async fn agent_session() -> Result<AgentSession, ApiError> {
+/// The signed-in specialist, or `None`.
+pub async fn agent_session() -> Result<Option<AgentSession>, ApiError> {
     send(Request::get(&url("/agent/session"))).await
 }
 

@@ -1,9 +1,34 @@
-//! The app's components, mounted and exercised in headless Chromium.
+//! The app in headless Chromium: pages, components, the live client, timers.
 #![cfg(target_arch = "wasm32")]
 
-use callqueue::pages::{home::Home, not_found::NotFound};
+use std::{cell::Cell, rc::Rc};
+
+use callqueue::{
+    App,
+    components::{
+        alerts::{EndingSoonAlert, TimeUpAlert},
+        extend_button::ExtendButton,
+        session_timer::SessionTimer,
+    },
+    live::{Connection, Live, LiveOptions, PollFuture, open_streams},
+    pages::{
+        agent::Console,
+        hold::{HoldCard, HoldState},
+        home::Home,
+        join::CallState,
+        not_found::NotFound,
+        rejoin::Rejoin,
+    },
+    ticker::active_tickers,
+};
+use callqueue_protocol::{
+    AgentSession, Call, CallEvent, CallEventType, CallSession, CallSettings, Capability, Limits,
+    Reservation, ReservationStatus, Role,
+};
+use chrono::{DateTime, Duration, Utc};
 use leptos::prelude::*;
-use wasm_bindgen::JsCast;
+use leptos_router::components::Router;
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -16,18 +41,80 @@ fn container() -> web_sys::HtmlElement {
     el.unchecked_into()
 }
 
+async fn sleep(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+/// Waits (up to `ms`) until `cond` holds; false if it never did.
+async fn eventually(ms: u32, cond: impl Fn() -> bool) -> bool {
+    for _ in 0..ms / 20 {
+        if cond() {
+            return true;
+        }
+        sleep(20).await;
+    }
+    cond()
+}
+
+fn text(parent: &web_sys::HtmlElement, css: &str) -> Option<String> {
+    parent
+        .query_selector(css)
+        .unwrap()
+        .and_then(|e| e.text_content())
+}
+
+/// An SSE body served from a Blob URL, parsed by the browser's own EventSource.
+fn sse_blob(body: &str) -> String {
+    let parts = js_sys::Array::of1(&JsValue::from_str(body));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type("text/event-stream");
+    let blob = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options).unwrap();
+    web_sys::Url::create_object_url_with_blob(&blob).unwrap()
+}
+
+fn reservation(
+    status: ReservationStatus,
+    position: Option<u32>,
+    estimate: Option<DateTime<Utc>>,
+    updated_secs: i64,
+) -> Reservation {
+    let t0 = Utc::now() - Duration::minutes(5);
+    Reservation {
+        reservation_sid: "r1".into(),
+        group_name: "default".into(),
+        reservation_status: status,
+        queue_position: position,
+        estimated_wait_until: estimate,
+        created_at: t0,
+        updated_at: t0 + Duration::seconds(updated_secs),
+        call_id: None,
+        call_type: None,
+        server_time: Utc::now(),
+    }
+}
+
+fn message(id: u64, data: &impl serde::Serialize) -> String {
+    format!(
+        "id: {id}\ndata: {}\n\n",
+        serde_json::to_string(data).unwrap()
+    )
+}
+
+fn no_poll() -> Rc<dyn Fn() -> PollFuture> {
+    Rc::new(|| Box::pin(async { Ok(false) }) as PollFuture)
+}
+
 #[wasm_bindgen_test]
 async fn home_offers_to_start_a_video_chat() {
     let parent = container();
-    let _handle = leptos::mount::mount_to(parent.clone(), Home);
+    let _handle = leptos::mount::mount_to(parent.clone(), || view! { <Router><Home/></Router> });
     leptos::task::tick().await;
     let button = parent
         .query_selector("button.primary")
         .unwrap()
         .expect("a primary button");
     assert_eq!(button.text_content().unwrap(), "Start video chat");
-    let heading = parent.query_selector("h1").unwrap().unwrap();
-    assert_eq!(heading.text_content().unwrap(), "Talk to a specialist");
+    assert_eq!(text(&parent, "h1").unwrap(), "Talk to a specialist");
 }
 
 #[wasm_bindgen_test]
@@ -38,4 +125,446 @@ async fn not_found_links_home() {
     let link = parent.query_selector("a").unwrap().expect("a link home");
     assert_eq!(link.get_attribute("href").as_deref(), Some("/"));
     assert!(parent.text_content().unwrap().contains("Page not found"));
+}
+
+#[wasm_bindgen_test]
+async fn rejoin_explains_and_offers_a_new_place() {
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), || view! { <Router><Rejoin/></Router> });
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, "h1").unwrap(),
+        "Your place in the queue expired"
+    );
+    assert_eq!(text(&parent, "button.primary").unwrap(), "Rejoin the queue");
+}
+
+/// Mounts the whole app at `path` (this test page has no API behind it).
+async fn app_at(
+    path: &str,
+) -> (
+    web_sys::HtmlElement,
+    leptos::mount::UnmountHandle<impl Mountable>,
+) {
+    window()
+        .history()
+        .unwrap()
+        .push_state_with_url(&JsValue::NULL, "", Some(path))
+        .unwrap();
+    let parent = container();
+    let handle = leptos::mount::mount_to(parent.clone(), App);
+    leptos::task::tick().await;
+    (parent, handle)
+}
+
+#[wasm_bindgen_test]
+async fn every_route_renders() {
+    let (p, h) = app_at("/").await;
+    assert_eq!(
+        text(&p, "button.primary").as_deref(),
+        Some("Start video chat")
+    );
+    drop(h);
+
+    // Without a server behind it, a reservation cannot be found: the page says so, not blank.
+    let (p, h) = app_at("/hold/r/nosuch").await;
+    assert!(
+        eventually(5000, || text(&p, "h1").as_deref()
+            == Some("We couldn't find your place in the queue"))
+        .await
+    );
+    drop(h);
+
+    let (p, h) = app_at("/join/r/nosuch").await;
+    assert!(
+        eventually(5000, || text(&p, ".error")
+            .is_some_and(|t| t.contains("couldn't find this call")))
+        .await
+    );
+    assert!(text(&p, ".timer-value").is_some());
+    drop(h);
+
+    let (p, h) = app_at("/rejoin/r/nosuch").await;
+    assert_eq!(
+        text(&p, "h1").as_deref(),
+        Some("Your place in the queue expired")
+    );
+    drop(h);
+
+    let (p, h) = app_at("/agent").await;
+    assert!(
+        eventually(5000, || text(&p, "h1").as_deref()
+            == Some("Specialist sign-in"))
+        .await
+    );
+    drop(h);
+
+    let (p, h) = app_at("/no/such/page").await;
+    assert_eq!(text(&p, "h1").as_deref(), Some("Page not found"));
+    drop(h);
+    window()
+        .history()
+        .unwrap()
+        .push_state_with_url(&JsValue::NULL, "", Some("/"))
+        .unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn hold_follows_stream_events_in_order() {
+    let soon = Utc::now() + Duration::seconds(9 * 60 + 30);
+    let body = [
+        message(3, &reservation(ReservationStatus::Queued, Some(3), None, 3)),
+        message(
+            5,
+            &reservation(ReservationStatus::Queued, Some(2), Some(soon), 5),
+        ),
+        // Late and duplicate: dropped.
+        message(4, &reservation(ReservationStatus::Queued, Some(1), None, 4)),
+        message(5, &reservation(ReservationStatus::Queued, Some(1), None, 6)),
+        // Malformed: logged and ignored, the page keeps its last good state.
+        "id: 6\ndata: {\"reservation_status\":\"GROUP_RESERVATION_STATUS_LOST\"}\n\n".to_string(),
+    ]
+    .concat();
+    let state = HoldState::new();
+    let connection = RwSignal::new(Connection::Connecting);
+    let seen = Rc::new(Cell::new(Vec::<Option<u32>>::new()));
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! { <HoldCard state=state connection=connection tick=Signal::stored(0.0)><span/></HoldCard> }
+    });
+    assert_eq!(text(&parent, ".wait"), Some(String::new()));
+    let live = {
+        let seen = seen.clone();
+        Live::connect(
+            LiveOptions {
+                url: sse_blob(&body),
+                events: &["message"],
+                on_event: Rc::new(
+                    move |_, data| match serde_json::from_str::<Reservation>(data) {
+                        Ok(r) => {
+                            let mut v = seen.take();
+                            v.push(r.queue_position);
+                            seen.set(v);
+                            state.apply(r).0
+                        }
+                        Err(_) => false,
+                    },
+                ),
+                poll: no_poll(),
+            },
+            connection,
+        )
+    };
+    assert!(eventually(3000, || text(&parent, ".position").as_deref() == Some("2")).await);
+    sleep(200).await;
+    assert_eq!(text(&parent, ".position").as_deref(), Some("2"));
+    assert_eq!(text(&parent, ".wait").as_deref(), Some("About 10 minutes"));
+    let seen = seen.take();
+    assert_eq!(
+        &seen[..2],
+        &[Some(3), Some(2)],
+        "applied in id order, late ones dropped"
+    );
+    drop(live);
+
+    // Statuses never move backwards.
+    let state = HoldState::new();
+    let matched = reservation(ReservationStatus::Matched, None, None, 10);
+    assert_eq!(state.apply(matched).1, Some(ReservationStatus::Matched));
+    let late = reservation(ReservationStatus::Queued, Some(1), None, 11);
+    assert_eq!(state.apply(late), (false, None));
+    let expired = reservation(ReservationStatus::Expired, None, None, 12);
+    assert_eq!(state.apply(expired).1, Some(ReservationStatus::Expired));
+    let canceled = reservation(ReservationStatus::Canceled, None, None, 13);
+    assert_eq!(state.apply(canceled).1, None);
+}
+
+#[wasm_bindgen_test]
+async fn hold_says_estimating_while_unknown() {
+    let state = HoldState::new();
+    state.apply(reservation(ReservationStatus::Queued, Some(4), None, 1));
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! { <HoldCard state=state connection=Connection::Live tick=Signal::stored(0.0)><span/></HoldCard> }
+    });
+    leptos::task::tick().await;
+    assert_eq!(text(&parent, ".position").as_deref(), Some("4"));
+    assert_eq!(
+        text(&parent, ".wait").as_deref(),
+        Some("Estimating your wait…")
+    );
+    assert_eq!(text(&parent, ".connection").as_deref(), Some("Live"));
+    let position = parent.query_selector(".position").unwrap().unwrap();
+    assert_eq!(
+        position.get_attribute("aria-live").as_deref(),
+        Some("polite")
+    );
+    // An estimate already in the past is never a negative number.
+    state.apply(reservation(
+        ReservationStatus::Queued,
+        Some(1),
+        Some(Utc::now() - Duration::minutes(3)),
+        2,
+    ));
+    leptos::task::tick().await;
+    assert_eq!(text(&parent, ".wait").as_deref(), Some("Any moment now"));
+}
+
+#[wasm_bindgen_test]
+async fn session_timer_formats_the_time_left() {
+    let remaining = RwSignal::new(None::<i64>);
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! { <SessionTimer remaining_ms=remaining/> }
+    });
+    let cases = [
+        (None, "--:--"),
+        (Some(3_600_000), "01:00:00"),
+        (Some(5_400_000 + 7_000), "01:30:07"),
+        (Some(299_001), "05:00"),
+        (Some(59_000), "00:59"),
+        (Some(1), "00:01"),
+        (Some(0), "00:00"),
+    ];
+    for (ms, want) in cases {
+        remaining.set(ms);
+        leptos::task::tick().await;
+        assert_eq!(
+            text(&parent, ".timer-value").as_deref(),
+            Some(want),
+            "{ms:?}"
+        );
+    }
+}
+
+#[wasm_bindgen_test]
+async fn ending_soon_alert_appears_once_and_stays_dismissed() {
+    let remaining = RwSignal::new(Some(400_000_i64));
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! { <EndingSoonAlert remaining_ms=remaining/> }
+    });
+    leptos::task::tick().await;
+    assert!(text(&parent, ".alert").is_none());
+    remaining.set(Some(299_500)); // the timer still reads 05:00
+    leptos::task::tick().await;
+    assert!(text(&parent, ".alert").is_none());
+    remaining.set(Some(298_900));
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, ".alert span").as_deref(),
+        Some("Less than 5 minutes remaining")
+    );
+    let dismiss: web_sys::HtmlElement = parent
+        .query_selector(".alert button.dismiss")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    dismiss.click();
+    leptos::task::tick().await;
+    assert!(text(&parent, ".alert").is_none());
+    // Extended past 5 minutes and crossing again: it stays dismissed.
+    remaining.set(Some(1_000_000));
+    leptos::task::tick().await;
+    remaining.set(Some(200_000));
+    leptos::task::tick().await;
+    assert!(text(&parent, ".alert").is_none());
+}
+
+#[wasm_bindgen_test]
+async fn time_up_alert_at_zero_and_when_ended() {
+    let remaining = RwSignal::new(Some(5_000_i64));
+    let reason = RwSignal::new(None::<String>);
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! { <TimeUpAlert remaining_ms=remaining ended_reason=reason/> }
+    });
+    leptos::task::tick().await;
+    assert!(text(&parent, ".alert").is_none());
+    remaining.set(Some(0));
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, ".alert.time-up").as_deref(),
+        Some("The time has run out")
+    );
+    remaining.set(Some(60_000));
+    reason.set(Some("left".into()));
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, ".alert.call-ended").as_deref(),
+        Some("The call has ended")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn extend_button_only_for_change_max_duration() {
+    let caps = RwSignal::new(vec![
+        Capability::JoinCall,
+        Capability::SendAudio,
+        Capability::SendVideo,
+    ]);
+    let pressed = RwSignal::new(None::<u32>);
+    let busy = RwSignal::new(false);
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        let on_extend = Callback::new(move |by: u32| pressed.set(Some(by)));
+        view! { <ExtendButton capabilities=caps on_extend=on_extend busy=busy/> }
+    });
+    leptos::task::tick().await;
+    assert!(
+        parent.query_selector("button").unwrap().is_none(),
+        "a patient has no button"
+    );
+    caps.set(vec![Capability::JoinCall, Capability::ChangeMaxDuration]);
+    leptos::task::tick().await;
+    let button: web_sys::HtmlButtonElement = parent
+        .query_selector("button.extend")
+        .unwrap()
+        .expect("a specialist has the button")
+        .unchecked_into();
+    assert!(button.text_content().unwrap().starts_with("Extend session"));
+    button.click();
+    assert_eq!(pressed.get_untracked(), Some(1800));
+    busy.set(true);
+    leptos::task::tick().await;
+    assert!(button.disabled(), "no double submit while in flight");
+    assert_eq!(button.text_content().as_deref(), Some("Extending…"));
+}
+
+fn call(ends_in: Option<Duration>, max: u32) -> Call {
+    let now = Utc::now();
+    Call {
+        id: "c1".into(),
+        call_type: "appointment".into(),
+        reservation_sid: "r1".into(),
+        created_at: now,
+        settings: CallSettings {
+            limits: Limits {
+                max_duration_seconds: max,
+            },
+        },
+        session: CallSession {
+            started_at: Some(now),
+            timer_ends_at: ends_in.map(|d| now + d),
+            ended_at: None,
+            ended_reason: None,
+        },
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_timer_follows_call_updated_events() {
+    let event = |d: Duration, max: u32| CallEvent {
+        event_type: CallEventType::Updated,
+        call: call(Some(d), max),
+        server_time: Utc::now(),
+    };
+    let body = format!(
+        "event: call.updated\n{}event: call.updated\n{}",
+        message(1, &event(Duration::minutes(10), 600)),
+        message(2, &event(Duration::minutes(40), 2400)),
+    );
+    let state = CallState::new();
+    let remaining = Signal::derive(move || state.remaining_ms(callqueue::ticker::now_ms()));
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! { <SessionTimer remaining_ms=remaining/> }
+    });
+    let _live = Live::connect(
+        LiveOptions {
+            url: sse_blob(&body),
+            events: &["call.updated", "call.session_started", "call.ended"],
+            on_event: Rc::new(move |_, data| {
+                let e: CallEvent = serde_json::from_str(data).unwrap();
+                state.take_call(e.call, e.server_time)
+            }),
+            poll: no_poll(),
+        },
+        RwSignal::new(Connection::Connecting),
+    );
+    assert!(
+        eventually(3000, || text(&parent, ".timer-value")
+            .is_some_and(|t| t.starts_with("40:") || t.starts_with("39:")))
+        .await,
+        "{:?}",
+        text(&parent, ".timer-value")
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_dead_stream_falls_back_to_polling() {
+    let polls = Rc::new(Cell::new(0u32));
+    let state = RwSignal::new(Connection::Connecting);
+    let live = {
+        let polls = polls.clone();
+        Live::connect(
+            LiveOptions {
+                // This test page's server has no such stream: the browser gives up at once.
+                url: "/no-such-stream".into(),
+                events: &["message"],
+                on_event: Rc::new(|_, _| false),
+                poll: Rc::new(move || {
+                    polls.set(polls.get() + 1);
+                    Box::pin(async { Ok(false) }) as PollFuture
+                }),
+            },
+            state,
+        )
+    };
+    assert!(
+        eventually(5000, || polls.get() >= 1).await,
+        "polls while the stream is down"
+    );
+    assert_eq!(state.get_untracked(), Connection::Reconnecting);
+    assert_eq!(state.get_untracked().label(), "Reconnecting…");
+    drop(live);
+    let after = polls.get();
+    sleep(2500).await;
+    assert_eq!(polls.get(), after, "no polling after close");
+}
+
+#[wasm_bindgen_test]
+async fn no_timers_or_streams_left_after_100_page_changes() {
+    let base_tickers = active_tickers();
+    let base_streams = open_streams();
+    for i in 0..100 {
+        let parent = container();
+        let path = match i % 3 {
+            0 => "/hold/r/x",
+            1 => "/join/r/x",
+            _ => "/agent",
+        };
+        window()
+            .history()
+            .unwrap()
+            .push_state_with_url(&JsValue::NULL, "", Some(path))
+            .unwrap();
+        let handle = match i % 3 {
+            0 | 1 => leptos::mount::mount_to(parent.clone(), || view! { <App/> }.into_any()),
+            _ => leptos::mount::mount_to(parent.clone(), || {
+                let session = RwSignal::new(Some(AgentSession {
+                    user_id: "dr".into(),
+                    role: Role::Specialist,
+                    groups: vec!["default".into()],
+                    available: false,
+                    active_call_id: None,
+                    active_reservation_sid: None,
+                    server_time: Utc::now(),
+                }));
+                view! { <Router><Console session=session/></Router> }.into_any()
+            }),
+        };
+        leptos::task::tick().await;
+        assert!(active_tickers() > base_tickers);
+        drop(handle);
+        parent.remove();
+    }
+    window()
+        .history()
+        .unwrap()
+        .push_state_with_url(&JsValue::NULL, "", Some("/"))
+        .unwrap();
+    leptos::task::tick().await;
+    assert_eq!(active_tickers(), base_tickers, "every page clock stopped");
+    assert_eq!(open_streams(), base_streams, "every stream closed");
 }

@@ -1,1 +1,383 @@
-pub fn x() {}
+//! The end-to-end harness: the real server binary on a loopback port with a fresh SQLite file,
+//! serving the release build of the app, and headless Chromium driven over WebDriver
+//! (chromedriver). Everything it starts is killed when its handle drops.
+
+use std::{
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
+use hyper_util::client::legacy::connect::HttpConnector;
+use tokio::process::{Child, Command};
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Where the workspace is.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("e2e sits in the workspace")
+        .to_path_buf()
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+fn server_binary() -> PathBuf {
+    std::env::var_os("CALLQUEUE_E2E_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/debug/callqueue-server"))
+}
+
+fn dist() -> PathBuf {
+    std::env::var_os("CALLQUEUE_E2E_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("dist"))
+}
+
+/// Server settings a test may shorten.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub queue_timeout_secs: u64,
+    pub join_window_secs: u64,
+    pub call_seconds: u32,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            queue_timeout_secs: 1800,
+            join_window_secs: 120,
+            call_seconds: 3600,
+        }
+    }
+}
+
+/// The real server process.
+pub struct Server {
+    pub port: u16,
+    pub base: String,
+    options: ServerOptions,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub async fn start(options: ServerOptions) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut server = Self {
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            options,
+            dir,
+            child: None,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    fn database(&self) -> PathBuf {
+        self.dir.path().join("callqueue.sqlite3")
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let bin = server_binary();
+        if !bin.exists() {
+            return Err(format!(
+                "no server binary at {} (cargo build -p callqueue-server)",
+                bin.display()
+            )
+            .into());
+        }
+        let log = std::fs::File::create(self.dir.path().join("server.log"))?;
+        let child = Command::new(&bin)
+            .arg("serve")
+            .args(["--addr", &format!("127.0.0.1:{}", self.port)])
+            .arg("--database")
+            .arg(self.database())
+            .arg("--dist")
+            .arg(dist())
+            .args([
+                "--queue-timeout",
+                &self.options.queue_timeout_secs.to_string(),
+            ])
+            .args(["--join-window", &self.options.join_window_secs.to_string()])
+            .args(["--call-seconds", &self.options.call_seconds.to_string()])
+            .args(["--sweep-ms", "100"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_healthy().await
+    }
+
+    async fn wait_healthy(&self) -> Result<()> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(format!("{}/api/health", self.base)).send().await
+                && r.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("the server did not become healthy; log: {}", self.log()).into())
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// `kill -9`: nothing gets to shut down cleanly.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Starts again on the same port and database.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.spawn().await
+    }
+
+    /// `callqueue-server agent add`, as an operator would run it.
+    pub async fn add_specialist(&self, name: &str, secret: &str) -> Result<()> {
+        let out = Command::new(server_binary())
+            .args([
+                "agent",
+                "add",
+                name,
+                "--role",
+                "specialist",
+                "--secret",
+                secret,
+            ])
+            .arg("--database")
+            .arg(self.database())
+            .output()
+            .await?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
+        }
+        Ok(())
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+/// chromedriver on a loopback port.
+pub struct Driver {
+    pub url: String,
+    _child: Child,
+}
+
+impl Driver {
+    pub async fn start() -> Result<Self> {
+        let port = free_port();
+        let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+        let child = Command::new(bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if client.get(format!("{url}/status")).send().await.is_ok() {
+                return Ok(Self { url, _child: child });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err("chromedriver did not start".into())
+    }
+
+    /// A new headless browser with its own profile (so its cookies are its own).
+    pub async fn browser(&self, width: u32, height: u32) -> Result<Browser> {
+        let profile = tempfile::tempdir()?;
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--no-first-run", "--disable-sync", "--disable-quic",
+                    format!("--window-size={width},{height}"),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            },
+            "goog:loggingPrefs": { "browser": "ALL" }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("an object literal"),
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await?;
+        Ok(Browser {
+            client,
+            _profile: profile,
+        })
+    }
+}
+
+/// One browser window.
+pub struct Browser {
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+/// How long to wait for the app to show something.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+impl Browser {
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.client.goto(url).await?;
+        Ok(())
+    }
+
+    pub async fn find(&self, css: &str) -> Result<Element> {
+        Ok(self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await?)
+    }
+
+    /// Waits until the element's text satisfies `pred`; returns it.
+    pub async fn wait_text(&self, css: &str, pred: impl Fn(&str) -> bool) -> Result<String> {
+        self.wait_text_for(css, WAIT, pred).await
+    }
+
+    pub async fn wait_text_for(
+        &self,
+        css: &str,
+        within: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + within;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(text) = el.text().await
+            {
+                if pred(&text) {
+                    return Ok(text);
+                }
+                last = text;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("{css}: still {last:?} after {within:?}").into())
+    }
+
+    pub async fn wait_url(&self, pred: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            let url = self.client.current_url().await?.to_string();
+            if pred(&url) {
+                return Ok(url);
+            }
+            last = url;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("url still {last}").into())
+    }
+
+    pub async fn exists(&self, css: &str) -> Result<bool> {
+        Ok(!self.client.find_all(Locator::Css(css)).await?.is_empty())
+    }
+
+    pub async fn click(&self, css: &str) -> Result<()> {
+        self.find(css).await?.click().await?;
+        Ok(())
+    }
+
+    pub async fn click_text(&self, text: &str) -> Result<()> {
+        let xpath = format!("//button[contains(., '{text}')] | //a[contains(., '{text}')]");
+        let el = self
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::XPath(&xpath))
+            .await?;
+        el.click().await?;
+        Ok(())
+    }
+
+    pub async fn body_text(&self) -> Result<String> {
+        Ok(self.find("body").await?.text().await?)
+    }
+
+    /// Saves a PNG under `target/e2e-screenshots/`.
+    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        let png = self.client.screenshot().await?;
+        let dir = workspace().join("target/e2e-screenshots");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png)?;
+        Ok(path)
+    }
+
+    /// SEVERE entries in the browser's console log: an app that fails to start shows nothing else.
+    pub async fn severe_logs(&self) -> Result<Vec<String>> {
+        let logs = self.client.issue_cmd(LogCommand).await;
+        let Ok(serde_json::Value::Array(entries)) = logs else {
+            return Ok(Vec::new());
+        };
+        Ok(entries
+            .into_iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect())
+    }
+
+    pub async fn close(self) -> Result<()> {
+        self.client.close().await?;
+        Ok(())
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log`.
+#[derive(Debug, Clone)]
+struct LogCommand;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for LogCommand {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> std::result::Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (
+            http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_string()),
+        )
+    }
+}

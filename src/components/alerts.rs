@@ -24,12 +24,14 @@ pub fn EndingSoonAlert(
         };
         let prev = previous.get_value();
         previous.set_value(Some(now));
+        // The timer shows whole seconds rounded up, so the warning waits until it reads one
+        // second under the threshold ("04:59"), never "05:00" beside "less than 5 minutes".
         if now <= 0 {
             // The time-up alert takes over.
             set_shown.set(false);
-        } else if now > threshold_ms {
+        } else if now > threshold_ms - 1000 {
             set_shown.set(false);
-        } else if crossed(prev, now, threshold_ms) && !dismissed.get_untracked() {
+        } else if crossed(prev, now, threshold_ms - 1000) && !dismissed.get_untracked() {
             set_shown.set(true);
         }
     });

@@ -34,7 +34,7 @@ pub fn Agent() -> impl IntoView {
     use_document_title(|| Some("Specialist console".to_string()));
     spawn_local(async move {
         if let Ok(s) = api::agent_session().await {
-            session.try_set(Some(s));
+            session.try_set(s);
         }
         set_checked.try_set(true);
     });

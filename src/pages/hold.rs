@@ -176,6 +176,82 @@ pub fn Hold() -> impl IntoView {
         }
     });
 
+    use_document_title(move || {
+        state.reservation.with(|r| {
+            r.as_ref().map(|r| match r.reservation_status {
+                ReservationStatus::Matched => "It's your turn".to_string(),
+                _ => match r.queue_position {
+                    Some(p) => format!("#{p} in the queue"),
+                    None => "Waiting".to_string(),
+                },
+            })
+        })
+    });
+
+    let leave = {
+        let sid = sid.clone();
+        Callback::new(move |()| {
+            if leaving.get_untracked() {
+                return;
+            }
+            set_leaving.set(true);
+            let sid = sid.clone();
+            let navigate = navigate.clone();
+            spawn_local(async move {
+                match api::cancel_reservation(api::GROUP, &sid).await {
+                    Ok(r) => navigate(&route_for(r.reservation_status, &sid), replace()),
+                    Err(e) => {
+                        set_error.try_set(Some(e.to_string()));
+                        set_leaving.try_set(false);
+                    }
+                }
+            });
+        })
+    };
+
+    view! {
+        <Show
+            when=move || !missing.get()
+            fallback=|| {
+                view! {
+                    <section class="card missing">
+                        <h1>"We couldn't find your place in the queue"</h1>
+                        <p class="lead">"The link may be old, or it belongs to another browser."</p>
+                        <a class="button" href="/">"Start again"</a>
+                    </section>
+                }
+            }
+        >
+            <HoldCard state=state connection=connection tick=tick>
+                <button
+                    type="button"
+                    class="secondary leave"
+                    on:click=move |_| leave.run(())
+                    disabled=move || leaving.get()
+                    aria-busy=move || leaving.get().to_string()
+                >
+                    {move || if leaving.get() { "Leaving…" } else { "Leave the queue" }}
+                </button>
+                {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            </HoldCard>
+        </Show>
+    }
+}
+
+/// The waiting card: position (announced to screen readers), estimated wait, connection state.
+#[component]
+pub fn HoldCard(
+    /// The reservation as last received.
+    state: HoldState,
+    /// The live connection's state.
+    #[prop(into)]
+    connection: Signal<Connection>,
+    /// The page's clock: the wait is recomputed when it ticks.
+    #[prop(into)]
+    tick: Signal<f64>,
+    /// The page's actions (leave, errors).
+    children: Children,
+) -> impl IntoView {
     let position = move || {
         state
             .reservation
@@ -193,72 +269,17 @@ pub fn Hold() -> impl IntoView {
             })
         })
     };
-    use_document_title(move || {
-        state.reservation.with(|r| {
-            r.as_ref().map(|r| match r.reservation_status {
-                ReservationStatus::Matched => "It's your turn".to_string(),
-                _ => match r.queue_position {
-                    Some(p) => format!("#{p} in the queue"),
-                    None => "Waiting".to_string(),
-                },
-            })
-        })
-    });
-
-    let leave = {
-        let sid = sid.clone();
-        move |_| {
-            if leaving.get_untracked() {
-                return;
-            }
-            set_leaving.set(true);
-            let sid = sid.clone();
-            let navigate = navigate.clone();
-            spawn_local(async move {
-                match api::cancel_reservation(api::GROUP, &sid).await {
-                    Ok(r) => navigate(&route_for(r.reservation_status, &sid), replace()),
-                    Err(e) => {
-                        set_error.try_set(Some(e.to_string()));
-                        set_leaving.try_set(false);
-                    }
-                }
-            });
-        }
-    };
-
     view! {
-        <Show
-            when=move || !missing.get()
-            fallback=|| {
-                view! {
-                    <section class="card missing">
-                        <h1>"We couldn't find your place in the queue"</h1>
-                        <p class="lead">"The link may be old, or it belongs to another browser."</p>
-                        <a class="button" href="/">"Start again"</a>
-                    </section>
-                }
-            }
-        >
-            <section class="card hold">
-                <p class="eyebrow">"You are in the queue"</p>
-                <p class="position-label" id="position-label">"Your position"</p>
-                <p class="position" aria-live="polite" aria-atomic="true" aria-labelledby="position-label">
-                    {move || position().map_or("–".to_string(), |p| p.to_string())}
-                </p>
-                <p class="wait" aria-live="polite">{wait}</p>
-                <p class="hint">"Keep this page open. We will bring you to the call when it's your turn."</p>
-                <button
-                    type="button"
-                    class="secondary leave"
-                    on:click=leave.clone()
-                    disabled=move || leaving.get()
-                    aria-busy=move || leaving.get().to_string()
-                >
-                    {move || if leaving.get() { "Leaving…" } else { "Leave the queue" }}
-                </button>
-                {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-                <ConnectionIndicator state=connection/>
-            </section>
-        </Show>
+        <section class="card hold">
+            <p class="eyebrow">"You are in the queue"</p>
+            <p class="position-label" id="position-label">"Your position"</p>
+            <p class="position" aria-live="polite" aria-atomic="true" aria-labelledby="position-label">
+                {move || position().map_or("–".to_string(), |p| p.to_string())}
+            </p>
+            <p class="wait" aria-live="polite">{wait}</p>
+            <p class="hint">"Keep this page open. We will bring you to the call when it's your turn."</p>
+            {children()}
+            <ConnectionIndicator state=connection/>
+        </section>
     }
 }

@@ -110,6 +110,13 @@ pub fn Join() -> impl IntoView {
         spawn_local(async move {
             let reservation = match api::reservation(api::GROUP, &sid).await {
                 Ok(r) => r,
+                Err(e) if e.status() == Some(404) || e.status() == Some(400) => {
+                    set_error.try_set(Some(
+                        "We couldn't find this call. The link may be old, or it belongs to another browser."
+                            .to_string(),
+                    ));
+                    return;
+                }
                 Err(e) => {
                     set_error.try_set(Some(e.to_string()));
                     return;

@@ -55,12 +55,13 @@ pub async fn sign_in(
     Ok((jar, Json(session_view(&state, &agent))))
 }
 
-/// `GET /agent/session`: who is signed in.
+/// `GET /agent/session`: who is signed in; `null` when nobody is (not an error: the console
+/// asks this on every load).
 pub async fn current(
     State(state): State<AppState>,
     callers: Callers,
-) -> ApiResult<Json<AgentSession>> {
-    Ok(Json(session_view(&state, callers.require_agent()?)))
+) -> Json<Option<AgentSession>> {
+    Json(callers.agent.as_ref().map(|a| session_view(&state, a)))
 }
 
 /// `DELETE /agent/session`: signs out (and clears the cookie).

@@ -208,10 +208,13 @@ impl Driver {
         Err("chromedriver did not start".into())
     }
 
-    /// A new headless browser with its own profile (so its cookies are its own).
+    /// A new headless browser with its own profile (so its cookies are its own). Phone-sized
+    /// ones use Chromium's mobile emulation, since a headless window cannot be narrower than
+    /// 500 px.
     pub async fn browser(&self, width: u32, height: u32) -> Result<Browser> {
         let profile = tempfile::tempdir()?;
-        let caps = serde_json::json!({
+        let mobile = width < 500;
+        let mut caps = serde_json::json!({
             "goog:chromeOptions": {
                 "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
                 "args": [
@@ -224,6 +227,11 @@ impl Driver {
             },
             "goog:loggingPrefs": { "browser": "ALL" }
         });
+        if mobile {
+            caps["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
+                "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true }
+            });
+        }
         let caps = match caps {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("an object literal"),

@@ -64,9 +64,12 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
 
     // 1. Customers start: positions 1 and 2, no estimate yet.
-    alice.goto(&server.url("/")).await?;
-    alice.find("button.primary").await?;
-    alice.screenshot("home-phone").await?;
+    for (b, name) in [(&alice, "home-phone"), (&bob, "home-desktop")] {
+        b.goto(&server.url("/")).await?;
+        b.wait_text(".notice", |t| t.starts_with("Nobody is available"))
+            .await?;
+        b.screenshot(name).await?;
+    }
     let alice_sid = start_chat(&alice, &server).await?;
     alice.wait_text(".position", |t| t == "1").await?;
     alice
@@ -79,6 +82,9 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
     start_chat(&bob, &server).await?;
     bob.wait_text(".position", |t| t == "2").await?;
     bob.screenshot("hold-desktop").await?;
+    // Starting again from home returns to the same place, not a second one.
+    assert_eq!(start_chat(&alice, &server).await?, alice_sid);
+    alice.wait_text(".position", |t| t == "1").await?;
 
     // 2. The specialist signs in, goes available, accepts the next customer.
     sign_in_specialist(&doc, &server, "dr-e2e").await?;
@@ -156,7 +162,7 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
 async fn the_alerts_come_and_the_call_ends_on_both_sides() -> Result<()> {
     let server = Server::start(ServerOptions::default()).await?;
     let driver = Driver::start().await?;
-    let alice = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
     let sid = start_chat(&alice, &server).await?;
     sign_in_specialist(&doc, &server, "dr-alerts").await?;
@@ -220,7 +226,8 @@ async fn the_alerts_come_and_the_call_ends_on_both_sides() -> Result<()> {
         })
         .await?;
     }
-    alice.screenshot("join-alert-desktop").await?;
+    alice.screenshot("join-alert-phone").await?;
+    doc.screenshot("join-alert-desktop").await?;
     // Dismissed, it stays dismissed.
     alice.click(".alert.ending-soon button.dismiss").await?;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -243,7 +250,7 @@ async fn the_alerts_come_and_the_call_ends_on_both_sides() -> Result<()> {
         !alice.exists(".alert.ending-soon").await?,
         "still dismissed"
     );
-    alice.screenshot("join-ended-desktop").await?;
+    alice.screenshot("join-ended-phone").await?;
     for b in [alice, doc] {
         b.close().await?;
     }
@@ -285,7 +292,7 @@ async fn expiry_rejoin_leave_and_restart() -> Result<()> {
     .await?;
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
-    let bob = driver.browser(PHONE.0, PHONE.1).await?;
+    let bob = driver.browser(DESKTOP.0, DESKTOP.1).await?;
 
     // 5. Expiry lands on rejoin; rejoining goes back to hold.
     start_chat(&alice, &short).await?;
@@ -294,6 +301,11 @@ async fn expiry_rejoin_leave_and_restart() -> Result<()> {
         .wait_text("h1", |t| t == "Your place in the queue expired")
         .await?;
     alice.screenshot("rejoin-phone").await?;
+    // The page stands on its own: the same address on a desktop.
+    bob.goto(alice.client.current_url().await?.as_ref()).await?;
+    bob.wait_text("h1", |t| t == "Your place in the queue expired")
+        .await?;
+    bob.screenshot("rejoin-desktop").await?;
     alice.click_text("Rejoin the queue").await?;
     alice.wait_url(|u| u.contains("/hold/r/")).await?;
     alice.wait_text(".position", |t| t == "1").await?;
@@ -313,7 +325,7 @@ async fn expiry_rejoin_leave_and_restart() -> Result<()> {
     server.kill().await;
     bob.wait_text(".connection", |t| t == "Reconnecting…")
         .await?;
-    bob.screenshot("hold-reconnecting-phone").await?;
+    bob.screenshot("hold-reconnecting-desktop").await?;
     server.restart().await?;
     bob.wait_text_for(".connection", Duration::from_secs(40), |t| t == "Live")
         .await?;

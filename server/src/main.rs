@@ -7,7 +7,7 @@ use callqueue_server::{
     app::Server,
     config::{Config, parse_grant},
     db,
-    store::Store,
+    store::{Store, split_groups},
     tokens,
 };
 use clap::{Args, Parser, Subcommand};
@@ -102,17 +102,9 @@ struct ServeArgs {
     sweep_ms: u64,
 }
 
-fn groups(s: &str) -> Vec<String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-        .map(String::from)
-        .collect()
-}
-
 impl ServeArgs {
     fn into_config(self) -> Result<Config, String> {
-        let groups = groups(&self.groups);
+        let groups = split_groups(&self.groups);
         if groups.is_empty() || !groups.iter().all(|g| tokens::is_valid_id(g)) {
             return Err("--groups needs one or more names of letters, digits, '-' or '_'".into());
         }
@@ -154,7 +146,7 @@ async fn main() -> ExitCode {
                     secret,
                     db,
                 },
-        } => add_agent(name, role, groups(&g), secret, db).await,
+        } => add_agent(name, role, split_groups(&g), secret, db).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

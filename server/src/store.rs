@@ -1310,7 +1310,8 @@ fn push_history(history: &mut VecDeque<f64>, secs: f64) {
     history.push_back(secs.max(0.0));
 }
 
-fn split_groups(s: &str) -> Vec<String> {
+/// `a, b,,c` → `[a, b, c]`: how group lists are written in flags and stored.
+pub fn split_groups(s: &str) -> Vec<String> {
     s.split(',')
         .map(str::trim)
         .filter(|g| !g.is_empty())

@@ -428,6 +428,11 @@ async fn unmatched_and_unjoined_reservations_expire() {
     .await;
     let alice = client();
     let a = join_queue(&server, &alice).await;
+    // Carol joins later, behind alice: when alice expires, carol moves up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let carol = client();
+    let c = join_queue(&server, &carol).await;
+    assert_eq!(c["queue_position"], 2);
     let url_a = server.url(&format!("/api/groups/default/reservations/{}", sid(&a)));
     let mut stream = SseReader::open(
         &alice,
@@ -556,5 +561,27 @@ async fn webhook_relays_signed_updates_only() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streams_send_heartbeats() {
+    let server = TestServer::start_with(|c| c.heartbeat = Duration::from_millis(200)).await;
+    let alice = client();
+    let a = join_queue(&server, &alice).await;
+    let url = server.url(&format!("/api/events/g/default/r/{}", sid(&a)));
+    let mut stream = SseReader::open(&alice, &url, None).await;
+    stream.next().await.unwrap();
+    assert!(
+        stream
+            .next_within(Duration::from_millis(900))
+            .await
+            .is_none()
+    );
+    assert!(
+        stream.comments >= 2,
+        "heartbeat comments: {}",
+        stream.comments
+    );
     server.stop().await;
 }

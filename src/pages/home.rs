@@ -1,17 +1,13 @@
 //! `/`: where a customer starts a video chat.
 
+use crate::{api, pages::use_join_queue};
 use leptos::{prelude::*, task::spawn_local};
-use leptos_router::hooks::use_navigate;
-
-use crate::{api, logic::status::route_for};
 
 /// The landing page with the "Start video chat" button. Says when nobody is available; the
 /// server hands back this browser's active reservation rather than making a second one.
 #[component]
 pub fn Home() -> impl IntoView {
-    let navigate = use_navigate();
-    let (busy, set_busy) = signal(false);
-    let (error, set_error) = signal(None::<String>);
+    let (busy, error, start) = use_join_queue();
     let (available, set_available) = signal(None::<u32>);
 
     spawn_local(async move {
@@ -19,27 +15,6 @@ pub fn Home() -> impl IntoView {
             set_available.try_set(Some(status.available_specialists));
         }
     });
-
-    let start = move |_| {
-        if busy.get_untracked() {
-            return;
-        }
-        set_busy.set(true);
-        set_error.set(None);
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            match api::create_reservation(api::GROUP).await {
-                Ok(r) => navigate(
-                    &route_for(r.reservation_status, &r.reservation_sid),
-                    Default::default(),
-                ),
-                Err(e) => {
-                    set_error.try_set(Some(e.to_string()));
-                    set_busy.try_set(false);
-                }
-            }
-        });
-    };
 
     view! {
         <section class="card home">
@@ -55,7 +30,7 @@ pub fn Home() -> impl IntoView {
             <button
                 class="primary"
                 type="button"
-                on:click=start
+                on:click=move |_| start.run(())
                 disabled=move || busy.get()
                 aria-busy=move || busy.get().to_string()
             >

@@ -7,7 +7,10 @@ pub mod join;
 pub mod not_found;
 pub mod rejoin;
 
-use leptos::prelude::*;
+use leptos::{prelude::*, task::spawn_local};
+use leptos_router::hooks::use_navigate;
+
+use crate::{api, logic::status::route_for};
 
 const APP_TITLE: &str = "callqueue";
 
@@ -39,4 +42,34 @@ pub fn route_sid() -> String {
         .read_untracked()
         .get("sid")
         .unwrap_or_default()
+}
+
+/// A "join the queue" action for a button: creates a reservation (the server hands back this
+/// browser's active one instead of making a second) and goes where its status belongs. Returns
+/// whether a request is in flight, the last error, and the action.
+pub fn use_join_queue() -> (ReadSignal<bool>, ReadSignal<Option<String>>, Callback<()>) {
+    let navigate = use_navigate();
+    let (busy, set_busy) = signal(false);
+    let (error, set_error) = signal(None::<String>);
+    let join = Callback::new(move |()| {
+        if busy.get_untracked() {
+            return;
+        }
+        set_busy.set(true);
+        set_error.set(None);
+        let navigate = navigate.clone();
+        spawn_local(async move {
+            match api::create_reservation(api::GROUP).await {
+                Ok(r) => navigate(
+                    &route_for(r.reservation_status, &r.reservation_sid),
+                    Default::default(),
+                ),
+                Err(e) => {
+                    set_error.try_set(Some(e.to_string()));
+                    set_busy.try_set(false);
+                }
+            }
+        });
+    });
+    (busy, error, join)
 }

@@ -1,38 +1,14 @@
 //! `/rejoin/r/:sid`: the reservation expired; explain and offer a new place.
 
-use leptos::{prelude::*, task::spawn_local};
-use leptos_router::hooks::use_navigate;
+use leptos::prelude::*;
 
-use crate::{api, logic::status::route_for, pages::use_document_title};
+use crate::pages::{use_document_title, use_join_queue};
 
 /// Explains the expiry and rejoins the queue.
 #[component]
 pub fn Rejoin() -> impl IntoView {
-    let navigate = use_navigate();
-    let (busy, set_busy) = signal(false);
-    let (error, set_error) = signal(None::<String>);
+    let (busy, error, rejoin) = use_join_queue();
     use_document_title(|| Some("Your place expired".to_string()));
-
-    let rejoin = move |_| {
-        if busy.get_untracked() {
-            return;
-        }
-        set_busy.set(true);
-        set_error.set(None);
-        let navigate = navigate.clone();
-        spawn_local(async move {
-            match api::create_reservation(api::GROUP).await {
-                Ok(r) => navigate(
-                    &route_for(r.reservation_status, &r.reservation_sid),
-                    Default::default(),
-                ),
-                Err(e) => {
-                    set_error.try_set(Some(e.to_string()));
-                    set_busy.try_set(false);
-                }
-            }
-        });
-    };
 
     view! {
         <section class="card rejoin">
@@ -43,7 +19,7 @@ pub fn Rejoin() -> impl IntoView {
             <button
                 class="primary"
                 type="button"
-                on:click=rejoin
+                on:click=move |_| rejoin.run(())
                 disabled=move || busy.get()
                 aria-busy=move || busy.get().to_string()
             >

@@ -103,14 +103,14 @@ fn simulate(s: &Scenario) -> (Vec<f64>, Vec<f64>) {
             }
         }
         // Idle specialists take the next customers.
-        for who in 0..s.specialists {
-            if busy_since[who].is_none()
+        for (who, since) in busy_since.iter_mut().enumerate() {
+            if since.is_none()
                 && let Some(c) = queue.pop_front()
             {
                 let wait = now - arrivals[c];
                 waits.push(wait);
                 actual[c] = Some(wait);
-                busy_since[who] = Some(now);
+                *since = Some(now);
                 let length = call_length(&mut rng, s.mean_call);
                 free_at.push(Reverse((ms(now + length), who)));
             }

@@ -1,0 +1,219 @@
+//! Stream capacity: the real server binary, N customers created over HTTP (reservations created
+//! per second, durable in SQLite), N idle reservation streams held open (server resident memory
+//! per stream), then one change that every stream must hear (fan-out latency p50/p99).
+//!
+//! Loopback only; clients spread over 127.0.0.2, 127.0.0.3, ... so the port range of one source
+//! address is never the limit. Every wait is bounded. Run through `bench/streams`, which raises
+//! the open-files limit first:
+//!
+//! `bench/streams 10000 50000`
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use callqueue_e2e::{Result, Server, ServerOptions};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpSocket,
+    sync::Mutex,
+};
+
+/// Clients per source address.
+const PER_SOURCE: usize = 20_000;
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Customer {
+    sid: String,
+    cookie: String,
+}
+
+async fn create_customers(server: &Server, n: usize) -> Result<(Vec<Customer>, f64)> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let url = server.url("/api/groups/default/reservations");
+    let next = Arc::new(AtomicUsize::new(0));
+    let out = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..32 {
+        let (http, url, next, out) = (http.clone(), url.clone(), next.clone(), out.clone());
+        workers.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let r = http.post(&url).send().await?;
+                let cookie = r
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .unwrap_or_default()
+                    .to_string();
+                let body: serde_json::Value = r.json().await?;
+                let sid = body["reservation_sid"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                out.lock().await.push(Customer { sid, cookie });
+            }
+            Result::Ok(())
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let customers = std::mem::take(&mut *out.lock().await);
+    Ok((customers, n as f64 / secs))
+}
+
+/// Opens one idle stream; reports when its first event (the snapshot) arrived, then records the
+/// arrival time of every later event until `stop`.
+async fn hold_stream(
+    i: usize,
+    port: u16,
+    c: Customer,
+    ready: Arc<AtomicUsize>,
+    events: Arc<Mutex<Vec<Instant>>>,
+) -> Result<()> {
+    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE) as u8));
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let mut stream = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    let req = format!(
+        "GET /api/events/g/default/r/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {}\r\n\r\n",
+        c.sid, c.cookie
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = [0u8; 1024];
+    let mut seen_first = false;
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let chunk = &buf[..n];
+        if chunk.windows(5).any(|w| w == b"data:") {
+            if seen_first {
+                events.lock().await.push(Instant::now());
+            } else {
+                seen_first = true;
+                ready.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+async fn run(n: usize) -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let pid = server.pid().ok_or("no server process")?;
+    let rss_empty = rss_kb(pid);
+    let (customers, creates_per_sec) = create_customers(&server, n).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_queued = rss_kb(pid);
+
+    let ready = Arc::new(AtomicUsize::new(0));
+    let events = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let mut first_cookie = None;
+    let mut tasks = Vec::with_capacity(n);
+    for (i, c) in customers.into_iter().enumerate() {
+        if i == 0 {
+            first_cookie = Some((c.sid.clone(), c.cookie.clone()));
+        }
+        tasks.push(tokio::spawn(hold_stream(
+            i,
+            server.port,
+            c,
+            ready.clone(),
+            events.clone(),
+        )));
+        if i % 500 == 499 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while ready.load(Ordering::Relaxed) < n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let open = ready.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_streams = rss_kb(pid);
+    let per_stream = (rss_streams.saturating_sub(rss_queued)) as f64 * 1024.0 / open.max(1) as f64;
+
+    // Fan-out: the first customer leaves; everyone behind moves up and must be told.
+    let (sid, cookie) = first_cookie.ok_or("no customers")?;
+    let http = reqwest::Client::new();
+    let t0 = Instant::now();
+    http.delete(server.url(&format!("/api/groups/default/reservations/{sid}")))
+        .header("cookie", cookie)
+        .send()
+        .await?;
+    let want = open.saturating_sub(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while events.lock().await.len() < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut lat: Vec<f64> = events
+        .lock()
+        .await
+        .iter()
+        .map(|t| t.duration_since(t0).as_secs_f64() * 1000.0)
+        .collect();
+    let heard = lat.len();
+    for t in tasks {
+        t.abort();
+    }
+    println!(
+        "{n:>7} | creates/s {creates_per_sec:>8.0} | streams open {open:>7} | RSS empty {:>6} MB, queued {:>6} MB, streaming {:>6} MB | {per_stream:>7.0} B/stream | fan-out to {heard:>7}: p50 {:>7.1} ms p99 {:>7.1} ms max {:>7.1} ms",
+        rss_empty / 1024,
+        rss_queued / 1024,
+        rss_streams / 1024,
+        percentile(&mut lat, 0.5),
+        percentile(&mut lat, 0.99),
+        percentile(&mut lat, 1.0),
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![10_000]
+    } else {
+        sizes
+    };
+    for n in sizes {
+        run(n).await?;
+    }
+    Ok(())
+}

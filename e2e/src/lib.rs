@@ -32,16 +32,17 @@ pub fn free_port() -> u16 {
         .expect("a free port on loopback")
 }
 
+/// A path from the environment (relative ones are taken from the workspace), or the default.
+fn configured_path(var: &str, default: &str) -> PathBuf {
+    workspace().join(std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from))
+}
+
 fn server_binary() -> PathBuf {
-    std::env::var_os("CALLQUEUE_E2E_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target/debug/callqueue-server"))
+    configured_path("CALLQUEUE_E2E_SERVER", "target/debug/callqueue-server")
 }
 
 fn dist() -> PathBuf {
-    std::env::var_os("CALLQUEUE_E2E_DIST")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("dist"))
+    configured_path("CALLQUEUE_E2E_DIST", "dist")
 }
 
 /// Server settings a test may shorten.

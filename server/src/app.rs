@@ -10,6 +10,7 @@ use axum::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
+    compression::CompressionLayer,
     services::{ServeDir, ServeFile},
     trace::TraceLayer,
 };
@@ -75,7 +76,9 @@ pub fn router(state: AppState) -> Router {
         let index = ServeFile::new(dist.join("index.html"));
         app = app.fallback_service(ServeDir::new(dist).fallback(index));
     }
-    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
+    // Brotli or gzip for the app and JSON; the default predicate leaves event streams alone.
+    app.layer(CompressionLayer::new())
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -25,6 +25,13 @@ use crate::{
     estimator, tokens,
 };
 
+/// A customer not yet stored: created together with their first reservation.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    pub id: String,
+    pub token_hash: String,
+}
+
 /// Who a user event is for.
 #[derive(Debug, Clone)]
 pub enum Audience {
@@ -217,25 +224,30 @@ struct Live {
 impl Live {
     /// Positions and estimates of every queued reservation in `group`, after a change.
     fn recompute(&mut self, group: &str, now: DateTime<Utc>) {
-        let Some(g) = self.groups.get(group) else {
+        let Live {
+            groups,
+            reservations,
+            calls,
+            agents,
+            ..
+        } = self;
+        let Some(g) = groups.get(group) else {
             return;
         };
-        let busy: Vec<Option<DateTime<Utc>>> = self
-            .agents
+        let busy: Vec<Option<DateTime<Utc>>> = agents
             .values()
             .filter(|a| a.available && a.groups.iter().any(|x| x == group))
             .map(|a| {
                 a.active_call
                     .as_ref()
-                    .and_then(|id| self.calls.get(id))
+                    .and_then(|id| calls.get(id))
                     .map(|c| c.started_at.unwrap_or(c.created_at))
             })
             .collect();
         let mean = estimator::mean_call(g.history.iter().copied());
         let estimates = estimator::estimate_queue(now, g.queue.len(), &busy, mean);
-        let sids: Vec<String> = g.queue.values().cloned().collect();
-        for (i, (sid, estimate)) in sids.iter().zip(estimates).enumerate() {
-            if let Some(r) = self.reservations.get_mut(sid) {
+        for (i, (sid, estimate)) in g.queue.values().zip(estimates).enumerate() {
+            if let Some(r) = reservations.get_mut(sid) {
                 r.view.queue_position = Some(i as u32 + 1);
                 r.view.estimated_wait_until = estimate;
             }
@@ -453,17 +465,15 @@ impl Store {
         )
     }
 
-    /// A new customer and the cookie token that identifies them.
-    pub async fn new_customer(&self) -> ApiResult<(String, String)> {
-        let id = tokens::random_token();
+    /// A new customer and the cookie token that identifies them; stored with their first
+    /// reservation (one transaction), see [`Store::create_reservation`].
+    pub fn new_customer() -> (NewCustomer, String) {
         let token = tokens::random_token();
-        sqlx::query("INSERT INTO customers (id, token_hash, created_at) VALUES (?, ?, ?)")
-            .bind(&id)
-            .bind(tokens::hash(&token))
-            .bind(Utc::now())
-            .execute(&self.inner.db)
-            .await?;
-        Ok((id, token))
+        let customer = NewCustomer {
+            id: tokens::random_token(),
+            token_hash: tokens::hash(&token),
+        };
+        (customer, token)
     }
 
     /// The specialist behind a session cookie token, if the session is current.
@@ -650,6 +660,7 @@ impl Store {
         &self,
         group: &str,
         customer_id: &str,
+        new_customer: Option<&NewCustomer>,
     ) -> ApiResult<(Reservation, bool)> {
         if !self.has_group(group) {
             return Err(ApiError::not_found(&format!("the group {group:?}")));
@@ -673,6 +684,14 @@ impl Store {
             (g.next_seq, g.version + 1)
         };
         let mut tx = self.inner.db.begin().await?;
+        if let Some(c) = new_customer {
+            sqlx::query("INSERT INTO customers (id, token_hash, created_at) VALUES (?, ?, ?)")
+                .bind(&c.id)
+                .bind(&c.token_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -47,6 +47,17 @@ async fn serves_the_app_health_and_json_errors() {
     assert!(deep.text().await.unwrap().contains("callqueue app"));
     let js = c.get(server.url("/app.js")).send().await.unwrap();
     assert_eq!(js.status(), 200);
+    let br = c
+        .get(server.url("/"))
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        br.headers()["content-encoding"],
+        "br",
+        "the app is sent compressed"
+    );
 
     let (status, health) = get_json(&c, &server.url("/api/health")).await;
     assert_eq!(status, 200);

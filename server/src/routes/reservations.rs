@@ -14,6 +14,7 @@ use crate::{
     error::{ApiError, ApiResult, Json},
     routes::check_id,
     sse,
+    store::Store,
 };
 
 /// `GET /groups/{group}/status`: whether anyone is available and how long the queue is.
@@ -48,19 +49,22 @@ pub async fn create(
     if !state.store.has_group(&group) {
         return Err(ApiError::not_found(&format!("the group {group:?}")));
     }
-    let (customer, jar) = match callers.customer {
-        Some(id) => (id, jar),
+    let (customer, new_customer, jar) = match callers.customer {
+        Some(id) => (id, None, jar),
         None => {
-            let (id, token) = state.store.new_customer().await?;
+            let (customer, token) = Store::new_customer();
             let jar = jar.add(session_cookie(
                 CUSTOMER_COOKIE,
                 &token,
                 CUSTOMER_SESSION_SECS,
             ));
-            (id, jar)
+            (customer.id.clone(), Some(customer), jar)
         }
     };
-    let (reservation, created) = state.store.create_reservation(&group, &customer).await?;
+    let (reservation, created) = state
+        .store
+        .create_reservation(&group, &customer, new_customer.as_ref())
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

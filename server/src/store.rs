@@ -1133,7 +1133,7 @@ impl Store {
         Ok(call)
     }
 
-    /// A member leaves; the call ends when nobody who joined is left in it.
+    /// A member leaves. A started call ends when the specialist leaves or nobody is left in it.
     pub async fn leave_call(&self, id: &str, role: Role) -> ApiResult<CallRow> {
         {
             let _w = self.inner.write.lock().await;
@@ -1142,7 +1142,12 @@ impl Store {
                 Role::Specialist => call.specialist_present = false,
                 Role::Patient => call.customer_present = false,
             }
-            if call.specialist_present || call.customer_present || call.started_at.is_none() {
+            // The specialist leaving ends a started call (nobody is left to serve the customer),
+            // and so does the last one present leaving.
+            let ends = call.started_at.is_some()
+                && (role == Role::Specialist
+                    || !(call.specialist_present || call.customer_present));
+            if !ends {
                 call.version += 1;
                 self.save_call(&call).await?;
                 let mut live = self.live_mut();

@@ -1,0 +1,141 @@
+//! Event to screen: how long from the request that changes a waiting customer's reservation to
+//! the hold page's DOM showing it, in headless Chromium against the real server. One machine, one
+//! clock: the browser stamps each change of `.position` with `Date.now()` from a MutationObserver,
+//! the benchmark stamps each request with the system clock.
+//!
+//! 500 customers wait ahead of the watched one; each update removes the one at the front, so the
+//! watched position counts down 501 → 1. Optionally `others` idle streams are held open meanwhile
+//! (spread over 127.0.0.x source addresses). Run through `bench/latency [updates] [others]`.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use callqueue_e2e::{Result, Server, ServerOptions};
+use serde_json::{Value, json};
+use tokio::{io::AsyncWriteExt, net::TcpSocket};
+
+/// Records when `.position` shows each value, from before the app starts.
+const OBSERVE: &str = r#"
+window.__shown = {};
+new MutationObserver(() => {
+  const el = document.querySelector('.position');
+  if (el && !(el.textContent in window.__shown)) window.__shown[el.textContent] = Date.now();
+}).observe(document, { subtree: true, childList: true, characterData: true });
+"#;
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or_default()
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+async fn join(http: &reqwest::Client, server: &Server) -> Result<(String, String)> {
+    let r = http
+        .post(server.url("/api/groups/default/reservations"))
+        .send()
+        .await?;
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let body: Value = r.json().await?;
+    Ok((
+        body["reservation_sid"].as_str().unwrap_or_default().to_string(),
+        cookie,
+    ))
+}
+
+/// An idle stream held open by a raw socket (no reading needed: the kernel buffers the few
+/// events it gets).
+async fn idle_stream(i: usize, port: u16, sid: String, cookie: String) -> Result<tokio::net::TcpStream> {
+    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i / 20_000) as u8));
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let mut stream = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    let req = format!(
+        "GET /api/events/g/default/r/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await?;
+    Ok(stream)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<usize>().ok());
+    let updates = args.next().unwrap_or(500);
+    let others = args.next().unwrap_or(0);
+    let server = Server::start(ServerOptions::default()).await?;
+    let http = reqwest::Client::new();
+
+    let mut ahead = Vec::with_capacity(updates);
+    for _ in 0..updates {
+        ahead.push(join(&http, &server).await?);
+    }
+    let driver = callqueue_e2e::Driver::start().await?;
+    let browser = driver.browser(1280, 900).await?;
+    browser
+        .cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": OBSERVE }),
+        )
+        .await?;
+    browser.goto(&server.url("/")).await?;
+    browser.click_text("Start video chat").await?;
+    let first = (updates + 1).to_string();
+    browser.wait_text(".position", |t| t == first).await?;
+    browser.wait_text(".connection", |t| t == "Live").await?;
+
+    // Others: customers behind, each with an idle stream of its own.
+    let mut held = Vec::with_capacity(others);
+    for i in 0..others {
+        let (sid, cookie) = join(&http, &server).await?;
+        held.push(idle_stream(i, server.port, sid, cookie).await?);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let mut sent = Vec::with_capacity(updates);
+    for (sid, cookie) in &ahead {
+        sent.push(now_ms());
+        http.delete(server.url(&format!("/api/groups/default/reservations/{sid}")))
+            .header("cookie", cookie)
+            .send()
+            .await?;
+        // Paced so each update is its own event.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    browser.wait_text(".position", |t| t == "1").await?;
+    let shown = browser.eval("return window.__shown").await?;
+    let mut latency = Vec::with_capacity(updates);
+    for (i, t) in sent.iter().enumerate() {
+        let position = (updates - i).to_string();
+        if let Some(at) = shown.get(&position).and_then(Value::as_f64) {
+            latency.push(at - t);
+        }
+    }
+    println!(
+        "{} updates seen of {updates}, {others} other streams open: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        latency.len(),
+        percentile(&mut latency, 0.5),
+        percentile(&mut latency, 0.99),
+        percentile(&mut latency, 1.0),
+    );
+    drop(held);
+    browser.close().await?;
+    Ok(())
+}

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use callqueue_e2e::{Result, Server, ServerOptions};
+use callqueue_e2e::{Result, Server, ServerOptions, join_queue, percentile};
 use serde_json::{Value, json};
 use tokio::{io::AsyncWriteExt, net::TcpSocket};
 
@@ -32,36 +32,14 @@ fn now_ms() -> f64 {
         .unwrap_or_default()
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
-async fn join(http: &reqwest::Client, server: &Server) -> Result<(String, String)> {
-    let r = http
-        .post(server.url("/api/groups/default/reservations"))
-        .send()
-        .await?;
-    let cookie = r
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_default()
-        .to_string();
-    let body: Value = r.json().await?;
-    Ok((
-        body["reservation_sid"].as_str().unwrap_or_default().to_string(),
-        cookie,
-    ))
-}
-
 /// An idle stream held open by a raw socket (no reading needed: the kernel buffers the few
 /// events it gets).
-async fn idle_stream(i: usize, port: u16, sid: String, cookie: String) -> Result<tokio::net::TcpStream> {
+async fn idle_stream(
+    i: usize,
+    port: u16,
+    sid: String,
+    cookie: String,
+) -> Result<tokio::net::TcpStream> {
     let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i / 20_000) as u8));
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(source, 0))?;
@@ -77,7 +55,9 @@ async fn idle_stream(i: usize, port: u16, sid: String, cookie: String) -> Result
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let mut args = std::env::args().skip(1).filter_map(|a| a.parse::<usize>().ok());
+    let mut args = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse::<usize>().ok());
     let updates = args.next().unwrap_or(500);
     let others = args.next().unwrap_or(0);
     let server = Server::start(ServerOptions::default()).await?;
@@ -85,7 +65,7 @@ async fn main() -> Result<()> {
 
     let mut ahead = Vec::with_capacity(updates);
     for _ in 0..updates {
-        ahead.push(join(&http, &server).await?);
+        ahead.push(join_queue(&http, &server.base).await?);
     }
     let driver = callqueue_e2e::Driver::start().await?;
     let browser = driver.browser(1280, 900).await?;
@@ -104,7 +84,7 @@ async fn main() -> Result<()> {
     // Others: customers behind, each with an idle stream of its own.
     let mut held = Vec::with_capacity(others);
     for i in 0..others {
-        let (sid, cookie) = join(&http, &server).await?;
+        let (sid, cookie) = join_queue(&http, &server.base).await?;
         held.push(idle_stream(i, server.port, sid, cookie).await?);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use callqueue_e2e::{Result, Server, ServerOptions};
+use callqueue_e2e::{Result, Server, ServerOptions, join_queue, percentile};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpSocket,
@@ -38,14 +38,6 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
 struct Customer {
     sid: String,
     cookie: String,
@@ -56,28 +48,16 @@ async fn create_customers(server: &Server, n: usize) -> Result<(Vec<Customer>, f
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let url = server.url("/api/groups/default/reservations");
+    let base = server.base.clone();
     let next = Arc::new(AtomicUsize::new(0));
     let out = Arc::new(Mutex::new(Vec::with_capacity(n)));
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..32 {
-        let (http, url, next, out) = (http.clone(), url.clone(), next.clone(), out.clone());
+        let (http, base, next, out) = (http.clone(), base.clone(), next.clone(), out.clone());
         workers.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
-                let r = http.post(&url).send().await?;
-                let cookie = r
-                    .headers()
-                    .get("set-cookie")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.split(';').next())
-                    .unwrap_or_default()
-                    .to_string();
-                let body: serde_json::Value = r.json().await?;
-                let sid = body["reservation_sid"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
+                let (sid, cookie) = join_queue(&http, &base).await?;
                 out.lock().await.push(Customer { sid, cookie });
             }
             Result::Ok(())

@@ -355,7 +355,13 @@ impl Browser {
 
     /// SEVERE entries in the browser's console log: an app that fails to start shows nothing else.
     pub async fn severe_logs(&self) -> Result<Vec<String>> {
-        let logs = self.client.issue_cmd(LogCommand).await;
+        let logs = self
+            .client
+            .issue_cmd(SessionPost {
+                path: "se/log",
+                body: serde_json::json!({ "type": "browser" }),
+            })
+            .await;
         let Ok(serde_json::Value::Array(entries)) = logs else {
             return Ok(Vec::new());
         };
@@ -370,9 +376,9 @@ impl Browser {
     pub async fn cdp(&self, cmd: &str, params: serde_json::Value) -> Result<serde_json::Value> {
         let answer = self
             .client
-            .issue_cmd(CdpCommand {
-                cmd: cmd.to_string(),
-                params,
+            .issue_cmd(SessionPost {
+                path: "goog/cdp/execute",
+                body: serde_json::json!({ "cmd": cmd, "params": params }),
             })
             .await?;
         Ok(answer)
@@ -389,51 +395,59 @@ impl Browser {
     }
 }
 
-/// chromedriver's `POST /session/{id}/se/log`.
+/// A chromedriver extension command: `POST /session/{id}/{path}` with a JSON body
+/// (`se/log` for the browser's console log, `goog/cdp/execute` for DevTools).
 #[derive(Debug, Clone)]
-struct LogCommand;
+struct SessionPost {
+    path: &'static str,
+    body: serde_json::Value,
+}
 
-impl fantoccini::wd::WebDriverCompatibleCommand for LogCommand {
+impl fantoccini::wd::WebDriverCompatibleCommand for SessionPost {
     fn endpoint(
         &self,
         base_url: &url::Url,
         session_id: Option<&str>,
     ) -> std::result::Result<url::Url, url::ParseError> {
         base_url.join(&format!(
-            "session/{}/se/log",
-            session_id.unwrap_or_default()
+            "session/{}/{}",
+            session_id.unwrap_or_default(),
+            self.path
         ))
     }
 
     fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        (
-            http::Method::POST,
-            Some(r#"{"type":"browser"}"#.to_string()),
-        )
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 
-/// chromedriver's `POST /session/{id}/goog/cdp/execute`.
-#[derive(Debug, Clone)]
-struct CdpCommand {
-    cmd: String,
-    params: serde_json::Value,
+/// The `p` quantile (0 to 1) of `v`, sorting it; NaN when empty.
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-impl fantoccini::wd::WebDriverCompatibleCommand for CdpCommand {
-    fn endpoint(
-        &self,
-        base_url: &url::Url,
-        session_id: Option<&str>,
-    ) -> std::result::Result<url::Url, url::ParseError> {
-        base_url.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session_id.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
-        let body = serde_json::json!({ "cmd": self.cmd, "params": self.params });
-        (http::Method::POST, Some(body.to_string()))
-    }
+/// A new customer joins the default queue of the server at `base` over HTTP; returns their
+/// reservation id and the `name=value` of their session cookie.
+pub async fn join_queue(http: &reqwest::Client, base: &str) -> Result<(String, String)> {
+    let r = http
+        .post(format!("{base}/api/groups/default/reservations"))
+        .send()
+        .await?;
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let body: serde_json::Value = r.json().await?;
+    let sid = body["reservation_sid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    Ok((sid, cookie))
 }

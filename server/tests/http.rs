@@ -596,3 +596,64 @@ async fn streams_send_heartbeats() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_chosen_customer_can_be_accepted_and_the_specialist_leaving_ends_the_call() {
+    let server = TestServer::start().await;
+    let (alice, bob) = (client(), client());
+    let a = join_queue(&server, &alice).await;
+    let b = join_queue(&server, &bob).await;
+    let doc = specialist(&server, "dr-choice").await;
+
+    // Accept bob, the second in line; alice keeps position 1.
+    let r = doc
+        .post(server.url("/api/groups/default/accept"))
+        .json(&json!({"reservation_sid": sid(&b)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let accepted: Value = r.json().await.unwrap();
+    assert_eq!(accepted["reservation"]["reservation_sid"], b["reservation_sid"]);
+    let url_a = server.url(&format!("/api/groups/default/reservations/{}", sid(&a)));
+    assert_eq!(get_json(&alice, &url_a).await.1["queue_position"], 1);
+
+    // A sid that is not waiting is refused clearly.
+    let r = doc
+        .post(server.url("/api/groups/default/accept"))
+        .json(&json!({"reservation_sid": "nobody"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "still in bob's call");
+
+    // Both join; the specialist leaves while bob is still there: the call ends.
+    let call_url = server.url(&format!(
+        "/api/calls/appointment/{}",
+        accepted["call"]["call"]["id"].as_str().unwrap()
+    ));
+    bob.post(format!("{call_url}/join")).send().await.unwrap();
+    doc.post(format!("{call_url}/join")).send().await.unwrap();
+    let left: Value = doc
+        .post(format!("{call_url}/leave"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(left["call"]["session"]["ended_reason"], "left");
+    assert!(left["call"]["session"]["ended_at"].is_string());
+
+    // Free again: a named sid that is not in the queue is a clear 404.
+    let r = doc
+        .post(server.url("/api/groups/default/accept"))
+        .json(&json!({"reservation_sid": "nobody"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("no longer waiting"));
+    server.stop().await;
+}

@@ -15,34 +15,55 @@ use chrono::{DateTime, Duration, Utc};
 /// How many completed calls the mean call length is taken over.
 pub const HISTORY: usize = 50;
 
-/// When each of `queue_len` customers (in queue order) should be reached, or `None` for all
-/// when there is no history or no specialist.
+/// The moments specialists reach the queue's customers, in queue order: each step hands the
+/// next customer to whichever specialist frees up first. `None` when there is no history or no
+/// specialist.
 ///
 /// `busy_since` has one entry per available specialist: `None` if idle, `Some(start)` if in a call
 /// that started (or was matched) at `start`.
+pub fn walk(
+    now: DateTime<Utc>,
+    busy_since: &[Option<DateTime<Utc>>],
+    mean_call: Option<Duration>,
+) -> Option<impl Iterator<Item = DateTime<Utc>>> {
+    let mean = mean_call.filter(|m| *m > Duration::zero())?;
+    if busy_since.is_empty() {
+        return None;
+    }
+    let mut free_at: BinaryHeap<Reverse<DateTime<Utc>>> = busy_since
+        .iter()
+        .map(|since| Reverse(since.map_or(now, |s| (s + mean).max(now))))
+        .collect();
+    Some(std::iter::from_fn(move || {
+        let Reverse(t) = free_at.pop()?;
+        free_at.push(Reverse(t + mean));
+        Some(t)
+    }))
+}
+
+/// When each of `queue_len` customers (in queue order) should be reached; all `None` when
+/// [`walk`] has nothing to go on.
 pub fn estimate_queue(
     now: DateTime<Utc>,
     queue_len: usize,
     busy_since: &[Option<DateTime<Utc>>],
     mean_call: Option<Duration>,
 ) -> Vec<Option<DateTime<Utc>>> {
-    let Some(mean) = mean_call.filter(|m| *m > Duration::zero()) else {
-        return vec![None; queue_len];
-    };
-    if busy_since.is_empty() {
-        return vec![None; queue_len];
+    match walk(now, busy_since, mean_call) {
+        Some(times) => times.take(queue_len).map(Some).collect(),
+        None => vec![None; queue_len],
     }
-    let mut free_at: BinaryHeap<Reverse<DateTime<Utc>>> = busy_since
-        .iter()
-        .map(|since| Reverse(since.map_or(now, |s| (s + mean).max(now))))
-        .collect();
-    let mut out = Vec::with_capacity(queue_len);
-    for _ in 0..queue_len {
-        let Reverse(t) = free_at.pop().expect("heap is never empty");
-        out.push(Some(t));
-        free_at.push(Reverse(t + mean));
-    }
-    out
+}
+
+/// When the customer at 1-based `position` should be reached (a new arrival at the back: no one
+/// else's estimate changes).
+pub fn estimate_position(
+    now: DateTime<Utc>,
+    position: usize,
+    busy_since: &[Option<DateTime<Utc>>],
+    mean_call: Option<Duration>,
+) -> Option<DateTime<Utc>> {
+    walk(now, busy_since, mean_call)?.nth(position.checked_sub(1)?)
 }
 
 /// The mean of the last completed call lengths, in seconds.
@@ -124,6 +145,19 @@ mod tests {
         let three = estimate_queue(now, 6, &[None, None, None], mean);
         assert!(three[5] < one[5]);
         assert_eq!(three[5], Some(now + Duration::minutes(10)));
+    }
+
+    #[test]
+    fn one_position_agrees_with_the_whole_queue() {
+        let now = t0();
+        let busy = [None, Some(now - Duration::minutes(3))];
+        let mean = Some(Duration::minutes(7));
+        let all = estimate_queue(now, 9, &busy, mean);
+        for p in 1..=9 {
+            assert_eq!(estimate_position(now, p, &busy, mean), all[p - 1]);
+        }
+        assert_eq!(estimate_position(now, 0, &busy, mean), None);
+        assert_eq!(estimate_position(now, 3, &[], mean), None);
     }
 
     #[test]

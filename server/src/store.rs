@@ -17,7 +17,7 @@ use callqueue_protocol::{
 };
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
-use tokio::sync::{Mutex, broadcast, watch};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 
 use crate::{
     config::Config,
@@ -30,6 +30,17 @@ use crate::{
 pub struct NewCustomer {
     pub id: String,
     pub token_hash: String,
+}
+
+/// Most creates committed in one transaction.
+const CREATE_BATCH: usize = 256;
+
+/// One waiting create, for the writer task.
+struct CreateJob {
+    group: String,
+    customer_id: String,
+    new_customer: Option<NewCustomer>,
+    reply: oneshot::Sender<ApiResult<(Reservation, bool)>>,
 }
 
 /// Who a user event is for.
@@ -222,29 +233,38 @@ struct Live {
 }
 
 impl Live {
-    /// Positions and estimates of every queued reservation in `group`, after a change.
-    fn recompute(&mut self, group: &str, now: DateTime<Utc>) {
-        let Live {
-            groups,
-            reservations,
-            calls,
-            agents,
-            ..
-        } = self;
-        let Some(g) = groups.get(group) else {
-            return;
-        };
-        let busy: Vec<Option<DateTime<Utc>>> = agents
+    /// What the estimator needs about a group: each available specialist's call start (or idle),
+    /// and the mean call length.
+    fn estimator_inputs(&self, group: &str) -> (Vec<Option<DateTime<Utc>>>, Option<Duration>) {
+        let busy = self
+            .agents
             .values()
             .filter(|a| a.available && a.groups.iter().any(|x| x == group))
             .map(|a| {
                 a.active_call
                     .as_ref()
-                    .and_then(|id| calls.get(id))
+                    .and_then(|id| self.calls.get(id))
                     .map(|c| c.started_at.unwrap_or(c.created_at))
             })
             .collect();
-        let mean = estimator::mean_call(g.history.iter().copied());
+        let mean = self
+            .groups
+            .get(group)
+            .and_then(|g| estimator::mean_call(g.history.iter().copied()));
+        (busy, mean)
+    }
+
+    /// Positions and estimates of every queued reservation in `group`, after a change.
+    fn recompute(&mut self, group: &str, now: DateTime<Utc>) {
+        let (busy, mean) = self.estimator_inputs(group);
+        let Live {
+            groups,
+            reservations,
+            ..
+        } = self;
+        let Some(g) = groups.get(group) else {
+            return;
+        };
         let estimates = estimator::estimate_queue(now, g.queue.len(), &busy, mean);
         for (i, (sid, estimate)) in g.queue.values().zip(estimates).enumerate() {
             if let Some(r) = reservations.get_mut(sid) {
@@ -285,6 +305,7 @@ struct Inner {
     write: Mutex<()>,
     live: RwLock<Live>,
     user_events: broadcast::Sender<(Audience, UserEvent)>,
+    creates: mpsc::Sender<CreateJob>,
 }
 
 fn reservation_from_row(row: &SqliteRow, now: DateTime<Utc>) -> sqlx::Result<Reservation> {
@@ -416,15 +437,21 @@ impl Store {
         for name in names {
             live.recompute(&name, now);
         }
-        Ok(Self {
+        let (creates, jobs) = mpsc::channel(4 * CREATE_BATCH);
+        let store = Self {
             inner: Arc::new(Inner {
                 db,
                 config,
                 write: Mutex::new(()),
                 live: RwLock::new(live),
                 user_events: broadcast::channel(1024).0,
+                creates,
             }),
-        })
+        };
+        // The task holds the store weakly: when the last handle goes, the sender goes with it,
+        // the channel closes and the task ends.
+        tokio::spawn(Self::run_creates(Arc::downgrade(&store.inner), jobs));
+        Ok(store)
     }
 
     pub fn db(&self) -> &SqlitePool {
@@ -656,6 +683,9 @@ impl Store {
 
     /// The customer's active reservation, or a new one at the back of the queue.
     /// The flag says whether it was created now.
+    ///
+    /// Creates go through one writer task that commits whatever is waiting in one transaction
+    /// (group commit): a create costs a few SQLite round trips however many arrive together.
     pub async fn create_reservation(
         &self,
         group: &str,
@@ -665,97 +695,204 @@ impl Store {
         if !self.has_group(group) {
             return Err(ApiError::not_found(&format!("the group {group:?}")));
         }
+        let (reply, answer) = oneshot::channel();
+        let job = CreateJob {
+            group: group.to_string(),
+            customer_id: customer_id.to_string(),
+            new_customer: new_customer.cloned(),
+            reply,
+        };
+        let gone = || ApiError::Database(sqlx::Error::PoolClosed);
+        self.inner.creates.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// The writer task behind [`Store::create_reservation`].
+    async fn run_creates(inner: std::sync::Weak<Inner>, mut jobs: mpsc::Receiver<CreateJob>) {
+        let mut batch = Vec::with_capacity(CREATE_BATCH);
+        while jobs.recv_many(&mut batch, CREATE_BATCH).await > 0 {
+            let Some(inner) = inner.upgrade() else { return };
+            Self { inner }
+                .create_batch(std::mem::take(&mut batch))
+                .await;
+        }
+    }
+
+    async fn create_batch(&self, jobs: Vec<CreateJob>) {
         let _w = self.inner.write.lock().await;
         let now = Utc::now();
+        // Decide each job: an active reservation answers at once; a customer asking twice in
+        // one batch gets the one reservation made for them.
+        let mut planned: Vec<(CreateJob, String, i64, u64)> = Vec::new();
+        let mut repeats: Vec<(CreateJob, usize)> = Vec::new();
         {
             let live = self.live();
-            if let Some(view) = live
-                .by_customer
-                .get(customer_id)
-                .and_then(|sid| live.view(sid, now))
-            {
-                return Ok((view, false));
+            let mut next: HashMap<String, (i64, u64)> = HashMap::new();
+            let mut in_batch: HashMap<String, usize> = HashMap::new();
+            for job in jobs {
+                if let Some(view) = live
+                    .by_customer
+                    .get(&job.customer_id)
+                    .and_then(|sid| live.view(sid, now))
+                {
+                    let _ = job.reply.send(Ok((view, false)));
+                    continue;
+                }
+                if let Some(&first) = in_batch.get(&job.customer_id) {
+                    repeats.push((job, first));
+                    continue;
+                }
+                let Some(g) = live.groups.get(&job.group) else {
+                    let _ = job.reply.send(Err(ApiError::not_found("the group")));
+                    continue;
+                };
+                let (seq, version) = next
+                    .entry(job.group.clone())
+                    .or_insert((g.next_seq, g.version));
+                let planned_seq = *seq;
+                *seq += 1;
+                *version += 1;
+                in_batch.insert(job.customer_id.clone(), planned.len());
+                planned.push((job, tokens::random_token(), planned_seq, *version));
             }
         }
-        let sid = tokens::random_token();
-        let (seq, version) = {
-            let live = self.live();
-            let g = &live.groups[group];
-            (g.next_seq, g.version + 1)
-        };
-        let mut tx = self.inner.db.begin().await?;
-        if let Some(c) = new_customer {
-            sqlx::query("INSERT INTO customers (id, token_hash, created_at) VALUES (?, ?, ?)")
-                .bind(&c.id)
-                .bind(&c.token_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        if planned.is_empty() {
+            return;
         }
-        sqlx::query(
-            "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        if let Err(e) = self.insert_batch(&planned, now).await {
+            tracing::error!(error = %e, "creating reservations failed");
+            let message = e.to_string();
+            for (job, ..) in planned {
+                let _ = job.reply.send(Err(ApiError::Database(sqlx::Error::Protocol(
+                    message.clone(),
+                ))));
+            }
+            for (job, _) in repeats {
+                let _ = job.reply.send(Err(ApiError::Database(sqlx::Error::Protocol(
+                    message.clone(),
+                ))));
+            }
+            return;
+        }
+
+        let mut views = Vec::with_capacity(planned.len());
+        let mut waiting = Vec::with_capacity(planned.len());
+        {
+            let mut live = self.live_mut();
+            for (job, sid, seq, version) in &planned {
+                let group = job.group.as_str();
+                let view = Reservation {
+                    reservation_sid: sid.clone(),
+                    group_name: group.to_string(),
+                    reservation_status: ReservationStatus::Queued,
+                    queue_position: None,
+                    estimated_wait_until: None,
+                    created_at: now,
+                    updated_at: now,
+                    call_id: None,
+                    call_type: None,
+                    server_time: now,
+                };
+                live.reservations.insert(
+                    sid.clone(),
+                    ActiveReservation {
+                        customer_id: job.customer_id.clone(),
+                        seq: *seq,
+                        matched_at: None,
+                        view,
+                    },
+                );
+                live.by_customer
+                    .insert(job.customer_id.clone(), sid.clone());
+                let Some(g) = live.groups.get_mut(group) else {
+                    continue;
+                };
+                g.next_seq = seq + 1;
+                g.queue.insert(*seq, sid.clone());
+                let queue_length = g.queue.len() as u32;
+                // A new arrival joins at the back: nobody else's position or estimate moves.
+                let (busy, mean) = live.estimator_inputs(group);
+                let estimate =
+                    estimator::estimate_position(now, queue_length as usize, &busy, mean);
+                if let Some(r) = live.reservations.get_mut(sid) {
+                    r.view.queue_position = Some(queue_length);
+                    r.view.estimated_wait_until = estimate;
+                }
+                let view = live.view(sid, now).expect("just inserted");
+                live.publish(
+                    group,
+                    *version,
+                    Some(QueueEvent::Added {
+                        reservation: view.clone(),
+                        server_time: now,
+                    }),
+                );
+                waiting.push(UserEvent::CustomerWaiting {
+                    group_name: group.to_string(),
+                    reservation_sid: sid.clone(),
+                    queue_length,
+                });
+                views.push(view);
+            }
+        }
+        for event in waiting {
+            if let UserEvent::CustomerWaiting { group_name, .. } = &event {
+                self.user_event(Audience::Group(group_name.clone()), event.clone());
+            }
+        }
+        for (job, first) in repeats {
+            let _ = job.reply.send(Ok((views[first].clone(), false)));
+        }
+        for ((job, ..), view) in planned.into_iter().zip(views) {
+            let _ = job.reply.send(Ok((view, true)));
+        }
+    }
+
+    /// The database side of a batch of creates: one transaction, one statement per table.
+    async fn insert_batch(
+        &self,
+        planned: &[(CreateJob, String, i64, u64)],
+        now: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.inner.db.begin().await?;
+        let customers: Vec<&NewCustomer> = planned
+            .iter()
+            .filter_map(|(job, ..)| job.new_customer.as_ref())
+            .collect();
+        if !customers.is_empty() {
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO customers (id, token_hash, created_at) ",
+            )
+            .push_values(customers, |mut row, c| {
+                row.push_bind(&c.id).push_bind(&c.token_hash).push_bind(now);
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, updated_at) ",
         )
-        .bind(&sid)
-        .bind(group)
-        .bind(customer_id)
-        .bind(ReservationStatus::Queued.as_str())
-        .bind(seq)
-        .bind(now)
-        .bind(now)
+        .push_values(planned, |mut row, (job, sid, seq, _)| {
+            row.push_bind(sid)
+                .push_bind(&job.group)
+                .push_bind(&job.customer_id)
+                .push_bind(ReservationStatus::Queued.as_str())
+                .push_bind(*seq)
+                .push_bind(now)
+                .push_bind(now);
+        })
+        .build()
         .execute(&mut *tx)
         .await?;
-        bump_group(&mut tx, group, version).await?;
-        tx.commit().await?;
-
-        let mut live = self.live_mut();
-        let view = Reservation {
-            reservation_sid: sid.clone(),
-            group_name: group.to_string(),
-            reservation_status: ReservationStatus::Queued,
-            queue_position: None,
-            estimated_wait_until: None,
-            created_at: now,
-            updated_at: now,
-            call_id: None,
-            call_type: None,
-            server_time: now,
-        };
-        live.reservations.insert(
-            sid.clone(),
-            ActiveReservation {
-                customer_id: customer_id.to_string(),
-                seq,
-                matched_at: None,
-                view,
-            },
-        );
-        live.by_customer
-            .insert(customer_id.to_string(), sid.clone());
-        let g = live.groups.get_mut(group).expect("group checked above");
-        g.next_seq = seq + 1;
-        g.queue.insert(seq, sid.clone());
-        let queue_length = g.queue.len() as u32;
-        live.recompute(group, now);
-        let view = live.view(&sid, now).expect("just inserted");
-        live.publish(
-            group,
-            version,
-            Some(QueueEvent::Added {
-                reservation: view.clone(),
-                server_time: now,
-            }),
-        );
-        drop(live);
-        self.user_event(
-            Audience::Group(group.to_string()),
-            UserEvent::CustomerWaiting {
-                group_name: group.to_string(),
-                reservation_sid: sid,
-                queue_length,
-            },
-        );
-        Ok((view, true))
+        let mut last: HashMap<&str, u64> = HashMap::new();
+        for (job, _, _, version) in planned {
+            last.insert(&job.group, *version);
+        }
+        for (group, version) in last {
+            bump_group(&mut tx, group, version).await?;
+        }
+        tx.commit().await
     }
 
     /// A reservation as it is now, with the customer it belongs to.

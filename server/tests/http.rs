@@ -614,7 +614,10 @@ async fn a_chosen_customer_can_be_accepted_and_the_specialist_leaving_ends_the_c
         .unwrap();
     assert_eq!(r.status(), 200);
     let accepted: Value = r.json().await.unwrap();
-    assert_eq!(accepted["reservation"]["reservation_sid"], b["reservation_sid"]);
+    assert_eq!(
+        accepted["reservation"]["reservation_sid"],
+        b["reservation_sid"]
+    );
     let url_a = server.url(&format!("/api/groups/default/reservations/{}", sid(&a)));
     assert_eq!(get_json(&alice, &url_a).await.1["queue_position"], 1);
 
@@ -654,6 +657,34 @@ async fn a_chosen_customer_can_be_accepted_and_the_specialist_leaving_ends_the_c
         .unwrap();
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
-    assert!(body["error"]["message"].as_str().unwrap().contains("no longer waiting"));
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer waiting")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_joins_get_dense_distinct_positions() {
+    let server = TestServer::start().await;
+    let clients: Vec<reqwest::Client> = (0..40).map(|_| client()).collect();
+    let joins = clients.iter().map(|c| join_queue(&server, c));
+    let results = futures_util::future::join_all(joins).await;
+    let mut positions: Vec<u64> = results
+        .iter()
+        .map(|r| r["queue_position"].as_u64().unwrap())
+        .collect();
+    positions.sort_unstable();
+    assert_eq!(positions, (1..=40).collect::<Vec<u64>>());
+
+    // One browser asking twice at once still gets one reservation.
+    let twice = client();
+    let (a, b) = tokio::join!(join_queue(&server, &twice), join_queue(&server, &twice));
+    let (a2, b2) = tokio::join!(join_queue(&server, &twice), join_queue(&server, &twice));
+    let sids = [sid(&a), sid(&b), sid(&a2), sid(&b2)];
+    // The first two may race before the cookie exists (two new customers); after that, one.
+    assert_eq!(sid(&a2), sid(&b2), "{sids:?}");
     server.stop().await;
 }

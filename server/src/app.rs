@@ -10,7 +10,7 @@ use axum::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::{
-    compression::CompressionLayer,
+    compression::Compression,
     services::{ServeDir, ServeFile},
     trace::TraceLayer,
 };
@@ -34,8 +34,19 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-/// The API routes (mounted under `/api`).
-fn api() -> Router<AppState> {
+/// The long-lived routes: event streams and the WebSocket. They get no per-request layers, since
+/// each layer's state lives as long as the connection (compression alone cost ~14 KB per idle
+/// stream, tracing and the body limit ~6 KB; see README "Performance").
+fn streams() -> Router<AppState> {
+    Router::new()
+        .route("/events/g/{group}/r/{sid}", get(reservations::events))
+        .route("/groups/{group}/events", get(agent::queue_events))
+        .route("/calls/{type}/{id}/events", get(calls::events))
+        .route("/ws", get(ws::upgrade))
+}
+
+/// The request/response API routes.
+fn requests() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
         .route("/groups/{group}/status", get(reservations::group_status))
@@ -44,7 +55,6 @@ fn api() -> Router<AppState> {
             "/groups/{group}/reservations/{sid}",
             get(reservations::get).delete(reservations::cancel),
         )
-        .route("/events/g/{group}/r/{sid}", get(reservations::events))
         .route(
             "/agent/session",
             post(agent::sign_in)
@@ -54,33 +64,29 @@ fn api() -> Router<AppState> {
         .route("/agent/availability", put(agent::availability))
         .route("/agent/stream-token", post(agent::stream_token))
         .route("/groups/{group}/queue", get(agent::queue))
-        .route("/groups/{group}/events", get(agent::queue_events))
         .route("/groups/{group}/accept", post(agent::accept))
         .route("/calls/{type}/{id}", get(calls::get).patch(calls::update))
         .route("/calls/{type}/{id}/join", post(calls::join))
         .route("/calls/{type}/{id}/leave", post(calls::leave))
-        .route("/calls/{type}/{id}/events", get(calls::events))
-        .route("/ws", get(ws::upgrade))
         .route("/webhooks/streem", post(webhook::streem))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this endpoint does not take that method".into())
         })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let mut app = Router::new().nest("/api", api());
+    let mut app = Router::new().nest("/api", streams().merge(requests()));
     if let Some(dist) = &state.store.config().dist {
-        // Client-side routes (/hold/r/..., /agent, ...) all load the app's index page.
+        // Client-side routes (/hold/r/..., /agent, ...) all load the app's index page, sent
+        // brotli- or gzip-compressed when the browser takes it.
         let index = ServeFile::new(dist.join("index.html"));
-        app = app.fallback_service(ServeDir::new(dist).fallback(index));
+        app = app.fallback_service(Compression::new(ServeDir::new(dist).fallback(index)));
     }
-    // Brotli or gzip for the app and JSON; the default predicate leaves event streams alone.
-    app.layer(CompressionLayer::new())
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    app.with_state(state)
 }
 
 /// A server bound to its address, ready to run.

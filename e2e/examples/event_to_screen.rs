@@ -7,14 +7,12 @@
 //! watched position counts down 501 → 1. Optionally `others` idle streams are held open meanwhile
 //! (spread over 127.0.0.x source addresses). Run through `bench/latency [updates] [others]`.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use callqueue_e2e::{Result, Server, ServerOptions, join_queue, percentile};
+use callqueue_e2e::{
+    Result, Server, ServerOptions, join_queue, open_reservation_stream, percentile,
+};
 use serde_json::{Value, json};
-use tokio::{io::AsyncWriteExt, net::TcpSocket};
 
 /// Records when `.position` shows each value, from before the app starts.
 const OBSERVE: &str = r#"
@@ -30,27 +28,6 @@ fn now_ms() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64() * 1000.0)
         .unwrap_or_default()
-}
-
-/// An idle stream held open by a raw socket (no reading needed: the kernel buffers the few
-/// events it gets).
-async fn idle_stream(
-    i: usize,
-    port: u16,
-    sid: String,
-    cookie: String,
-) -> Result<tokio::net::TcpStream> {
-    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i / 20_000) as u8));
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    let mut stream = socket
-        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await?;
-    let req = format!(
-        "GET /api/events/g/default/r/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
-    );
-    stream.write_all(req.as_bytes()).await?;
-    Ok(stream)
 }
 
 #[tokio::main]
@@ -85,7 +62,8 @@ async fn main() -> Result<()> {
     let mut held = Vec::with_capacity(others);
     for i in 0..others {
         let (sid, cookie) = join_queue(&http, &server.base).await?;
-        held.push(idle_stream(i, server.port, sid, cookie).await?);
+        // No reading needed: the kernel buffers the few events each gets.
+        held.push(open_reservation_stream(i, server.port, &sid, &cookie).await?);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 

@@ -9,7 +9,6 @@
 //! `bench/streams 10000 50000`
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -17,15 +16,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use callqueue_e2e::{Result, Server, ServerOptions, join_queue, percentile};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpSocket,
-    sync::Mutex,
+use callqueue_e2e::{
+    Result, Server, ServerOptions, join_queue, open_reservation_stream, percentile,
 };
-
-/// Clients per source address.
-const PER_SOURCE: usize = 20_000;
+use tokio::{io::AsyncReadExt, sync::Mutex};
 
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -80,17 +74,7 @@ async fn hold_stream(
     ready: Arc<AtomicUsize>,
     events: Arc<Mutex<Vec<Instant>>>,
 ) -> Result<()> {
-    let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE) as u8));
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
-    let mut stream = socket
-        .connect(SocketAddr::from(([127, 0, 0, 1], port)))
-        .await?;
-    let req = format!(
-        "GET /api/events/g/default/r/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {}\r\n\r\n",
-        c.sid, c.cookie
-    );
-    stream.write_all(req.as_bytes()).await?;
+    let mut stream = open_reservation_stream(i, port, &c.sid, &c.cookie).await?;
     let mut buf = [0u8; 1024];
     let mut seen_first = false;
     loop {

@@ -451,3 +451,29 @@ pub async fn join_queue(http: &reqwest::Client, base: &str) -> Result<(String, S
         .to_string();
     Ok((sid, cookie))
 }
+
+/// Clients per loopback source address in the load generators: well under one address's port
+/// range.
+pub const CLIENTS_PER_SOURCE: usize = 20_000;
+
+/// Opens the reservation stream of `sid` over a raw socket, the `i`-th client bound to
+/// 127.0.0.(2 + i / CLIENTS_PER_SOURCE), and sends the request; reading is the caller's.
+pub async fn open_reservation_stream(
+    i: usize,
+    port: u16,
+    sid: &str,
+    cookie: &str,
+) -> Result<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / CLIENTS_PER_SOURCE) as u8);
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::from((source, 0)))?;
+    let mut stream = socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+        .await?;
+    let req = format!(
+        "GET /api/events/g/default/r/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
+    );
+    stream.write_all(req.as_bytes()).await?;
+    Ok(stream)
+}

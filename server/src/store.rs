@@ -827,18 +827,19 @@ impl Store {
                         server_time: now,
                     }),
                 );
-                waiting.push(UserEvent::CustomerWaiting {
-                    group_name: group.to_string(),
-                    reservation_sid: sid.clone(),
-                    queue_length,
-                });
+                waiting.push((
+                    Audience::Group(group.to_string()),
+                    UserEvent::CustomerWaiting {
+                        group_name: group.to_string(),
+                        reservation_sid: sid.clone(),
+                        queue_length,
+                    },
+                ));
                 views.push(view);
             }
         }
-        for event in waiting {
-            if let UserEvent::CustomerWaiting { group_name, .. } = &event {
-                self.user_event(Audience::Group(group_name.clone()), event.clone());
-            }
+        for (audience, event) in waiting {
+            self.user_event(audience, event);
         }
         for (job, first) in repeats {
             let _ = job.reply.send(Ok((views[first].clone(), false)));

@@ -19,7 +19,9 @@ use std::{
 use callqueue_e2e::{
     Result, Server, ServerOptions, join_queue, open_reservation_stream, percentile,
 };
-use tokio::{io::AsyncReadExt, sync::Mutex};
+use std::sync::Mutex;
+
+use tokio::io::AsyncReadExt;
 
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -30,6 +32,22 @@ fn rss_kb(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// CPU time the process has used, user and system, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    // USER_HZ is 100 on Linux.
+    ticks * 10.0
 }
 
 struct Customer {
@@ -52,7 +70,7 @@ async fn create_customers(server: &Server, n: usize) -> Result<(Vec<Customer>, f
         workers.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
                 let (sid, cookie) = join_queue(&http, &base).await?;
-                out.lock().await.push(Customer { sid, cookie });
+                out.lock().unwrap().push(Customer { sid, cookie });
             }
             Result::Ok(())
         }));
@@ -61,7 +79,7 @@ async fn create_customers(server: &Server, n: usize) -> Result<(Vec<Customer>, f
         w.await??;
     }
     let secs = started.elapsed().as_secs_f64();
-    let customers = std::mem::take(&mut *out.lock().await);
+    let customers = std::mem::take(&mut *out.lock().unwrap());
     Ok((customers, n as f64 / secs))
 }
 
@@ -85,7 +103,9 @@ async fn hold_stream(
         let chunk = &buf[..n];
         if chunk.windows(5).any(|w| w == b"data:") {
             if seen_first {
-                events.lock().await.push(Instant::now());
+                // A std mutex: held for one push, so 10,000 readers do not queue behind it
+                // the way they would behind an async one (which would add to the latency).
+                events.lock().unwrap().push(Instant::now());
             } else {
                 seen_first = true;
                 ready.fetch_add(1, Ordering::Relaxed);
@@ -104,24 +124,36 @@ async fn run(n: usize) -> Result<()> {
 
     let ready = Arc::new(AtomicUsize::new(0));
     let events = Arc::new(Mutex::new(Vec::with_capacity(n)));
-    let mut first_cookie = None;
+    let first_cookie = customers.first().map(|c| (c.sid.clone(), c.cookie.clone()));
     let mut tasks = Vec::with_capacity(n);
+    let failures = Arc::new(Mutex::new((0usize, None::<String>)));
+    // Opened in two halves: the average over all streams includes caches that fill once (the
+    // database's page cache, the allocator's arenas); the second half's cost is what one more
+    // stream adds.
+    let half = n / 2;
+    let mut rss_half = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
     for (i, c) in customers.into_iter().enumerate() {
-        if i == 0 {
-            first_cookie = Some((c.sid.clone(), c.cookie.clone()));
+        if i == half {
+            while ready.load(Ordering::Relaxed) < half && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            rss_half = rss_kb(pid);
         }
-        tasks.push(tokio::spawn(hold_stream(
-            i,
-            server.port,
-            c,
-            ready.clone(),
-            events.clone(),
-        )));
+        let (ready, events, failures) = (ready.clone(), events.clone(), failures.clone());
+        let port = server.port;
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = hold_stream(i, port, c, ready, events).await {
+                let mut failures = failures.lock().unwrap();
+                failures.0 += 1;
+                failures.1.get_or_insert_with(|| e.to_string());
+            }
+        }));
         if i % 500 == 499 {
             tokio::task::yield_now().await;
         }
     }
-    let deadline = Instant::now() + Duration::from_secs(180);
     while ready.load(Ordering::Relaxed) < n && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -129,10 +161,13 @@ async fn run(n: usize) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_streams = rss_kb(pid);
     let per_stream = (rss_streams.saturating_sub(rss_queued)) as f64 * 1024.0 / open.max(1) as f64;
+    let marginal = (rss_streams.saturating_sub(rss_half)) as f64 * 1024.0
+        / open.saturating_sub(half).max(1) as f64;
 
     // Fan-out: the first customer leaves; everyone behind moves up and must be told.
     let (sid, cookie) = first_cookie.ok_or("no customers")?;
     let http = reqwest::Client::new();
+    let cpu0 = cpu_ms(pid);
     let t0 = Instant::now();
     http.delete(server.url(&format!("/api/groups/default/reservations/{sid}")))
         .header("cookie", cookie)
@@ -140,21 +175,28 @@ async fn run(n: usize) -> Result<()> {
         .await?;
     let want = open.saturating_sub(1);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while events.lock().await.len() < want && Instant::now() < deadline {
+    while events.lock().unwrap().len() < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let mut lat: Vec<f64> = events
         .lock()
-        .await
+        .unwrap()
         .iter()
         .map(|t| t.duration_since(t0).as_secs_f64() * 1000.0)
         .collect();
     let heard = lat.len();
+    let server_cpu = cpu_ms(pid) - cpu0;
+    if let (count @ 1.., first) = &*failures.lock().unwrap() {
+        println!(
+            "{count} streams failed; the first: {}",
+            first.as_deref().unwrap_or("?")
+        );
+    }
     for t in tasks {
         t.abort();
     }
     println!(
-        "{n:>7} | creates/s {creates_per_sec:>8.0} | streams open {open:>7} | RSS empty {:>6} MB, queued {:>6} MB, streaming {:>6} MB | {per_stream:>7.0} B/stream | fan-out to {heard:>7}: p50 {:>7.1} ms p99 {:>7.1} ms max {:>7.1} ms",
+        "{n:>7} | creates/s {creates_per_sec:>8.0} | streams open {open:>7} | RSS empty {:>6} MB, queued {:>6} MB, streaming {:>6} MB | {per_stream:>6.0} B/stream ({marginal:>5.0} B for each of the second half) | fan-out to {heard:>7}: p50 {:>7.1} ms p99 {:>7.1} ms max {:>7.1} ms, server CPU {server_cpu:.0} ms",
         rss_empty / 1024,
         rss_queued / 1024,
         rss_streams / 1024,

@@ -89,6 +89,34 @@ pub struct Reservation {
     pub server_time: DateTime<Utc>,
 }
 
+impl Reservation {
+    /// Whether two copies say the same thing, whatever clock each was read at.
+    pub fn same_state(&self, other: &Self) -> bool {
+        // Destructured so that a new field has to be considered here.
+        let Self {
+            reservation_sid,
+            group_name,
+            reservation_status,
+            queue_position,
+            estimated_wait_until,
+            created_at,
+            updated_at,
+            call_id,
+            call_type,
+            server_time: _,
+        } = self;
+        *reservation_sid == other.reservation_sid
+            && *group_name == other.group_name
+            && *reservation_status == other.reservation_status
+            && *queue_position == other.queue_position
+            && *estimated_wait_until == other.estimated_wait_until
+            && *created_at == other.created_at
+            && *updated_at == other.updated_at
+            && *call_id == other.call_id
+            && *call_type == other.call_type
+    }
+}
+
 /// Who someone is in a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -120,10 +120,8 @@ impl Server {
     pub async fn run(self) -> std::io::Result<()> {
         let shutdown = self.state.shutdown.clone();
         let sweeper = tokio::spawn(sweep(self.state.store.clone(), shutdown.clone()));
-        let app = router(self.state);
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+        let app = router(self.state.clone());
+        let result = crate::edge::serve(self.listener, app, self.state).await;
         shutdown.cancel();
         let _ = sweeper.await;
         result

@@ -1,12 +1,15 @@
 //! Who is asking, from the HttpOnly session cookies (EventSource cannot send headers).
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderMap, request::Parts},
+};
 use axum_extra::extract::{CookieJar, cookie::Cookie};
 
 use crate::{
     app::AppState,
     error::{ApiError, ApiResult},
-    store::Agent,
+    store::{Agent, Store},
 };
 
 pub const CUSTOMER_COOKIE: &str = "cq_customer";
@@ -40,20 +43,25 @@ impl FromRequestParts<AppState> for Callers {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
-        let jar = CookieJar::from_headers(&parts.headers);
-        let mut callers = Callers::default();
-        if let Some(c) = jar.get(CUSTOMER_COOKIE) {
-            callers.customer = state.store.customer_by_token(c.value()).await?;
-        }
-        if let Some(c) = jar.get(AGENT_COOKIE) {
-            callers.agent = state.store.agent_by_session(c.value()).await?;
-            callers.agent_token = Some(c.value().to_string());
-        }
-        Ok(callers)
+        Self::from_headers(&parts.headers, &state.store).await
     }
 }
 
 impl Callers {
+    /// Whoever the `Cookie` headers name.
+    pub async fn from_headers(headers: &HeaderMap, store: &Store) -> ApiResult<Self> {
+        let jar = CookieJar::from_headers(headers);
+        let mut callers = Callers::default();
+        if let Some(c) = jar.get(CUSTOMER_COOKIE) {
+            callers.customer = store.customer_by_token(c.value()).await?;
+        }
+        if let Some(c) = jar.get(AGENT_COOKIE) {
+            callers.agent = store.agent_by_session(c.value()).await?;
+            callers.agent_token = Some(c.value().to_string());
+        }
+        Ok(callers)
+    }
+
     /// The signed-in specialist, or 401.
     pub fn require_agent(&self) -> ApiResult<&Agent> {
         self.agent

@@ -6,6 +6,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod estimator;
 pub mod routes;

@@ -293,6 +293,14 @@ impl Live {
     }
 }
 
+/// What [`Store::reservation_change`] found.
+#[derive(Debug)]
+pub enum ReservationChange {
+    Same,
+    Changed(Reservation),
+    Gone,
+}
+
 /// The whole state of the server; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -894,6 +902,34 @@ impl Store {
             bump_group(&mut tx, group, version).await?;
         }
         tx.commit().await
+    }
+
+    /// The reservation if it says something other than `last` (its clock aside), or that it is
+    /// gone. Cheap when nothing changed: a reservation stream asks on every change of its group.
+    pub async fn reservation_change(
+        &self,
+        sid: &str,
+        last: Option<&Reservation>,
+    ) -> ApiResult<ReservationChange> {
+        {
+            let live = self.live();
+            if let Some(r) = live.reservations.get(sid) {
+                if last.is_some_and(|l| l.same_state(&r.view)) {
+                    return Ok(ReservationChange::Same);
+                }
+                return Ok(ReservationChange::Changed(Reservation {
+                    server_time: Utc::now(),
+                    ..r.view.clone()
+                }));
+            }
+        }
+        // A finished reservation is only in the database. Boxed: the query's state would
+        // otherwise sit inside every idle stream's task.
+        Ok(match Box::pin(self.reservation(sid)).await? {
+            Some((r, _)) if last.is_some_and(|l| l.same_state(&r)) => ReservationChange::Same,
+            Some((r, _)) => ReservationChange::Changed(r),
+            None => ReservationChange::Gone,
+        })
     }
 
     /// A reservation as it is now, with the customer it belongs to.

@@ -3,7 +3,7 @@
 use axum::{
     extract::{Path, State},
     http::{HeaderMap, StatusCode},
-    response::IntoResponse,
+    response::{IntoResponse, sse::Event},
 };
 use axum_extra::extract::CookieJar;
 use callqueue_protocol::{GroupStatus, Reservation, ReservationStatus};
@@ -14,7 +14,7 @@ use crate::{
     error::{ApiError, ApiResult, Json},
     routes::check_id,
     sse,
-    store::Store,
+    store::{ReservationChange, Store},
 };
 
 /// `GET /groups/{group}/status`: whether anyone is available and how long the queue is.
@@ -74,7 +74,7 @@ pub async fn create(
 }
 
 /// The reservation if these callers may see it (else 404: we do not say it exists).
-async fn visible(
+pub(crate) async fn visible(
     state: &AppState,
     callers: &Callers,
     group: &str,
@@ -127,6 +127,9 @@ pub async fn cancel(
 /// a default `message` event, with the group's version as its id. The first event of every
 /// connection is a snapshot, which is also the replay: every event is the whole reservation, so
 /// the newest one is all a reconnecting browser needs, whatever `Last-Event-ID` it sends.
+///
+/// A connection whose first request is this stream is served by [`crate::edge`] instead, with
+/// the same [`ReservationFeed`]; this handler serves it on a kept-alive connection.
 pub async fn events(
     State(state): State<AppState>,
     Path((group, sid)): Path<(String, String)>,
@@ -134,41 +137,17 @@ pub async fn events(
     headers: HeaderMap,
     uri: axum::http::Uri,
 ) -> ApiResult<impl IntoResponse> {
-    visible(&state, &callers, &group, &sid).await?;
-    let mut versions = state
-        .store
-        .watch_group(&group)
-        .ok_or_else(|| ApiError::not_found("the group"))?;
-    let store = state.store.clone();
-    let resumed_from = sse::last_event_id(&headers, uri.query());
+    let mut feed = ReservationFeed::open(&state, &callers, &group, &sid).await?;
+    if let Some(from) = sse::last_event_id(&headers, uri.query()) {
+        tracing::debug!(%sid, from, "reservation stream resumed");
+    }
     let events = async_stream::stream! {
-        // What was last sent, less its clock: only a change of the reservation is sent again.
-        let mut last: Option<Reservation> = None;
-        let mut first = true;
-        loop {
-            let version = *versions.borrow_and_update();
-            match store.reservation(&sid).await {
-                Ok(Some((r, _))) => {
-                    let key = Reservation { server_time: chrono::DateTime::<chrono::Utc>::MIN_UTC, ..r.clone() };
-                    if first || last.as_ref() != Some(&key) {
-                        let mut event = sse::event(version, None, &r);
-                        if first {
-                            event = event.retry(sse::RETRY);
-                            if let Some(from) = resumed_from {
-                                tracing::debug!(%sid, from, version, "reservation stream resumed");
-                            }
-                        }
-                        yield event;
-                        first = false;
-                        last = Some(key);
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => tracing::warn!(error = %e, "reservation stream read failed"),
+        while let Some(e) = feed.next().await {
+            let mut event = Event::default().id(e.id.to_string()).data(e.json);
+            if e.first {
+                event = event.retry(sse::RETRY);
             }
-            if versions.changed().await.is_err() {
-                break;
-            }
+            yield event;
         }
     };
     Ok(sse::respond(
@@ -176,4 +155,83 @@ pub async fn events(
         state.store.config().heartbeat,
         state.shutdown.clone(),
     ))
+}
+
+/// One event of a reservation stream.
+pub struct FeedEvent {
+    /// The group's version when it was read: the SSE `id`.
+    pub id: u64,
+    /// The reservation as JSON: the SSE `data`.
+    pub json: String,
+    /// The connection's first event (the snapshot).
+    pub first: bool,
+}
+
+/// What one reservation stream sends: the reservation now, then again each time it changes.
+/// Waking costs a comparison when the group changed but this reservation did not; the state
+/// is small on purpose, since tens of thousands of these sit idle at once.
+pub struct ReservationFeed {
+    store: Store,
+    sid: String,
+    versions: tokio::sync::watch::Receiver<u64>,
+    last: Option<Reservation>,
+    /// A change was seen and not yet read (kept across a cancelled [`Self::next`]).
+    stale: bool,
+}
+
+impl ReservationFeed {
+    /// The feed of a reservation these callers may see (else the same 404 as reading it).
+    pub async fn open(
+        state: &AppState,
+        callers: &Callers,
+        group: &str,
+        sid: &str,
+    ) -> ApiResult<Self> {
+        visible(state, callers, group, sid).await?;
+        let versions = state
+            .store
+            .watch_group(group)
+            .ok_or_else(|| ApiError::not_found("the group"))?;
+        Ok(Self {
+            store: state.store.clone(),
+            sid: sid.to_string(),
+            versions,
+            last: None,
+            stale: true,
+        })
+    }
+
+    /// The next event to send; `None` once the reservation or its group is gone.
+    pub async fn next(&mut self) -> Option<FeedEvent> {
+        loop {
+            if !self.stale {
+                if self.versions.changed().await.is_err() {
+                    return None;
+                }
+                self.stale = true;
+            }
+            let id = *self.versions.borrow_and_update();
+            let change = self
+                .store
+                .reservation_change(&self.sid, self.last.as_ref())
+                .await;
+            self.stale = false;
+            match change {
+                Ok(ReservationChange::Same) => {}
+                Ok(ReservationChange::Changed(r)) => {
+                    // Our wire types always serialize; an empty object rather than a panic.
+                    let json = serde_json::to_string(&r).unwrap_or_else(|_| "{}".into());
+                    let first = self.last.is_none();
+                    self.last = Some(r);
+                    return Some(FeedEvent { id, json, first });
+                }
+                Ok(ReservationChange::Gone) => return None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reservation stream read failed");
+                    // Nothing sent yet: end, and the browser reconnects after `retry`.
+                    self.last.as_ref()?;
+                }
+            }
+        }
+    }
 }

@@ -5,12 +5,15 @@
 //!
 //! 500 customers wait ahead of the watched one; each update removes the one at the front, so the
 //! watched position counts down 501 → 1. Optionally `others` idle streams are held open meanwhile
-//! (spread over 127.0.0.x source addresses). Run through `bench/latency [updates] [others]`.
+//! (spread over 127.0.0.x source addresses), by customers of another group (`other`: the server
+//! holds them, but the updates are not theirs) or queued behind the watched one (`same`: every
+//! update moves each of them too, so each one is a fan-out to all of them). Run through
+//! `bench/latency [updates] [others] [other|same]`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use callqueue_e2e::{
-    Result, Server, ServerOptions, join_queue, open_reservation_stream, percentile,
+    Result, Server, ServerOptions, join_group, join_queue, open_reservation_stream, percentile,
 };
 use serde_json::{Value, json};
 
@@ -37,7 +40,13 @@ async fn main() -> Result<()> {
         .filter_map(|a| a.parse::<usize>().ok());
     let updates = args.next().unwrap_or(500);
     let others = args.next().unwrap_or(0);
-    let server = Server::start(ServerOptions::default()).await?;
+    let same_group = std::env::args().nth(3).as_deref() == Some("same");
+    let others_group = if same_group { "default" } else { "others" };
+    let server = Server::start(ServerOptions {
+        groups: "default,others".into(),
+        ..ServerOptions::default()
+    })
+    .await?;
     let http = reqwest::Client::new();
 
     let mut ahead = Vec::with_capacity(updates);
@@ -58,12 +67,13 @@ async fn main() -> Result<()> {
     browser.wait_text(".position", |t| t == first).await?;
     browser.wait_text(".connection", |t| t == "Live").await?;
 
-    // Others: customers behind, each with an idle stream of its own.
+    // Others: customers of another group, or behind the watched one, each with an idle stream.
     let mut held = Vec::with_capacity(others);
     for i in 0..others {
-        let (sid, cookie) = join_queue(&http, &server.base).await?;
-        // No reading needed: the kernel buffers the few events each gets.
-        held.push(open_reservation_stream(i, server.port, &sid, &cookie).await?);
+        let (sid, cookie) = join_group(&http, &server.base, others_group).await?;
+        // No reading needed: the kernel buffers the events each gets (and the server sends a
+        // lagging stream only the newest state).
+        held.push(open_reservation_stream(i, server.port, others_group, &sid, &cookie).await?);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 
@@ -87,8 +97,13 @@ async fn main() -> Result<()> {
         }
     }
     println!(
-        "{} updates seen of {updates}, {others} other streams open: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "{} updates seen of {updates}, {others} other streams open ({}): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         latency.len(),
+        if same_group {
+            "queued behind, each update reaches them all"
+        } else {
+            "in another group"
+        },
         percentile(&mut latency, 0.5),
         percentile(&mut latency, 0.99),
         percentile(&mut latency, 1.0),

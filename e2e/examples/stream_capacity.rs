@@ -92,7 +92,7 @@ async fn hold_stream(
     ready: Arc<AtomicUsize>,
     events: Arc<Mutex<Vec<Instant>>>,
 ) -> Result<()> {
-    let mut stream = open_reservation_stream(i, port, &c.sid, &c.cookie).await?;
+    let mut stream = open_reservation_stream(i, port, "default", &c.sid, &c.cookie).await?;
     let mut buf = [0u8; 1024];
     let mut seen_first = false;
     loop {

@@ -48,6 +48,8 @@ fn dist() -> PathBuf {
 /// Server settings a test may shorten.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
+    /// Comma-separated queue groups.
+    pub groups: String,
     pub queue_timeout_secs: u64,
     pub join_window_secs: u64,
     pub call_seconds: u32,
@@ -56,6 +58,7 @@ pub struct ServerOptions {
 impl Default for ServerOptions {
     fn default() -> Self {
         Self {
+            groups: "default".into(),
             queue_timeout_secs: 1800,
             join_window_secs: 120,
             call_seconds: 3600,
@@ -115,6 +118,7 @@ impl Server {
             .args(["--join-window", &self.options.join_window_secs.to_string()])
             .args(["--call-seconds", &self.options.call_seconds.to_string()])
             .args(["--sweep-ms", "100"])
+            .args(["--groups", &self.options.groups])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)
@@ -433,8 +437,17 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
 /// A new customer joins the default queue of the server at `base` over HTTP; returns their
 /// reservation id and the `name=value` of their session cookie.
 pub async fn join_queue(http: &reqwest::Client, base: &str) -> Result<(String, String)> {
+    join_group(http, base, "default").await
+}
+
+/// [`join_queue`] in the named group.
+pub async fn join_group(
+    http: &reqwest::Client,
+    base: &str,
+    group: &str,
+) -> Result<(String, String)> {
     let r = http
-        .post(format!("{base}/api/groups/default/reservations"))
+        .post(format!("{base}/api/groups/{group}/reservations"))
         .send()
         .await?;
     let cookie = r
@@ -461,6 +474,7 @@ pub const CLIENTS_PER_SOURCE: usize = 20_000;
 pub async fn open_reservation_stream(
     i: usize,
     port: u16,
+    group: &str,
     sid: &str,
     cookie: &str,
 ) -> Result<tokio::net::TcpStream> {
@@ -472,7 +486,7 @@ pub async fn open_reservation_stream(
         .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
         .await?;
     let req = format!(
-        "GET /api/events/g/default/r/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
+        "GET /api/events/g/{group}/r/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
     );
     stream.write_all(req.as_bytes()).await?;
     Ok(stream)

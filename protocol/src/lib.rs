@@ -9,6 +9,30 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Timestamps are read with chrono's RFC 3339 parser. `DateTime`'s own `Deserialize` goes
+/// through chrono's general format-string parser instead, which is the largest piece of chrono
+/// in the browser app; every timestamp on the wire is RFC 3339, which both accept alike.
+mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    fn parse<E: Error>(s: &str) -> Result<DateTime<Utc>, E> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| E::custom(format_args!("invalid RFC 3339 time {s:?}: {e}")))
+    }
+
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        parse(&String::deserialize(d)?)
+    }
+
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| parse(&s))
+            .transpose()
+    }
+}
+
 /// The group every deployment has.
 pub const DEFAULT_GROUP: &str = "default";
 /// The call type used for every call callqueue creates.
@@ -77,8 +101,11 @@ pub struct Reservation {
     /// 1-based and dense while queued; `null` once the reservation has left the queue.
     pub queue_position: Option<u32>,
     /// `null` until at least one call in the group has completed (or nobody is available).
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub estimated_wait_until: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub created_at: DateTime<Utc>,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub updated_at: DateTime<Utc>,
     /// The call this reservation was matched into.
     #[serde(default)]
@@ -86,6 +113,7 @@ pub struct Reservation {
     #[serde(default)]
     pub call_type: Option<String>,
     /// The server's clock when this copy was made.
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -193,9 +221,12 @@ pub struct CallSettings {
 /// The live part of a call: when it started, when its timer ends, when it ended.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CallSession {
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub started_at: Option<DateTime<Utc>>,
     /// `started_at + settings.limits.max_duration_seconds`.
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub timer_ends_at: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub ended_at: Option<DateTime<Utc>>,
     /// Why it ended: `timer`, `left`, `expired`.
     #[serde(default)]
@@ -207,7 +238,7 @@ pub struct Member {
     pub user_id: String,
     pub role: Role,
     /// When this member last joined, if ever.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub joined_at: Option<DateTime<Utc>>,
 }
 
@@ -217,6 +248,7 @@ pub struct Call {
     #[serde(rename = "type")]
     pub call_type: String,
     pub reservation_sid: String,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub created_at: DateTime<Utc>,
     pub settings: CallSettings,
     pub session: CallSession,
@@ -231,6 +263,7 @@ pub struct CallResponse {
     pub own_capabilities: Vec<Capability>,
     /// The caller's role in this call.
     pub own_role: Role,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -287,6 +320,7 @@ pub struct CallEvent {
     #[serde(rename = "type")]
     pub event_type: CallEventType,
     pub call: Call,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -299,21 +333,25 @@ pub enum QueueEvent {
     Snapshot {
         group_name: String,
         reservations: Vec<Reservation>,
+        #[serde(deserialize_with = "rfc3339::required")]
         server_time: DateTime<Utc>,
     },
     #[serde(rename = "reservation.added")]
     Added {
         reservation: Reservation,
+        #[serde(deserialize_with = "rfc3339::required")]
         server_time: DateTime<Utc>,
     },
     #[serde(rename = "reservation.updated")]
     Updated {
         reservation: Reservation,
+        #[serde(deserialize_with = "rfc3339::required")]
         server_time: DateTime<Utc>,
     },
     #[serde(rename = "reservation.removed")]
     Removed {
         reservation: Reservation,
+        #[serde(deserialize_with = "rfc3339::required")]
         server_time: DateTime<Utc>,
     },
 }
@@ -336,6 +374,7 @@ pub struct QueueResponse {
     pub group_name: String,
     pub reservations: Vec<Reservation>,
     pub available_specialists: u32,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -345,6 +384,7 @@ pub struct GroupStatus {
     pub group_name: String,
     pub available_specialists: u32,
     pub queue_length: u32,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -368,6 +408,7 @@ pub struct AgentSession {
     /// The reservation that call was made for (its join page is `/join/r/{sid}`).
     #[serde(default)]
     pub active_reservation_sid: Option<String>,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -394,7 +435,9 @@ pub struct AcceptResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamToken {
     pub token: String,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub expires_at: DateTime<Utc>,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -421,6 +464,7 @@ pub enum ServerMessage {
     },
     UserEvent {
         event: UserEvent,
+        #[serde(deserialize_with = "rfc3339::required")]
         server_time: DateTime<Utc>,
     },
     Pong,
@@ -477,7 +521,7 @@ pub struct WebhookReservation {
     pub reservation_status: ReservationStatus,
     #[serde(default)]
     pub queue_position: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub estimated_wait_until: Option<DateTime<Utc>>,
 }
 
@@ -486,6 +530,7 @@ pub struct WebhookReservation {
 pub struct Health {
     pub status: String,
     pub database: String,
+    #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
@@ -552,6 +597,35 @@ mod tests {
             "GROUP_RESERVATION_STATUS_QUEUED"
         );
         assert_eq!(back["server_time"], "2026-11-23T01:00:01.500Z");
+    }
+
+    #[test]
+    fn times_read_as_rfc3339_in_any_offset_and_bad_ones_are_errors() {
+        let at = |t: &str| {
+            serde_json::from_str::<StreamToken>(&format!(
+                r#"{{"token":"t","expires_at":{t},"server_time":"2026-11-23T01:00:00Z"}}"#
+            ))
+        };
+        let plus_two = at(r#""2026-11-23T03:00:00.250+02:00""#).unwrap();
+        assert_eq!(
+            plus_two.expires_at.to_rfc3339(),
+            "2026-11-23T01:00:00.250+00:00"
+        );
+        for bad in [r#""2026-11-23""#, r#""yesterday""#, "12", "null"] {
+            assert!(at(bad).is_err(), "{bad}");
+        }
+        // What the server writes reads back the same.
+        let back: StreamToken =
+            serde_json::from_value(serde_json::to_value(&plus_two).unwrap()).unwrap();
+        assert_eq!(back, plus_two);
+        let r = r#"{"reservation_sid":"r","group_name":"g","reservation_status":"GROUP_RESERVATION_STATUS_QUEUED",
+            "queue_position":1,"created_at":"2026-11-23T01:00:00Z","updated_at":"2026-11-23T01:00:00Z",
+            "server_time":"2026-11-23T01:00:00Z","estimated_wait_until":"2026-11-23T01:05:00Z"}"#;
+        let r: Reservation = serde_json::from_str(r).unwrap();
+        assert_eq!(
+            r.estimated_wait_until.map(|t| t.timestamp()),
+            Some(1_795_395_900)
+        );
     }
 
     #[test]

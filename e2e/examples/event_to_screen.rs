@@ -73,7 +73,9 @@ async fn main() -> Result<()> {
         let (sid, cookie) = join_group(&http, &server.base, others_group).await?;
         // No reading needed: the kernel buffers the events each gets (and the server sends a
         // lagging stream only the newest state).
-        held.push(open_reservation_stream(i, server.port, others_group, &sid, &cookie).await?);
+        held.push(
+            open_reservation_stream(i, server.port, others_group, &sid, &cookie, false).await?,
+        );
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
 

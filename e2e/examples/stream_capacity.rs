@@ -7,6 +7,10 @@
 //! the open-files limit first:
 //!
 //! `bench/streams 10000 50000`
+//!
+//! With `--kept-alive`, each client first reads its reservation and then opens the stream on the
+//! same connection, as a browser does when it has an idle connection to reuse: that stream is
+//! served through hyper and the router instead of the accept loop's own writer.
 
 use std::{
     sync::{
@@ -86,13 +90,15 @@ async fn create_customers(server: &Server, n: usize) -> Result<(Vec<Customer>, f
 /// Opens one idle stream; reports when its first event (the snapshot) arrived, then records the
 /// arrival time of every later event until `stop`.
 async fn hold_stream(
+    kept_alive: bool,
     i: usize,
     port: u16,
     c: Customer,
     ready: Arc<AtomicUsize>,
     events: Arc<Mutex<Vec<Instant>>>,
 ) -> Result<()> {
-    let mut stream = open_reservation_stream(i, port, "default", &c.sid, &c.cookie).await?;
+    let mut stream =
+        open_reservation_stream(i, port, "default", &c.sid, &c.cookie, kept_alive).await?;
     let mut buf = [0u8; 1024];
     let mut seen_first = false;
     loop {
@@ -114,7 +120,7 @@ async fn hold_stream(
     }
 }
 
-async fn run(n: usize) -> Result<()> {
+async fn run(n: usize, kept_alive: bool) -> Result<()> {
     let server = Server::start(ServerOptions::default()).await?;
     let pid = server.pid().ok_or("no server process")?;
     let rss_empty = rss_kb(pid);
@@ -144,7 +150,7 @@ async fn run(n: usize) -> Result<()> {
         let (ready, events, failures) = (ready.clone(), events.clone(), failures.clone());
         let port = server.port;
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = hold_stream(i, port, c, ready, events).await {
+            if let Err(e) = hold_stream(kept_alive, i, port, c, ready, events).await {
                 let mut failures = failures.lock().unwrap();
                 failures.0 += 1;
                 failures.1.get_or_insert_with(|| e.to_string());
@@ -196,7 +202,8 @@ async fn run(n: usize) -> Result<()> {
         t.abort();
     }
     println!(
-        "{n:>7} | creates/s {creates_per_sec:>8.0} | streams open {open:>7} | RSS empty {:>6} MB, queued {:>6} MB, streaming {:>6} MB | {per_stream:>6.0} B/stream ({marginal:>5.0} B for each of the second half) | fan-out to {heard:>7}: p50 {:>7.1} ms p99 {:>7.1} ms max {:>7.1} ms, server CPU {server_cpu:.0} ms",
+        "{n:>7}{} | creates/s {creates_per_sec:>8.0} | streams open {open:>7} | RSS empty {:>6} MB, queued {:>6} MB, streaming {:>6} MB | {per_stream:>6.0} B/stream ({marginal:>5.0} B for each of the second half) | fan-out to {heard:>7}: p50 {:>7.1} ms p99 {:>7.1} ms max {:>7.1} ms, server CPU {server_cpu:.0} ms",
+        if kept_alive { " kept-alive" } else { "" },
         rss_empty / 1024,
         rss_queued / 1024,
         rss_streams / 1024,
@@ -209,6 +216,7 @@ async fn run(n: usize) -> Result<()> {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let kept_alive = std::env::args().any(|a| a == "--kept-alive");
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -219,7 +227,7 @@ async fn main() -> Result<()> {
         sizes
     };
     for n in sizes {
-        run(n).await?;
+        run(n, kept_alive).await?;
     }
     Ok(())
 }

@@ -119,8 +119,13 @@ impl Server {
             .args(["--call-seconds", &self.options.call_seconds.to_string()])
             .args(["--sweep-ms", "100"])
             .args(["--groups", &self.options.groups])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            // The server's log is in its folder; CALLQUEUE_E2E_LOG=debug to see more of it.
+            .env(
+                "RUST_LOG",
+                std::env::var("CALLQUEUE_E2E_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            // The server logs to stdout; panics go to stderr. Both land in the log.
+            .stdout(log.try_clone()?)
             .stderr(log)
             .kill_on_drop(true)
             .spawn()?;
@@ -477,6 +482,7 @@ pub async fn open_reservation_stream(
     group: &str,
     sid: &str,
     cookie: &str,
+    kept_alive: bool,
 ) -> Result<tokio::net::TcpStream> {
     use tokio::io::AsyncWriteExt;
     let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / CLIENTS_PER_SOURCE) as u8);
@@ -485,9 +491,45 @@ pub async fn open_reservation_stream(
     let mut stream = socket
         .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
         .await?;
+    if kept_alive {
+        // As a browser does: the stream reuses a connection an earlier request left open.
+        let req = format!(
+            "GET /api/groups/{group}/reservations/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await?;
+        tokio::time::timeout(Duration::from_secs(30), read_response(&mut stream)).await??;
+    }
     let req = format!(
         "GET /api/events/g/{group}/r/{sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nCookie: {cookie}\r\n\r\n"
     );
     stream.write_all(req.as_bytes()).await?;
     Ok(stream)
+}
+
+/// Reads one response with a `Content-Length` body off `stream`, leaving the connection open.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Err("the server closed the connection".into());
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .ok_or("a response without Content-Length")?;
+            if got.len() >= end + 4 + length {
+                return Ok(());
+            }
+        }
+    }
 }

@@ -97,6 +97,7 @@ async fn connection(mut tcp: TcpStream, app: Router, state: AppState) {
     match first {
         First::Stream(feed) => {
             drop(app);
+            tracing::debug!("reservation stream on a new connection: written by the accept loop");
             let heartbeat = state.store.config().heartbeat;
             stream(tcp, feed, heartbeat, state).await;
         }

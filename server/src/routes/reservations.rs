@@ -138,6 +138,7 @@ pub async fn events(
     uri: axum::http::Uri,
 ) -> ApiResult<impl IntoResponse> {
     let mut feed = ReservationFeed::open(&state, &callers, &group, &sid).await?;
+    tracing::debug!(%sid, "reservation stream on a kept-alive connection: through the router");
     if let Some(from) = sse::last_event_id(&headers, uri.query()) {
         tracing::debug!(%sid, from, "reservation stream resumed");
     }

@@ -7,6 +7,7 @@ use callqueue::{
     App,
     components::{
         alerts::{EndingSoonAlert, TimeUpAlert},
+        busy::{BusyButton, ErrorNote},
         extend_button::ExtendButton,
         session_timer::SessionTimer,
     },
@@ -429,6 +430,73 @@ async fn extend_button_only_for_change_max_duration() {
     leptos::task::tick().await;
     assert!(button.disabled(), "no double submit while in flight");
     assert_eq!(button.text_content().as_deref(), Some("Extending…"));
+}
+
+#[wasm_bindgen_test]
+async fn busy_buttons_say_so_and_take_one_press() {
+    let presses = RwSignal::new(0);
+    let busy = RwSignal::new(false);
+    let away = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        let on_press = Callback::new(move |()| presses.update(|n| *n += 1));
+        view! {
+            <BusyButton class="primary go" label="Go" working="Going…" busy=busy unavailable=away on_press=on_press/>
+            <form><BusyButton class="send" label="Send" working="Sending…" busy=busy/></form>
+            <ErrorNote error=error/>
+        }
+    });
+    leptos::task::tick().await;
+    let go: web_sys::HtmlButtonElement = parent
+        .query_selector("button.go")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    let send: web_sys::HtmlButtonElement = parent
+        .query_selector("button.send")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(go.type_(), "button");
+    assert_eq!(
+        send.type_(),
+        "submit",
+        "without an action it submits its form"
+    );
+    assert_eq!(go.text_content().as_deref(), Some("Go"));
+    assert_eq!(go.get_attribute("aria-busy").as_deref(), Some("false"));
+    assert!(parent.query_selector("[role=alert]").unwrap().is_none());
+    go.click();
+    assert_eq!(presses.get_untracked(), 1);
+
+    busy.set(true);
+    leptos::task::tick().await;
+    assert!(
+        go.disabled() && send.disabled(),
+        "no second request while one is in flight"
+    );
+    assert_eq!(go.get_attribute("aria-busy").as_deref(), Some("true"));
+    assert_eq!(go.text_content().as_deref(), Some("Going…"));
+    assert_eq!(send.text_content().as_deref(), Some("Sending…"));
+    go.click();
+    assert_eq!(presses.get_untracked(), 1);
+
+    busy.set(false);
+    away.set(true);
+    error.set(Some("The service answered 503.".into()));
+    leptos::task::tick().await;
+    assert!(go.disabled(), "disabled while unavailable");
+    assert_eq!(go.get_attribute("aria-busy").as_deref(), Some("false"));
+    assert_eq!(go.text_content().as_deref(), Some("Go"));
+    assert!(!send.disabled());
+    assert_eq!(
+        text(&parent, "[role=alert]").as_deref(),
+        Some("The service answered 503.")
+    );
+    error.set(None);
+    leptos::task::tick().await;
+    assert!(parent.query_selector("[role=alert]").unwrap().is_none());
 }
 
 fn call(ends_in: Option<Duration>, max: u32) -> Call {

@@ -1,6 +1,7 @@
 //! Components used by more than one page, each usable on its own.
 
 pub mod alerts;
+pub mod busy;
 pub mod connection;
 pub mod extend_button;
 pub mod session_timer;

@@ -8,7 +8,10 @@ use leptos_router::hooks::use_navigate;
 
 use crate::{
     api,
-    components::connection::ConnectionIndicator,
+    components::{
+        busy::{BusyButton, ErrorNote},
+        connection::ConnectionIndicator,
+    },
     live::{Connection, Live, LiveOptions, PollFuture},
     logic::{
         clock::ClockOffset,
@@ -88,10 +91,8 @@ pub fn SignIn(
         <form on:submit=submit>
             <label>"User id" <input node_ref=user name="user_id" autocomplete="username" required/></label>
             <label>"Secret" <input node_ref=secret name="secret" type="password" autocomplete="current-password" required/></label>
-            <button class="primary" type="submit" disabled=move || busy.get() aria-busy=move || busy.get().to_string()>
-                {move || if busy.get() { "Signing in…" } else { "Sign in" }}
-            </button>
-            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <BusyButton class="primary" label="Sign in" working="Signing in…" busy=busy/>
+            <ErrorNote error=error/>
         </form>
     }
 }
@@ -251,7 +252,7 @@ pub fn Console(
     };
     let accept_next = {
         let accept = accept.clone();
-        move |_| accept(None)
+        Callback::new(move |()| accept(None))
     };
 
     let sign_out = move |_| {
@@ -307,17 +308,16 @@ pub fn Console(
             >
                 {move || if available() { "Available" } else { "Away" }}
             </button>
-            <button
-                type="button"
+            <BusyButton
                 class="primary accept-next"
-                disabled=move || accepting.get() || !available() || queue.with(Vec::is_empty)
-                aria-busy=move || accepting.get().to_string()
-                on:click=accept_next
-            >
-                {move || if accepting.get() { "Accepting…" } else { "Accept next" }}
-            </button>
+                label="Accept next"
+                working="Accepting…"
+                busy=accepting
+                unavailable=Signal::derive(move || !available() || queue.with(Vec::is_empty))
+                on_press=accept_next
+            />
         </div>
-        {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+        <ErrorNote error=error/>
         <h2>{move || format!("Waiting now: {}", queue.with(Vec::len))}</h2>
         <ul class="queue-list" aria-live="polite">{rows}</ul>
         <Show when=move || { more() > 0 }>

@@ -8,7 +8,10 @@ use leptos_router::hooks::use_navigate;
 
 use crate::{
     api,
-    components::connection::ConnectionIndicator,
+    components::{
+        busy::{BusyButton, ErrorNote},
+        connection::ConnectionIndicator,
+    },
     live::{Connection, Live, LiveOptions},
     logic::{
         clock::{ClockOffset, remaining_ms, wait_text},
@@ -223,16 +226,14 @@ pub fn Hold() -> impl IntoView {
             }
         >
             <HoldCard state=state connection=connection tick=tick>
-                <button
-                    type="button"
+                <BusyButton
                     class="secondary leave"
-                    on:click=move |_| leave.run(())
-                    disabled=move || leaving.get()
-                    aria-busy=move || leaving.get().to_string()
-                >
-                    {move || if leaving.get() { "Leaving…" } else { "Leave the queue" }}
-                </button>
-                {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                    label="Leave the queue"
+                    working="Leaving…"
+                    busy=leaving
+                    on_press=leave
+                />
+                <ErrorNote error=error/>
             </HoldCard>
         </Show>
     }

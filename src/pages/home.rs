@@ -1,6 +1,10 @@
 //! `/`: where a customer starts a video chat.
 
-use crate::{api, pages::use_join_queue};
+use crate::{
+    api,
+    components::busy::{BusyButton, ErrorNote},
+    pages::use_join_queue,
+};
 use leptos::{prelude::*, task::spawn_local};
 
 /// The landing page with the "Start video chat" button. Says when nobody is available; the
@@ -27,16 +31,14 @@ pub fn Home() -> impl IntoView {
                     "Nobody is available right now. You can still join the queue: we will connect you as soon as a specialist is free."
                 </p>
             </Show>
-            <button
+            <BusyButton
                 class="primary"
-                type="button"
-                on:click=move |_| start.run(())
-                disabled=move || busy.get()
-                aria-busy=move || busy.get().to_string()
-            >
-                {move || if busy.get() { "Starting…" } else { "Start video chat" }}
-            </button>
-            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                label="Start video chat"
+                working="Starting…"
+                busy=busy
+                on_press=start
+            />
+            <ErrorNote error=error/>
         </section>
     }
 }

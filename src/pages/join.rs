@@ -12,6 +12,7 @@ use crate::{
     api,
     components::{
         alerts::{EndingSoonAlert, TimeUpAlert},
+        busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
         extend_button::ExtendButton,
         session_timer::SessionTimer,
@@ -232,7 +233,7 @@ pub fn Join() -> impl IntoView {
         });
     });
 
-    let leave = move |_| {
+    let leave = move |()| {
         if leaving.get_untracked() {
             return;
         }
@@ -287,25 +288,15 @@ pub fn Join() -> impl IntoView {
                         busy=extending
                     />
                 </Show>
-                <button
-                    type="button"
+                <BusyButton
                     class="secondary leave"
-                    on:click=leave
-                    disabled=move || leaving.get()
-                    aria-busy=move || leaving.get().to_string()
-                >
-                    {move || {
-                        if leaving.get() {
-                            "Leaving…"
-                        } else if ended() {
-                            "Done"
-                        } else {
-                            "Leave call"
-                        }
-                    }}
-                </button>
+                    label=Signal::derive(move || if ended() { "Done" } else { "Leave call" })
+                    working="Leaving…"
+                    busy=leaving
+                    on_press=Callback::new(leave)
+                />
             </div>
-            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+            <ErrorNote error=error/>
             <ConnectionIndicator state=connection/>
         </section>
     }

@@ -2,7 +2,10 @@
 
 use leptos::prelude::*;
 
-use crate::pages::{use_document_title, use_join_queue};
+use crate::{
+    components::busy::{BusyButton, ErrorNote},
+    pages::{use_document_title, use_join_queue},
+};
 
 /// Explains the expiry and rejoins the queue.
 #[component]
@@ -16,16 +19,14 @@ pub fn Rejoin() -> impl IntoView {
             <p class="lead">
                 "We held your place for as long as we could, but no specialist reached you in time, or the call was not joined. You can join the queue again now."
             </p>
-            <button
+            <BusyButton
                 class="primary"
-                type="button"
-                on:click=move |_| rejoin.run(())
-                disabled=move || busy.get()
-                aria-busy=move || busy.get().to_string()
-            >
-                {move || if busy.get() { "Joining…" } else { "Rejoin the queue" }}
-            </button>
-            {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                label="Rejoin the queue"
+                working="Joining…"
+                busy=busy
+                on_press=rejoin
+            />
+            <ErrorNote error=error/>
             <p><a href="/">"Back to the start"</a></p>
         </section>
     }

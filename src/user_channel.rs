@@ -131,7 +131,7 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, token: String) {
             else {
                 return;
             };
-            let Ok(msg) = serde_json::from_str::<ServerMessage>(&text) else {
+            let Ok(msg) = ServerMessage::from_json(&text) else {
                 leptos::logging::warn!("ignored a malformed channel message");
                 return;
             };

@@ -89,6 +89,16 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
     // 2. The specialist signs in, goes available, accepts the next customer.
     sign_in_specialist(&doc, &server, "dr-e2e").await?;
     doc.wait_text("h2", |t| t == "Waiting now: 2").await?;
+    // Their channel tells them of each customer who joins from now on.
+    doc.wait_text(".channel .connection", |t| t == "Notices: Live")
+        .await?;
+    let carol = reqwest::Client::new();
+    callqueue_e2e::join_queue(&carol, &server.base).await?;
+    doc.wait_text(".notices li", |t| {
+        t == "A customer is waiting (3 in the queue)"
+    })
+    .await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 3").await?;
     doc.screenshot("agent-desktop").await?;
     doc.click("button.accept-next").await?;
     doc.wait_url(|u| u.contains(&format!("/join/r/{alice_sid}")))

@@ -122,27 +122,26 @@ pub fn Console(
     let group_now = group();
 
     // The queue stream, with the same reconnect rules as the customer pages.
-    let on_event =
-        Rc::new(
-            move |_: &str, data: &str| match serde_json::from_str::<QueueEvent>(data) {
-                Ok(event) => {
-                    let server_time = match &event {
-                        QueueEvent::Snapshot { server_time, .. }
-                        | QueueEvent::Added { server_time, .. }
-                        | QueueEvent::Updated { server_time, .. }
-                        | QueueEvent::Removed { server_time, .. } => *server_time,
-                    };
-                    offset.set(ClockOffset::measure(server_time, now_ms() as i64));
-                    let mut changed = false;
-                    queue.update(|list| changed = queue_list::apply(list, event));
-                    changed
-                }
-                Err(e) => {
-                    leptos::logging::warn!("ignored a malformed queue event: {e}");
-                    false
-                }
-            },
-        );
+    let on_event = Rc::new(
+        move |name: &str, data: &str| match QueueEvent::from_sse(name, data) {
+            Ok(event) => {
+                let server_time = match &event {
+                    QueueEvent::Snapshot { server_time, .. }
+                    | QueueEvent::Added { server_time, .. }
+                    | QueueEvent::Updated { server_time, .. }
+                    | QueueEvent::Removed { server_time, .. } => *server_time,
+                };
+                offset.set(ClockOffset::measure(server_time, now_ms() as i64));
+                let mut changed = false;
+                queue.update(|list| changed = queue_list::apply(list, event));
+                changed
+            }
+            Err(e) => {
+                leptos::logging::warn!("ignored a malformed queue event: {e}");
+                false
+            }
+        },
+    );
     let poll = {
         let group = group_now.clone();
         Rc::new(move || {
@@ -327,6 +326,12 @@ pub fn Console(
         <ul class="notices" aria-live="polite">
             {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
         </ul>
-        <ConnectionIndicator state=stream_state/>
+        <div class="connections">
+            <ConnectionIndicator state=stream_state what="Queue: "/>
+            // Without it a specialist could not tell that notices had stopped coming.
+            <div class="channel">
+                <ConnectionIndicator state=channel_state what="Notices: "/>
+            </div>
+        </div>
     }
 }

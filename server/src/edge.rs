@@ -91,7 +91,7 @@ enum First {
 }
 
 async fn connection(mut tcp: TcpStream, app: Router, state: AppState) {
-    // Boxed, like the router's connection below,: the task is allocated at the size of its
+    // Boxed, like the router's connection below: the task is allocated at the size of its
     // largest state, and an idle stream should not carry either of theirs.
     let first = Box::pin(first_request(&mut tcp, &state)).await;
     match first {

@@ -917,19 +917,20 @@ impl Store {
                 if last.is_some_and(|l| l.same_state(&r.view)) {
                     return Ok(ReservationChange::Same);
                 }
-                return Ok(ReservationChange::Changed(Reservation {
-                    server_time: Utc::now(),
-                    ..r.view.clone()
-                }));
+                return Ok(live
+                    .view(sid, Utc::now())
+                    .map_or(ReservationChange::Gone, ReservationChange::Changed));
             }
         }
         // A finished reservation is only in the database. Boxed: the query's state would
         // otherwise sit inside every idle stream's task.
-        Ok(match Box::pin(self.reservation(sid)).await? {
-            Some((r, _)) if last.is_some_and(|l| l.same_state(&r)) => ReservationChange::Same,
-            Some((r, _)) => ReservationChange::Changed(r),
-            None => ReservationChange::Gone,
-        })
+        Ok(
+            match Box::pin(self.stored_reservation(sid, Utc::now())).await? {
+                Some((r, _)) if last.is_some_and(|l| l.same_state(&r)) => ReservationChange::Same,
+                Some((r, _)) => ReservationChange::Changed(r),
+                None => ReservationChange::Gone,
+            },
+        )
     }
 
     /// A reservation as it is now, with the customer it belongs to.
@@ -941,6 +942,16 @@ impl Store {
                 return Ok(Some((view, r.customer_id.clone())));
             }
         }
+        self.stored_reservation(sid, now).await
+    }
+
+    /// A reservation as the database has it (the only copy once it has finished), with its
+    /// customer.
+    async fn stored_reservation(
+        &self,
+        sid: &str,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Option<(Reservation, String)>> {
         let row = sqlx::query("SELECT * FROM reservations WHERE sid = ?")
             .bind(sid)
             .fetch_optional(&self.inner.db)

@@ -89,6 +89,12 @@ async fn send_json<B: Serialize, T: DeserializeOwned>(
     read(resp).await
 }
 
+/// A POST without a body. It still says it is JSON: the server takes state changes only so
+/// (an HTML form cannot send that, so another site cannot post as our user).
+fn post(path: &str) -> RequestBuilder {
+    Request::post(path).header("content-type", "application/json")
+}
+
 fn reservation_path(group: &str, sid: &str) -> String {
     url(&format!("/groups/{group}/reservations/{sid}"))
 }
@@ -111,10 +117,7 @@ pub async fn group_status(group: &str) -> Result<GroupStatus, ApiError> {
 }
 
 pub async fn create_reservation(group: &str) -> Result<Reservation, ApiError> {
-    send(Request::post(&url(&format!(
-        "/groups/{group}/reservations"
-    ))))
-    .await
+    send(post(&url(&format!("/groups/{group}/reservations")))).await
 }
 
 pub async fn reservation(group: &str, sid: &str) -> Result<Reservation, ApiError> {
@@ -139,11 +142,7 @@ pub async fn join_call(call_type: &str, id: &str) -> Result<CallResponse, ApiErr
 }
 
 pub async fn leave_call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
-    send(Request::post(&format!(
-        "{}/leave",
-        call_path(call_type, id)
-    )))
-    .await
+    send(post(&format!("{}/leave", call_path(call_type, id)))).await
 }
 
 /// Sets the session length (the extend button sends the current length plus its step).
@@ -211,5 +210,5 @@ pub async fn accept(group: &str, sid: Option<String>) -> Result<AcceptResponse, 
 }
 
 pub async fn stream_token() -> Result<StreamToken, ApiError> {
-    send(Request::post(&url("/agent/stream-token"))).await
+    send(post(&url("/agent/stream-token"))).await
 }

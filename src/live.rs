@@ -8,7 +8,7 @@
 //! The pure parts (schedule, ordering) live in `logic/`.
 
 use std::{
-    cell::{Cell, RefCell},
+    cell::RefCell,
     future::Future,
     pin::Pin,
     rc::{Rc, Weak},
@@ -70,13 +70,16 @@ pub struct LiveOptions {
     pub poll: Rc<dyn Fn() -> PollFuture>,
 }
 
+#[cfg(feature = "test-hooks")]
 thread_local! {
-    static OPEN_STREAMS: Cell<usize> = const { Cell::new(0) };
+    static OPEN_STREAMS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// How many live connections exist: zero once every page that opened one is gone.
+/// How many live connections exist: zero once every page that opened one is gone. Counted in
+/// test builds only (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 pub fn open_streams() -> usize {
-    OPEN_STREAMS.with(Cell::get)
+    OPEN_STREAMS.with(std::cell::Cell::get)
 }
 
 type Listener = Closure<dyn FnMut(web_sys::Event)>;
@@ -124,6 +127,7 @@ impl Live {
             poll_timer: None,
             closed: false,
         }));
+        #[cfg(feature = "test-hooks")]
         OPEN_STREAMS.with(|n| n.set(n.get() + 1));
         add_window_listeners(&inner);
         open(&inner);
@@ -152,6 +156,7 @@ impl Live {
                     .remove_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
             }
         }
+        #[cfg(feature = "test-hooks")]
         OPEN_STREAMS.with(|n| n.set(n.get().saturating_sub(1)));
     }
 }
@@ -217,7 +222,7 @@ fn add_window_listeners(rc: &Rc<RefCell<Inner>>) {
     }
 }
 
-/// Opens a new `EventSource`, resuming after the last applied id.
+/// Opens a new `EventSource`.
 fn open(rc: &Rc<RefCell<Inner>>) {
     let weak = Rc::downgrade(rc);
     let mut inner = rc.borrow_mut();
@@ -225,17 +230,8 @@ fn open(rc: &Rc<RefCell<Inner>>) {
         return;
     }
     close_source(&mut inner);
-    let url = match inner.gate.last_id() {
-        Some(id) => {
-            let sep = if inner.options.url.contains('?') {
-                '&'
-            } else {
-                '?'
-            };
-            format!("{}{sep}last_event_id={id}", inner.options.url)
-        }
-        None => inner.options.url.clone(),
-    };
+    // Every stream starts with the whole state, so a reconnect needs no resume id.
+    let url = inner.options.url.clone();
     let Ok(source) = EventSource::new(&url) else {
         drop(inner);
         schedule_reconnect(rc);

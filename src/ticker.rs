@@ -1,17 +1,22 @@
 //! One tick source per page, on second boundaries, gone when the page is.
 
-use std::{cell::Cell, rc::Rc};
+#[cfg(feature = "test-hooks")]
+use std::cell::Cell;
+use std::rc::Rc;
 
 use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
 use send_wrapper::SendWrapper;
 use std::cell::RefCell;
 
+#[cfg(feature = "test-hooks")]
 thread_local! {
     static ACTIVE: Cell<usize> = const { Cell::new(0) };
 }
 
-/// How many tick sources are running: zero once every page that started one is gone.
+/// How many tick sources are running: zero once every page that started one is gone. Counted
+/// in test builds only (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 pub fn active_tickers() -> usize {
     ACTIVE.with(Cell::get)
 }
@@ -42,12 +47,14 @@ pub fn use_ticker(delay_after: impl Fn(f64) -> u32 + 'static) -> ReadSignal<f64>
         }));
     }
 
+    #[cfg(feature = "test-hooks")]
     ACTIVE.with(|n| n.set(n.get() + 1));
     schedule(timer.clone(), delay_after, set_now);
     // Cleanups must be Send; this one only ever runs on the browser's one thread.
     let timer = SendWrapper::new(timer);
     on_cleanup(move || {
         timer.borrow_mut().take();
+        #[cfg(feature = "test-hooks")]
         ACTIVE.with(|n| n.set(n.get().saturating_sub(1)));
     });
     now

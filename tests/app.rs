@@ -23,8 +23,8 @@ use callqueue::{
     ticker::active_tickers,
 };
 use callqueue_protocol::{
-    AgentSession, Call, CallEvent, CallEventType, CallSession, CallSettings, Capability, Limits,
-    Reservation, ReservationStatus, Role,
+    AgentSession, Call, CallEndReason, CallEvent, CallEventType, CallResponse, CallSession,
+    CallSettings, Capability, Limits, Reservation, ReservationStatus, Role,
 };
 use chrono::{DateTime, Duration, Utc};
 use leptos::prelude::*;
@@ -228,6 +228,7 @@ async fn hold_follows_stream_events_in_order() {
     .concat();
     let state = HoldState::new();
     let connection = RwSignal::new(Connection::Connecting);
+    // The positions the page showed, one per change it took.
     let seen = Rc::new(Cell::new(Vec::<Option<u32>>::new()));
     let parent = container();
     let _handle = leptos::mount::mount_to(parent.clone(), move || {
@@ -240,17 +241,20 @@ async fn hold_follows_stream_events_in_order() {
             LiveOptions {
                 url: sse_blob(&body),
                 events: &["message"],
-                on_event: Rc::new(
-                    move |_, data| match serde_json::from_str::<Reservation>(data) {
-                        Ok(r) => {
-                            let mut v = seen.take();
-                            v.push(r.queue_position);
-                            seen.set(v);
-                            state.apply(r).0
-                        }
-                        Err(_) => false,
-                    },
-                ),
+                // The page's own handler; the test only notes what it showed.
+                on_event: Rc::new(move |_, data| {
+                    let (changed, _) = state.take_event(data);
+                    if changed {
+                        let mut v = seen.take();
+                        v.push(
+                            state
+                                .reservation
+                                .with_untracked(|r| r.as_ref().and_then(|r| r.queue_position)),
+                        );
+                        seen.set(v);
+                    }
+                    changed
+                }),
                 poll: no_poll(),
             },
             connection,
@@ -262,9 +266,9 @@ async fn hold_follows_stream_events_in_order() {
     assert_eq!(text(&parent, ".wait").as_deref(), Some("About 10 minutes"));
     let seen = seen.take();
     assert_eq!(
-        &seen[..2],
-        &[Some(3), Some(2)],
-        "applied in id order, late ones dropped"
+        seen,
+        vec![Some(3), Some(2)],
+        "applied in id order; late, duplicate and malformed ones dropped"
     );
     drop(live);
 
@@ -375,10 +379,11 @@ async fn ending_soon_alert_appears_once_and_stays_dismissed() {
 #[wasm_bindgen_test]
 async fn time_up_alert_at_zero_and_when_ended() {
     let remaining = RwSignal::new(Some(5_000_i64));
-    let reason = RwSignal::new(None::<String>);
+    let reason = RwSignal::new(None::<CallEndReason>);
+    let role = RwSignal::new(Some(Role::Patient));
     let parent = container();
     let _handle = leptos::mount::mount_to(parent.clone(), move || {
-        view! { <TimeUpAlert remaining_ms=remaining ended_reason=reason/> }
+        view! { <TimeUpAlert remaining_ms=remaining ended_reason=reason role=role/> }
     });
     leptos::task::tick().await;
     assert!(text(&parent, ".alert").is_none());
@@ -388,12 +393,35 @@ async fn time_up_alert_at_zero_and_when_ended() {
         text(&parent, ".alert.time-up").as_deref(),
         Some("The time has run out")
     );
-    remaining.set(Some(60_000));
-    reason.set(Some("left".into()));
+    reason.set(Some(CallEndReason::TimeUp));
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, ".alert.time-up").as_deref(),
+        Some("The time has run out")
+    );
+    assert!(text(&parent, ".alert.call-ended").is_none());
+
+    // The specialist ended the call early: the page counts an ended call as 0 left, and must
+    // still not say the time ran out.
+    remaining.set(Some(0));
+    reason.set(Some(CallEndReason::SpecialistLeft));
+    leptos::task::tick().await;
+    assert!(text(&parent, ".alert.time-up").is_none());
+    assert_eq!(
+        text(&parent, ".alert.call-ended").as_deref(),
+        Some("The specialist ended the call")
+    );
+    role.set(Some(Role::Specialist));
     leptos::task::tick().await;
     assert_eq!(
         text(&parent, ".alert.call-ended").as_deref(),
-        Some("The call has ended")
+        Some("You ended the call")
+    );
+    reason.set(Some(CallEndReason::NotJoined));
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, ".alert.call-ended").as_deref(),
+        Some("The customer did not join in time")
     );
 }
 
@@ -542,10 +570,8 @@ async fn the_timer_follows_call_updated_events() {
         LiveOptions {
             url: sse_blob(&body),
             events: &["call.updated", "call.session_started", "call.ended"],
-            on_event: Rc::new(move |_, data| {
-                let e: CallEvent = serde_json::from_str(data).unwrap();
-                state.take_call(e.call, e.server_time)
-            }),
+            // The page's own handler.
+            on_event: Rc::new(move |_, data| state.take_event(data)),
             poll: no_poll(),
         },
         RwSignal::new(Connection::Connecting),
@@ -591,11 +617,62 @@ async fn a_dead_stream_falls_back_to_polling() {
     assert_eq!(polls.get(), after, "no polling after close");
 }
 
+/// Answers the app's API calls in this test page (which has no server): the reservation `x`
+/// is matched into call `c1`, so hold and join both get as far as opening their streams. Gives
+/// the browser's own `fetch` back when dropped.
+struct FakeApi {
+    original: JsValue,
+}
+
+impl FakeApi {
+    fn install(status: ReservationStatus) -> Self {
+        let window = window();
+        let original = js_sys::Reflect::get(&window, &"fetch".into()).unwrap();
+        let mut r = reservation(status, Some(1), None, 1);
+        r.reservation_sid = "x".into();
+        if status == ReservationStatus::Matched {
+            r.call_id = Some("c1".into());
+            r.call_type = Some("appointment".into());
+        }
+        let call = CallResponse {
+            call: call(Some(Duration::minutes(30)), 1800),
+            members: Vec::new(),
+            own_capabilities: vec![Capability::JoinCall],
+            own_role: Role::Patient,
+            server_time: Utc::now(),
+        };
+        let body = format!(
+            r#"const url = new URL(typeof input === "string" ? input : input.url, location.href);
+               const json = (status, body) => Promise.resolve(new Response(body, {{
+                   status, headers: {{ "content-type": "application/json" }} }}));
+               if (url.pathname === "/api/groups/default/reservations/x") return json(200, {reservation:?});
+               if (url.pathname.startsWith("/api/calls/appointment/c1")) return json(200, {call:?});
+               return json(404, '{{"error":{{"code":"not_found","message":"no such thing"}}}}');"#,
+            reservation = serde_json::to_string(&r).unwrap(),
+            call = serde_json::to_string(&call).unwrap(),
+        );
+        let fake = js_sys::Function::new_with_args("input", &body);
+        js_sys::Reflect::set(&window, &"fetch".into(), &fake).unwrap();
+        Self { original }
+    }
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        let _ = js_sys::Reflect::set(&window(), &"fetch".into(), &self.original);
+    }
+}
+
 #[wasm_bindgen_test]
 async fn no_timers_or_streams_left_after_100_page_changes() {
     let base_tickers = active_tickers();
     let base_streams = open_streams();
     for i in 0..100 {
+        let _api = FakeApi::install(if i % 3 == 0 {
+            ReservationStatus::Queued
+        } else {
+            ReservationStatus::Matched
+        });
         let parent = container();
         let path = match i % 3 {
             0 => "/hold/r/x",
@@ -624,6 +701,12 @@ async fn no_timers_or_streams_left_after_100_page_changes() {
         };
         leptos::task::tick().await;
         assert!(active_tickers() > base_tickers);
+        // Every page gets as far as its stream (hold and join after reading the reservation
+        // and joining the call).
+        assert!(
+            eventually(3000, || open_streams() > base_streams).await,
+            "{path} opened its stream"
+        );
         drop(handle);
         parent.remove();
     }

@@ -44,6 +44,7 @@ async fn main() -> Result<()> {
     let others_group = if same_group { "default" } else { "others" };
     let server = Server::start(ServerOptions {
         groups: "default,others".into(),
+        rate_limits: false,
         ..ServerOptions::default()
     })
     .await?;

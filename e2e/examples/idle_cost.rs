@@ -66,7 +66,11 @@ async fn main() -> Result<()> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(60);
-    let server = Server::start(ServerOptions::default()).await?;
+    let server = Server::start(ServerOptions {
+        rate_limits: false,
+        ..ServerOptions::default()
+    })
+    .await?;
     let driver = Driver::start().await?;
     let customer = driver.browser(1280, 900).await?;
     customer

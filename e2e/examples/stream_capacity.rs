@@ -121,7 +121,11 @@ async fn hold_stream(
 }
 
 async fn run(n: usize, kept_alive: bool) -> Result<()> {
-    let server = Server::start(ServerOptions::default()).await?;
+    let server = Server::start(ServerOptions {
+        rate_limits: false,
+        ..ServerOptions::default()
+    })
+    .await?;
     let pid = server.pid().ok_or("no server process")?;
     let rss_empty = rss_kb(pid);
     let (customers, creates_per_sec) = create_customers(&server, n).await?;

@@ -53,6 +53,9 @@ pub struct ServerOptions {
     pub queue_timeout_secs: u64,
     pub join_window_secs: u64,
     pub call_seconds: u32,
+    /// Per-client rate limits; benchmarks turn them off (they are one client making thousands
+    /// of customers).
+    pub rate_limits: bool,
 }
 
 impl Default for ServerOptions {
@@ -62,6 +65,7 @@ impl Default for ServerOptions {
             queue_timeout_secs: 1800,
             join_window_secs: 120,
             call_seconds: 3600,
+            rate_limits: true,
         }
     }
 }
@@ -119,6 +123,14 @@ impl Server {
             .args(["--call-seconds", &self.options.call_seconds.to_string()])
             .args(["--sweep-ms", "100"])
             .args(["--groups", &self.options.groups])
+            .args([
+                "--rate-limits",
+                if self.options.rate_limits {
+                    "on"
+                } else {
+                    "off"
+                },
+            ])
             // The server's log is in its folder; CALLQUEUE_E2E_LOG=debug to see more of it.
             .env(
                 "RUST_LOG",
@@ -453,6 +465,7 @@ pub async fn join_group(
 ) -> Result<(String, String)> {
     let r = http
         .post(format!("{base}/api/groups/{group}/reservations"))
+        .header("content-type", "application/json")
         .send()
         .await?;
     let cookie = r

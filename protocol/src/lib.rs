@@ -170,6 +170,54 @@ impl Role {
     }
 }
 
+/// Why a call ended: one name on the wire for each way a call can end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEndReason {
+    /// The session timer reached zero.
+    TimeUp,
+    /// The specialist left (or ended the call) while it was running.
+    SpecialistLeft,
+    /// The customer left last, after the specialist had already gone.
+    CustomerLeft,
+    /// The customer was matched but never joined within the join window.
+    NotJoined,
+    /// The customer left the queue after being matched, before the call started.
+    Canceled,
+}
+
+impl CallEndReason {
+    pub const ALL: [Self; 5] = [
+        Self::TimeUp,
+        Self::SpecialistLeft,
+        Self::CustomerLeft,
+        Self::NotJoined,
+        Self::Canceled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TimeUp => "time_up",
+            Self::SpecialistLeft => "specialist_left",
+            Self::CustomerLeft => "customer_left",
+            Self::NotJoined => "not_joined",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The reason a member leaving ends a call for: who left.
+    pub fn left(role: Role) -> Self {
+        match role {
+            Role::Specialist => Self::SpecialistLeft,
+            Role::Patient => Self::CustomerLeft,
+        }
+    }
+}
+
 /// What a role may do in a call (Stream Video's capability names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -228,9 +276,9 @@ pub struct CallSession {
     pub timer_ends_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "rfc3339::option")]
     pub ended_at: Option<DateTime<Utc>>,
-    /// Why it ended: `timer`, `left`, `expired`.
+    /// Why it ended.
     #[serde(default)]
-    pub ended_reason: Option<String>,
+    pub ended_reason: Option<CallEndReason>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,12 +390,6 @@ pub enum QueueEvent {
         #[serde(deserialize_with = "rfc3339::required")]
         server_time: DateTime<Utc>,
     },
-    #[serde(rename = "reservation.updated")]
-    Updated {
-        reservation: Reservation,
-        #[serde(deserialize_with = "rfc3339::required")]
-        server_time: DateTime<Utc>,
-    },
     #[serde(rename = "reservation.removed")]
     Removed {
         reservation: Reservation,
@@ -398,13 +440,6 @@ impl QueueEvent {
                     server_time,
                 }
             }
-            "reservation.updated" => {
-                let (reservation, server_time) = change()?;
-                Self::Updated {
-                    reservation,
-                    server_time,
-                }
-            }
             "reservation.removed" => {
                 let (reservation, server_time) = change()?;
                 Self::Removed {
@@ -415,12 +450,7 @@ impl QueueEvent {
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
-                    &[
-                        "queue.snapshot",
-                        "reservation.added",
-                        "reservation.updated",
-                        "reservation.removed",
-                    ],
+                    &["queue.snapshot", "reservation.added", "reservation.removed"],
                 ));
             }
         })
@@ -431,7 +461,6 @@ impl QueueEvent {
         match self {
             Self::Snapshot { .. } => "queue.snapshot",
             Self::Added { .. } => "reservation.added",
-            Self::Updated { .. } => "reservation.updated",
             Self::Removed { .. } => "reservation.removed",
         }
     }
@@ -456,6 +485,13 @@ pub struct GroupStatus {
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
+
+/// `POST /groups/{group}/reservations`: the body is optional; when present it must be this
+/// JSON object. It carries nothing yet, and fields it does not know are refused rather than
+/// silently dropped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReservationRequest {}
 
 /// `POST /agent/session`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -632,7 +668,7 @@ pub enum UserEvent {
         call_id: String,
         call_type: String,
         reservation_sid: String,
-        reason: String,
+        reason: CallEndReason,
     },
 }
 
@@ -655,7 +691,7 @@ impl UserEvent {
             call_type: String,
             reservation_sid: String,
             #[serde(default)]
-            reason: Option<String>,
+            reason: Option<CallEndReason>,
         }
         let tag: Tag = serde_json::from_str(text)?;
         let call = || serde_json::from_str::<Call>(text);
@@ -861,10 +897,6 @@ mod tests {
                 reservation: reservation("c"),
                 server_time: t,
             },
-            QueueEvent::Updated {
-                reservation: reservation("c"),
-                server_time: t,
-            },
             QueueEvent::Removed {
                 reservation: reservation("c"),
                 server_time: t,
@@ -905,7 +937,7 @@ mod tests {
                 call_id: "c".into(),
                 call_type: "appointment".into(),
                 reservation_sid: "r".into(),
-                reason: "expired".into(),
+                reason: CallEndReason::NotJoined,
             },
         ];
         let mut messages = vec![
@@ -982,6 +1014,22 @@ mod tests {
             out,
             serde_json::json!({"type":"authresponse","success":true})
         );
+    }
+
+    #[test]
+    fn end_reasons_have_one_name_each() {
+        for r in CallEndReason::ALL {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            assert_eq!(serde_json::from_str::<CallEndReason>(&json).unwrap(), r);
+            assert_eq!(CallEndReason::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(CallEndReason::parse("timer"), None);
+        assert_eq!(
+            CallEndReason::left(Role::Specialist),
+            CallEndReason::SpecialistLeft
+        );
+        assert!(serde_json::from_str::<CallSession>(r#"{"ended_reason":"left"}"#).is_err());
     }
 
     #[test]

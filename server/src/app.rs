@@ -4,7 +4,9 @@ use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, Request, State},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
     routing::{get, post, put},
 };
 use tokio::net::TcpListener;
@@ -16,9 +18,12 @@ use tower_http::{
 };
 
 use crate::{
+    auth::ClientInfo,
     config::Config,
     db,
     error::ApiError,
+    headers::{self, SecurityHeaders},
+    limits::{Limits, StreamPermit},
     routes::{agent, calls, health, reservations, webhook, ws},
     store::Store,
 };
@@ -30,6 +35,8 @@ pub const BODY_LIMIT: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Per-client rate limits and stream caps.
+    pub limits: Arc<Limits>,
     /// Fires on shutdown so open streams end and the server can stop.
     pub shutdown: CancellationToken,
 }
@@ -37,12 +44,60 @@ pub struct AppState {
 /// The long-lived routes: event streams and the WebSocket. They get no per-request layers, since
 /// each layer's state lives as long as the connection (compression alone cost ~14 KB per idle
 /// stream, tracing and the body limit ~6 KB; see README "Performance").
-fn streams() -> Router<AppState> {
+fn streams(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/events/g/{group}/r/{sid}", get(reservations::events))
         .route("/groups/{group}/events", get(agent::queue_events))
         .route("/calls/{type}/{id}/events", get(calls::events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_streams))
+        // The WebSocket holds its own place (see `ws::upgrade`): it outlives its response.
         .route("/ws", get(ws::upgrade))
+}
+
+/// One of the client's stream places for as long as the stream's body lives; 429 when it has
+/// none left.
+async fn limit_streams(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    request: Request,
+    next: Next,
+) -> Response {
+    let permit = match state.limits.open_stream(client.ip) {
+        Ok(permit) => permit,
+        Err(e) => return e.into_response(),
+    };
+    next.run(request).await.map(|body| {
+        axum::body::Body::new(HeldBody {
+            body,
+            _permit: permit,
+        })
+    })
+}
+
+/// A response body that keeps a stream place until the body is dropped.
+struct HeldBody {
+    body: axum::body::Body,
+    _permit: StreamPermit,
+}
+
+impl http_body::Body for HeldBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// The request/response API routes.
@@ -69,6 +124,7 @@ fn requests() -> Router<AppState> {
         .route("/calls/{type}/{id}/join", post(calls::join))
         .route("/calls/{type}/{id}/leave", post(calls::leave))
         .route("/webhooks/streem", post(webhook::streem))
+        .route_layer(middleware::from_fn(headers::require_json))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this endpoint does not take that method".into())
@@ -79,14 +135,24 @@ fn requests() -> Router<AppState> {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let mut app = Router::new().nest("/api", streams().merge(requests()));
+    let mut app = Router::new().nest("/api", streams(&state).merge(requests()));
+    let mut index_html = None;
     if let Some(dist) = &state.store.config().dist {
         // Client-side routes (/hold/r/..., /agent, ...) all load the app's index page, sent
         // brotli- or gzip-compressed when the browser takes it.
         let index = ServeFile::new(dist.join("index.html"));
-        app = app.fallback_service(Compression::new(ServeDir::new(dist).fallback(index)));
+        index_html = std::fs::read_to_string(dist.join("index.html")).ok();
+        let files = Router::new()
+            .fallback_service(Compression::new(ServeDir::new(dist).fallback(index)))
+            .layer(middleware::from_fn(headers::only_file_paths));
+        app = app.fallback_service(files);
     }
-    app.with_state(state)
+    let security = SecurityHeaders::new(index_html.as_deref());
+    app.layer(middleware::map_response(move |response: Response| {
+        let security = security.clone();
+        async move { security.apply(response) }
+    }))
+    .with_state(state)
 }
 
 /// A server bound to its address, ready to run.
@@ -104,6 +170,7 @@ impl Server {
         Ok(Self {
             listener,
             state: AppState {
+                limits: Limits::new(&config),
                 store,
                 shutdown: CancellationToken::new(),
             },
@@ -119,7 +186,7 @@ impl Server {
     /// Serves until `shutdown` fires, then lets requests in flight finish.
     pub async fn run(self) -> std::io::Result<()> {
         let shutdown = self.state.shutdown.clone();
-        let sweeper = tokio::spawn(sweep(self.state.store.clone(), shutdown.clone()));
+        let sweeper = tokio::spawn(sweep(self.state.clone(), shutdown.clone()));
         let app = router(self.state.clone());
         let result = crate::edge::serve(self.listener, app, self.state).await;
         shutdown.cancel();
@@ -128,16 +195,31 @@ impl Server {
     }
 }
 
-/// Expires reservations and ends calls whose time is up, until shutdown.
-async fn sweep(store: Store, shutdown: CancellationToken) {
+/// How often expired sessions, tokens and forgotten limits are purged.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Expires reservations and ends calls whose time is up, and purges what has expired, until
+/// shutdown.
+async fn sweep(state: AppState, shutdown: CancellationToken) {
+    let store = &state.store;
     let mut tick = tokio::time::interval(store.config().sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut purge = tokio::time::interval(PURGE_EVERY);
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = tick.tick() => {
                 if let Err(e) = store.sweep().await {
                     tracing::warn!(error = %e, "sweep failed; will retry");
                 }
+            }
+            _ = purge.tick() => {
+                match store.purge_expired().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(rows = n, "purged expired sessions and tokens"),
+                    Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+                }
+                state.limits.purge();
             }
             _ = shutdown.cancelled() => return,
         }

@@ -1,10 +1,13 @@
 //! Who is asking, from the HttpOnly session cookies (EventSource cannot send headers).
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use axum::{
-    extract::FromRequestParts,
+    extract::{ConnectInfo, FromRequestParts},
     http::{HeaderMap, request::Parts},
 };
 use axum_extra::extract::{CookieJar, cookie::Cookie};
+use callqueue_protocol::Role;
 
 use crate::{
     app::AppState,
@@ -15,19 +18,54 @@ use crate::{
 pub const CUSTOMER_COOKIE: &str = "cq_customer";
 pub const AGENT_COOKIE: &str = "cq_agent";
 
-/// A session cookie: HttpOnly, SameSite=Lax, for the whole site, for `max_age_secs`.
-pub fn session_cookie(name: &'static str, token: &str, max_age_secs: i64) -> Cookie<'static> {
+/// A session cookie: HttpOnly, SameSite=Lax, for the whole site, for `max_age_secs`; `Secure`
+/// when the request came over TLS.
+pub fn session_cookie(
+    name: &'static str,
+    token: &str,
+    max_age_secs: i64,
+    secure: bool,
+) -> Cookie<'static> {
+    let secure = if secure { "; Secure" } else { "" };
     // Parsed from its header form: the builder's max-age wants the `time` crate's types.
     Cookie::parse(format!(
-        "{name}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}"
+        "{name}={token}; HttpOnly; SameSite=Lax; Path=/; Max-Age={max_age_secs}{secure}"
     ))
     .expect("a well-formed cookie")
     .into_owned()
 }
 
 /// A cookie that removes `name` from the browser.
-pub fn removal_cookie(name: &'static str) -> Cookie<'static> {
-    session_cookie(name, "", 0)
+pub fn removal_cookie(name: &'static str, secure: bool) -> Cookie<'static> {
+    session_cookie(name, "", 0, secure)
+}
+
+/// Where a request comes from: the client's address (the peer, or what a trusted proxy says)
+/// and whether it came over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    pub ip: IpAddr,
+    pub https: bool,
+}
+
+impl FromRequestParts<AppState> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // Every connection's requests carry the peer (see `edge`); a router driven without a
+        // socket has none.
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(Self {
+            ip: state.limits.client(peer, &parts.headers),
+            https: state.limits.is_https(peer, &parts.headers),
+        })
+    }
 }
 
 /// Everyone the request's cookies say it is: a customer, a specialist, or both (one browser
@@ -35,6 +73,8 @@ pub fn removal_cookie(name: &'static str) -> Cookie<'static> {
 #[derive(Debug, Clone, Default)]
 pub struct Callers {
     pub customer: Option<String>,
+    /// The customer's cookie token, to send the cookie again with a new lifetime.
+    pub customer_token: Option<String>,
     pub agent: Option<Agent>,
     pub agent_token: Option<String>,
 }
@@ -54,6 +94,9 @@ impl Callers {
         let mut callers = Callers::default();
         if let Some(c) = jar.get(CUSTOMER_COOKIE) {
             callers.customer = store.customer_by_token(c.value()).await?;
+            if callers.customer.is_some() {
+                callers.customer_token = Some(c.value().to_string());
+            }
         }
         if let Some(c) = jar.get(AGENT_COOKIE) {
             callers.agent = store.agent_by_session(c.value()).await?;
@@ -62,11 +105,18 @@ impl Callers {
         Ok(callers)
     }
 
-    /// The signed-in specialist, or 401.
+    /// The signed-in specialist, or 401; 403 for an account whose role may not serve a queue.
     pub fn require_agent(&self) -> ApiResult<&Agent> {
-        self.agent
+        let agent = self
+            .agent
             .as_ref()
-            .ok_or_else(|| ApiError::Unauthorized("sign in as a specialist first".into()))
+            .ok_or_else(|| ApiError::Unauthorized("sign in as a specialist first".into()))?;
+        if agent.role != Role::Specialist {
+            return Err(ApiError::Forbidden(
+                "only specialists may serve a queue".into(),
+            ));
+        }
+        Ok(agent)
     }
 
     /// Whether these callers may see a reservation of `customer` in `group`.

@@ -29,6 +29,30 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// The SSE heartbeat comment interval.
     pub heartbeat: Duration,
+    /// Per-client rate limits and stream caps (off for load tests and benchmarks).
+    pub rate_limits: bool,
+    /// Reservations one client address may create per minute (a burst of as many).
+    pub joins_per_minute: u32,
+    /// Sign-in attempts one client address may make per minute.
+    pub sign_ins_per_minute: u32,
+    /// Messages per second one WebSocket may send (bursts of twice that).
+    pub messages_per_second: u32,
+    /// Event streams and WebSockets one client address may hold open at once.
+    pub streams_per_client: u32,
+    /// Open connections the server accepts at once; more are refused with a 503.
+    pub max_connections: usize,
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// Defaults a deployment can keep: generous for people (a household or an office behind one
+/// address), tight for scripts.
+pub mod defaults {
+    pub const JOINS_PER_MINUTE: u32 = 20;
+    pub const SIGN_INS_PER_MINUTE: u32 = 10;
+    pub const MESSAGES_PER_SECOND: u32 = 20;
+    pub const STREAMS_PER_CLIENT: u32 = 64;
+    pub const MAX_CONNECTIONS: usize = 16_384;
 }
 
 impl Config {
@@ -52,6 +76,7 @@ impl Config {
     }
 
     /// Settings fit for tests: a database path of the test's own and short timers.
+    #[cfg(any(test, feature = "test-support"))]
     pub fn for_tests(database: PathBuf) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -66,6 +91,14 @@ impl Config {
             webhook_secret: None,
             sweep_interval: Duration::from_millis(100),
             heartbeat: Duration::from_secs(10),
+            // Tests that check the limits turn them on.
+            rate_limits: false,
+            joins_per_minute: defaults::JOINS_PER_MINUTE,
+            sign_ins_per_minute: defaults::SIGN_INS_PER_MINUTE,
+            messages_per_second: defaults::MESSAGES_PER_SECOND,
+            streams_per_client: defaults::STREAMS_PER_CLIENT,
+            max_connections: defaults::MAX_CONNECTIONS,
+            trusted_proxies: Vec::new(),
         }
     }
 

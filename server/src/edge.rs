@@ -12,16 +12,18 @@
 //! answers it exactly as before, errors included. Browsers often open their stream on a
 //! kept-alive connection; the router's handler serves those with the same feed.
 
-use std::{io, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
+    extract::ConnectInfo,
     http::{HeaderMap, HeaderName, HeaderValue},
 };
 use hyper_util::{rt::TokioIo, service::TowerToHyperService};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
 use tokio_util::task::TaskTracker;
@@ -29,6 +31,7 @@ use tokio_util::task::TaskTracker;
 use crate::{
     app::AppState,
     auth::Callers,
+    limits::StreamPermit,
     routes::reservations::{FeedEvent, ReservationFeed},
     sse,
 };
@@ -47,20 +50,29 @@ const STREAM_PREFIX: &str = "/api/events/g/";
 /// in flight finish and waits for every connection to close.
 pub async fn serve(listener: TcpListener, app: Router, state: AppState) -> io::Result<()> {
     let tasks = TaskTracker::new();
+    // Each connection holds a place; past the cap a connection is told so and closed.
+    let places = Arc::new(Semaphore::new(state.store.config().max_connections));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = state.shutdown.cancelled() => break,
         };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 accept_failed(e).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
-        tasks.spawn(connection(tcp, app.clone(), state.clone()));
+        match places.clone().try_acquire_owned() {
+            Ok(place) => {
+                tasks.spawn(connection(tcp, peer, app.clone(), state.clone(), place));
+            }
+            Err(_) => {
+                tasks.spawn(refuse(tcp));
+            }
+        }
     }
     drop(listener);
     tasks.close();
@@ -83,31 +95,55 @@ async fn accept_failed(e: io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
+/// Tells a connection over the cap that the server is busy, and closes it.
+async fn refuse(mut tcp: TcpStream) {
+    const BODY: &str = r#"{"error":{"code":"server_busy","message":"the server has too many open connections; try again shortly"}}"#;
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = tcp.write_all(response.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
+}
+
 /// How a connection's first request is served.
+// Lives only from the first request to the match in `connection`: boxing the large variant
+// would add a heap allocation to every stream to save stack for a moment.
+#[allow(clippy::large_enum_variant)]
 enum First {
-    Stream(ReservationFeed),
+    Stream(ReservationFeed, StreamPermit),
     Router(Vec<u8>),
     Closed,
 }
 
-async fn connection(mut tcp: TcpStream, app: Router, state: AppState) {
+async fn connection(
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    state: AppState,
+    _place: OwnedSemaphorePermit,
+) {
     // Boxed, like the router's connection below: the task is allocated at the size of its
     // largest state, and an idle stream should not carry either of theirs.
-    let first = Box::pin(first_request(&mut tcp, &state)).await;
+    let first = Box::pin(first_request(&mut tcp, peer, &state)).await;
     match first {
-        First::Stream(feed) => {
+        First::Stream(feed, _permit) => {
             drop(app);
             tracing::debug!("reservation stream on a new connection: written by the accept loop");
             let heartbeat = state.store.config().heartbeat;
             stream(tcp, feed, heartbeat, state).await;
         }
-        First::Router(head) => Box::pin(router(tcp, head, app, state)).await,
+        First::Router(head) => Box::pin(router(tcp, peer, head, app, state)).await,
         First::Closed => {}
     }
 }
 
 /// Reads the first request head and decides who serves the connection.
-async fn first_request(tcp: &mut TcpStream, state: &AppState) -> First {
+async fn first_request(tcp: &mut TcpStream, peer: SocketAddr, state: &AppState) -> First {
     let mut buf = Vec::with_capacity(1024);
     let deadline = Instant::now() + HEAD_TIMEOUT;
     loop {
@@ -125,9 +161,9 @@ async fn first_request(tcp: &mut TcpStream, state: &AppState) -> First {
         match request.parse(&buf) {
             Ok(httparse::Status::Complete(len)) if len == buf.len() => {
                 return match stream_request(&request) {
-                    Some((group, sid, cookies)) => {
-                        match open_feed(state, group, sid, cookies).await {
-                            Some(feed) => First::Stream(feed),
+                    Some((group, sid, headers)) => {
+                        match open_feed(state, peer, group, sid, headers).await {
+                            Some((feed, permit)) => First::Stream(feed, permit),
                             None => First::Router(buf),
                         }
                     }
@@ -142,11 +178,15 @@ async fn first_request(tcp: &mut TcpStream, state: &AppState) -> First {
     }
 }
 
-/// The group, reservation and cookie headers of a plain `GET` of a reservation stream, or
-/// `None` for any other request.
-fn stream_request<'h>(
-    request: &httparse::Request<'h, '_>,
-) -> Option<(&'h str, &'h str, Vec<&'h [u8]>)> {
+/// A stream request's group, reservation id and the headers of [`READ_HEADERS`].
+type StreamHead<'h> = (&'h str, &'h str, Vec<(&'static str, &'h [u8])>);
+
+/// The headers the accept loop reads: cookies (who is asking) and those a trusted proxy sets.
+const READ_HEADERS: [&str; 3] = ["cookie", "x-forwarded-for", "x-forwarded-proto"];
+
+/// The group, reservation and the headers of [`READ_HEADERS`] of a plain `GET` of a
+/// reservation stream, or `None` for any other request.
+fn stream_request<'h>(request: &httparse::Request<'h, '_>) -> Option<StreamHead<'h>> {
     if request.method != Some("GET") {
         return None;
     }
@@ -162,11 +202,11 @@ fn stream_request<'h>(
     if !plain(group) || !plain(sid) {
         return None;
     }
-    let mut cookies = Vec::new();
+    let mut headers = Vec::new();
     for h in request.headers.iter() {
         let name = h.name;
-        if name.eq_ignore_ascii_case("cookie") {
-            cookies.push(h.value);
+        if let Some(known) = READ_HEADERS.iter().find(|k| name.eq_ignore_ascii_case(k)) {
+            headers.push((*known, h.value));
         } else if name.eq_ignore_ascii_case("upgrade")
             || name.eq_ignore_ascii_case("transfer-encoding")
             || (name.eq_ignore_ascii_case("content-length") && h.value != b"0")
@@ -174,34 +214,41 @@ fn stream_request<'h>(
             return None;
         }
     }
-    Some((group, sid, cookies))
+    Some((group, sid, headers))
 }
 
-/// The feed, if the cookies name someone who may see the reservation.
+/// The feed and the client's stream place, if the cookies name someone who may see the
+/// reservation and the client has a place left (else the router answers, with its error).
 async fn open_feed(
     state: &AppState,
+    peer: SocketAddr,
     group: &str,
     sid: &str,
-    cookies: Vec<&[u8]>,
-) -> Option<ReservationFeed> {
+    read: Vec<(&'static str, &[u8])>,
+) -> Option<(ReservationFeed, StreamPermit)> {
     let mut headers = HeaderMap::new();
-    for value in cookies {
+    for (name, value) in read {
         headers.append(
-            HeaderName::from_static("cookie"),
+            HeaderName::from_static(name),
             HeaderValue::from_bytes(value).ok()?,
         );
     }
+    let client = state.limits.client(peer.ip(), &headers);
+    let permit = state.limits.open_stream(client).ok()?;
     let callers = Callers::from_headers(&headers, &state.store).await.ok()?;
-    ReservationFeed::open(state, &callers, group, sid)
+    let feed = ReservationFeed::open(state, &callers, group, sid)
         .await
-        .ok()
+        .ok()?;
+    Some((feed, permit))
 }
 
 /// The rest of the connection, through hyper and the router, starting with the bytes read. On
 /// shutdown the request in flight finishes and the connection closes.
-async fn router(tcp: TcpStream, head: Vec<u8>, app: Router, state: AppState) {
+async fn router(tcp: TcpStream, peer: SocketAddr, head: Vec<u8>, app: Router, state: AppState) {
     let (read, write) = tcp.into_split();
     let io = tokio::io::join(std::io::Cursor::new(head).chain(read), write);
+    // Every request says which peer it came from (the client address of `auth::ClientInfo`).
+    let app = app.layer(axum::Extension(ConnectInfo(peer)));
     let conn = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .with_upgrades();
@@ -230,6 +277,7 @@ async fn stream(
     const HEAD: &[u8] = b"HTTP/1.1 200 OK\r\n\
         content-type: text/event-stream\r\n\
         cache-control: no-cache\r\n\
+        x-content-type-options: nosniff\r\n\
         connection: close\r\n\r\n";
     if tcp.write_all(HEAD).await.is_err() {
         return;

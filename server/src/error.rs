@@ -27,8 +27,52 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("the request body is larger than {0} bytes")]
     TooLarge(usize),
-    #[error("the database is unavailable")]
-    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Too many requests from one client; retry after this many seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
+    /// The database cannot answer now (down, busy, out of connections): worth retrying.
+    #[error("the database is unavailable; try again shortly")]
+    Unavailable(String),
+    /// Our own bug (a row we cannot read, a query that cannot be right): the client can do
+    /// nothing about it; the detail goes to the log, not to the client.
+    #[error("something went wrong on our side; it has been logged")]
+    Internal(String),
+}
+
+impl From<sqlx::Error> for ApiError {
+    /// Sorts a database error: unavailable (503, retry) or our own bug (500, logged).
+    fn from(e: sqlx::Error) -> Self {
+        if db_unavailable(&e) {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Internal(format!("database: {e}"))
+        }
+    }
+}
+
+/// Whether a database error means "not now" rather than "never": the pool or connection is
+/// gone, the file is busy or locked, the disk is full or failing.
+pub fn db_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            // SQLite's primary result codes (the low byte of an extended code): BUSY, LOCKED,
+            // NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
+            let code = db.code();
+            let sqlite_primary = code
+                .as_deref()
+                .and_then(|c| c.parse::<i64>().ok())
+                .map(|c| c & 0xff);
+            matches!(sqlite_primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
+        }
+        _ => false,
+    }
 }
 
 impl ApiError {
@@ -46,7 +90,12 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Self::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            Self::Database(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "database_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
 }
@@ -54,16 +103,29 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let Self::Database(e) = &self {
-            tracing::error!(error = %e, "database error");
+        match &self {
+            Self::Unavailable(e) => tracing::warn!(error = %e, "database unavailable"),
+            Self::Internal(e) => tracing::error!(error = %e, "internal error"),
+            _ => {}
         }
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after, .. } => Some(*retry_after),
+            Self::Unavailable(_) => Some(2),
+            _ => None,
+        };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.to_string(),
                 message: self.to_string(),
             },
         };
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.max(1).into());
+        }
+        response
     }
 }
 
@@ -71,9 +133,9 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::TooLarge(crate::app::BODY_LIMIT),
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                Self::BadRequest("send the body as JSON with Content-Type: application/json".into())
-            }
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(
+                "send the body as JSON with Content-Type: application/json".into(),
+            ),
             _ => Self::BadRequest(format!("invalid JSON body: {}", rejection.body_text())),
         }
     }
@@ -91,3 +153,70 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// An optional JSON body: none (or only whitespace) is `T::default()`; anything else must be
+/// JSON of `T`'s shape, or a 400 that says what is wrong with it.
+pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> ApiResult<T> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Ok(T::default()),
+        // serde reads a struct from an array too; our bodies are objects.
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "invalid JSON body: expected a JSON object".into(),
+            ));
+        }
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_are_sorted_into_retry_and_bug() {
+        let status = |e: sqlx::Error| ApiError::from(e).status_and_code().0;
+        assert_eq!(
+            status(sqlx::Error::PoolTimedOut),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(sqlx::Error::PoolClosed),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(sqlx::Error::Io(std::io::ErrorKind::BrokenPipe.into())),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(sqlx::Error::Decode("unknown status".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(sqlx::Error::ColumnNotFound("x".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(
+            status(sqlx::Error::RowNotFound),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[tokio::test]
+    async fn busy_sqlite_is_unavailable_and_a_bad_query_is_ours() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let bad = sqlx::query("SELECT * FROM no_such_table")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            ApiError::from(bad).status_and_code().0,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        // An internal error says nothing of its detail to the client.
+        let shown = ApiError::Internal("database: secret detail".into()).to_string();
+        assert!(!shown.contains("secret"));
+    }
+}

@@ -9,6 +9,8 @@ pub mod db;
 pub mod edge;
 pub mod error;
 pub mod estimator;
+pub mod headers;
+pub mod limits;
 pub mod routes;
 pub mod sse;
 pub mod store;

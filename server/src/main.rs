@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 use callqueue_protocol::{Capability, Role};
 use callqueue_server::{
     app::Server,
-    config::{Config, parse_grant},
+    config::{Config, defaults, parse_grant},
     db,
     store::{Store, split_groups},
     tokens,
@@ -100,6 +100,33 @@ struct ServeArgs {
     /// Milliseconds between expiry sweeps.
     #[arg(long, env = "CALLQUEUE_SWEEP_MS", default_value_t = 250)]
     sweep_ms: u64,
+    /// Per-client rate limits and stream caps: `on`, or `off` for load tests and benchmarks.
+    #[arg(long, env = "CALLQUEUE_RATE_LIMITS", default_value = "on", value_parser = ["on", "off"])]
+    rate_limits: String,
+    /// Reservations one client address may create per minute.
+    #[arg(long, env = "CALLQUEUE_JOINS_PER_MINUTE", default_value_t = defaults::JOINS_PER_MINUTE)]
+    joins_per_minute: u32,
+    /// Sign-in attempts one client address may make per minute (failures for one user id also
+    /// wait longer and longer).
+    #[arg(long, env = "CALLQUEUE_SIGN_INS_PER_MINUTE", default_value_t = defaults::SIGN_INS_PER_MINUTE)]
+    sign_ins_per_minute: u32,
+    /// Messages per second one WebSocket may send.
+    #[arg(long, env = "CALLQUEUE_MESSAGES_PER_SECOND", default_value_t = defaults::MESSAGES_PER_SECOND)]
+    messages_per_second: u32,
+    /// Event streams and WebSockets one client address may hold open.
+    #[arg(long, env = "CALLQUEUE_STREAMS_PER_CLIENT", default_value_t = defaults::STREAMS_PER_CLIENT)]
+    streams_per_client: u32,
+    /// Connections open at once; more are refused (503).
+    #[arg(long, env = "CALLQUEUE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// A reverse proxy in front of the server (repeatable, or comma-separated): its
+    /// X-Forwarded-For names the client, its X-Forwarded-Proto: https makes cookies Secure.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CALLQUEUE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServeArgs {
@@ -123,6 +150,13 @@ impl ServeArgs {
             webhook_secret: self.webhook_secret.filter(|s| !s.is_empty()),
             sweep_interval: Duration::from_millis(self.sweep_ms.clamp(10, 10_000)),
             heartbeat: Duration::from_secs(10),
+            rate_limits: self.rate_limits == "on",
+            joins_per_minute: self.joins_per_minute.max(1),
+            sign_ins_per_minute: self.sign_ins_per_minute.max(1),
+            messages_per_second: self.messages_per_second.max(1),
+            streams_per_client: self.streams_per_client.max(1),
+            max_connections: self.max_connections.max(1),
+            trusted_proxies: self.trusted_proxies,
         })
     }
 }

@@ -12,8 +12,8 @@ use std::{
 };
 
 use callqueue_protocol::{
-    CALL_TYPE_APPOINTMENT, Call, CallEventType, CallResponse, CallSession, CallSettings, Limits,
-    Member, QueueEvent, Reservation, ReservationStatus, Role, UserEvent,
+    CALL_TYPE_APPOINTMENT, Call, CallEndReason, CallEventType, CallResponse, CallSession,
+    CallSettings, Limits, Member, QueueEvent, Reservation, ReservationStatus, Role, UserEvent,
 };
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
@@ -31,6 +31,13 @@ pub struct NewCustomer {
     pub id: String,
     pub token_hash: String,
 }
+
+/// How long a customer's session (their cookie) lasts after their last new reservation.
+pub const CUSTOMER_SESSION: Duration = Duration::hours(24);
+/// How long a specialist's session lasts after signing in.
+pub const AGENT_SESSION: Duration = Duration::hours(12);
+/// How long a WebSocket stream token may wait to be spent.
+const STREAM_TOKEN: Duration = Duration::seconds(60);
 
 /// Most creates committed in one transaction.
 const CREATE_BATCH: usize = 256;
@@ -89,7 +96,7 @@ pub struct CallRow {
     pub started_at: Option<DateTime<Utc>>,
     pub timer_ends_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
-    pub ended_reason: Option<String>,
+    pub ended_reason: Option<CallEndReason>,
     pub specialist_joined_at: Option<DateTime<Utc>>,
     pub customer_joined_at: Option<DateTime<Utc>>,
     pub specialist_present: bool,
@@ -111,7 +118,14 @@ impl CallRow {
             started_at: row.try_get("started_at")?,
             timer_ends_at: row.try_get("timer_ends_at")?,
             ended_at: row.try_get("ended_at")?,
-            ended_reason: row.try_get("ended_reason")?,
+            ended_reason: row
+                .try_get::<Option<String>, _>("ended_reason")?
+                .map(|r| {
+                    CallEndReason::parse(&r).ok_or_else(|| {
+                        sqlx::Error::Decode(format!("unknown call end reason {r:?}").into())
+                    })
+                })
+                .transpose()?,
             specialist_joined_at: row.try_get("specialist_joined_at")?,
             customer_joined_at: row.try_get("customer_joined_at")?,
             specialist_present: row.try_get("specialist_present")?,
@@ -136,7 +150,7 @@ impl CallRow {
                 started_at: self.started_at,
                 timer_ends_at: self.timer_ends_at,
                 ended_at: self.ended_at,
-                ended_reason: self.ended_reason.clone(),
+                ended_reason: self.ended_reason,
             },
         }
     }
@@ -493,11 +507,23 @@ impl Store {
     /// The customer behind a cookie token, if it is one we issued.
     pub async fn customer_by_token(&self, token: &str) -> ApiResult<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM customers WHERE token_hash = ?")
+            sqlx::query_scalar("SELECT id FROM customers WHERE token_hash = ? AND expires_at > ?")
                 .bind(tokens::hash(token))
+                .bind(Utc::now())
                 .fetch_optional(&self.inner.db)
                 .await?,
         )
+    }
+
+    /// Keeps a returning customer's session for another [`CUSTOMER_SESSION`] (their cookie is
+    /// sent again with the same lifetime).
+    pub async fn touch_customer(&self, id: &str) -> ApiResult<()> {
+        sqlx::query("UPDATE customers SET expires_at = ? WHERE id = ?")
+            .bind(Utc::now() + CUSTOMER_SESSION)
+            .bind(id)
+            .execute(&self.inner.db)
+            .await?;
+        Ok(())
     }
 
     /// A new customer and the cookie token that identifies them; stored with their first
@@ -521,7 +547,7 @@ impl Store {
         .bind(Utc::now())
         .fetch_optional(&self.inner.db)
         .await?;
-        row.map(|row| agent_from_row(&row)).transpose()
+        Ok(row.map(|row| agent_from_row(&row)).transpose()?.flatten())
     }
 
     // ---- specialists ----
@@ -559,15 +585,19 @@ impl Store {
         .fetch_optional(&self.inner.db)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("unknown user id or wrong secret".into()))?;
-        let agent = agent_from_row(&row)?;
-        let available: bool = row.try_get("available").map_err(ApiError::Database)?;
+        let agent = agent_from_row(&row)?.ok_or_else(|| {
+            ApiError::Forbidden(
+                "this account's role is not one this server knows; ask an administrator".into(),
+            )
+        })?;
+        let available: bool = row.try_get("available")?;
         let token = tokens::random_token();
         sqlx::query(
             "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
         )
         .bind(tokens::hash(&token))
         .bind(user_id)
-        .bind(Utc::now() + Duration::hours(12))
+        .bind(Utc::now() + AGENT_SESSION)
         .execute(&self.inner.db)
         .await?;
         // The agent may have been added while the server ran.
@@ -648,35 +678,32 @@ impl Store {
     /// A short-lived token for the WebSocket handshake; only its hash is kept.
     pub async fn stream_token(&self, agent: &Agent) -> ApiResult<(String, DateTime<Utc>)> {
         let token = tokens::random_token();
-        let expires = Utc::now() + Duration::seconds(60);
-        sqlx::query(
-            "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
-        )
-        .bind(format!("stream:{}", tokens::hash(&token)))
-        .bind(&agent.user_id)
-        .bind(expires)
-        .execute(&self.inner.db)
-        .await?;
+        let expires = Utc::now() + STREAM_TOKEN;
+        sqlx::query("INSERT INTO stream_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(tokens::hash(&token))
+            .bind(&agent.user_id)
+            .bind(expires)
+            .execute(&self.inner.db)
+            .await?;
         Ok((token, expires))
     }
 
     /// Spends a stream token: valid once, within its minute.
     pub async fn redeem_stream_token(&self, token: &str) -> ApiResult<Option<Agent>> {
-        let key = format!("stream:{}", tokens::hash(token));
         let row = sqlx::query(
-            "DELETE FROM agent_sessions WHERE token_hash = ? AND expires_at > ? RETURNING user_id",
+            "DELETE FROM stream_tokens WHERE token_hash = ? AND expires_at > ? RETURNING user_id",
         )
-        .bind(&key)
+        .bind(tokens::hash(token))
         .bind(Utc::now())
         .fetch_optional(&self.inner.db)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let user_id: String = row.try_get("user_id").map_err(ApiError::Database)?;
+        let user_id: String = row.try_get("user_id")?;
         let row = sqlx::query("SELECT user_id, role, groups FROM agents WHERE user_id = ?")
             .bind(user_id)
             .fetch_optional(&self.inner.db)
             .await?;
-        row.map(|row| agent_from_row(&row)).transpose()
+        Ok(row.map(|row| agent_from_row(&row)).transpose()?.flatten())
     }
 
     pub fn subscribe_user_events(&self) -> broadcast::Receiver<(Audience, UserEvent)> {
@@ -710,7 +737,7 @@ impl Store {
             new_customer: new_customer.cloned(),
             reply,
         };
-        let gone = || ApiError::Database(sqlx::Error::PoolClosed);
+        let gone = || ApiError::Unavailable("the writer task has stopped".into());
         self.inner.creates.send(job).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
@@ -769,16 +796,21 @@ impl Store {
         }
         if let Err(e) = self.insert_batch(&planned, now).await {
             tracing::error!(error = %e, "creating reservations failed");
+            // Every job of the batch gets the same answer, sorted as the error itself is.
+            let unavailable = crate::error::db_unavailable(&e);
             let message = e.to_string();
+            let answer = || {
+                Err(if unavailable {
+                    ApiError::Unavailable(message.clone())
+                } else {
+                    ApiError::Internal(format!("creating reservations: {message}"))
+                })
+            };
             for (job, ..) in planned {
-                let _ = job.reply.send(Err(ApiError::Database(sqlx::Error::Protocol(
-                    message.clone(),
-                ))));
+                let _ = job.reply.send(answer());
             }
             for (job, _) in repeats {
-                let _ = job.reply.send(Err(ApiError::Database(sqlx::Error::Protocol(
-                    message.clone(),
-                ))));
+                let _ = job.reply.send(answer());
             }
             return;
         }
@@ -870,10 +902,13 @@ impl Store {
             .collect();
         if !customers.is_empty() {
             sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO customers (id, token_hash, created_at) ",
+                "INSERT INTO customers (id, token_hash, created_at, expires_at) ",
             )
             .push_values(customers, |mut row, c| {
-                row.push_bind(&c.id).push_bind(&c.token_hash).push_bind(now);
+                row.push_bind(&c.id)
+                    .push_bind(&c.token_hash)
+                    .push_bind(now)
+                    .push_bind(now + CUSTOMER_SESSION);
             })
             .build()
             .execute(&mut *tx)
@@ -959,7 +994,7 @@ impl Store {
         match row {
             Some(row) => {
                 let view = reservation_from_row(&row, now)?;
-                let customer: String = row.try_get("customer_id").map_err(ApiError::Database)?;
+                let customer: String = row.try_get("customer_id")?;
                 Ok(Some((view, customer)))
             }
             None => Ok(None),
@@ -990,6 +1025,11 @@ impl Store {
             version: g.version,
             reservations,
         })
+    }
+
+    /// How many are waiting in a group (`None`: no such group). Reads one number.
+    pub fn queue_length(&self, group: &str) -> Option<u32> {
+        self.live().groups.get(group).map(|g| g.queue.len() as u32)
     }
 
     /// The queued reservations of a group, in order.
@@ -1030,9 +1070,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let reason = if status == ReservationStatus::Expired {
-            "expired"
+            CallEndReason::NotJoined
         } else {
-            "canceled"
+            CallEndReason::Canceled
         };
         if let Some(call) = &call {
             end_call_row(&mut tx, call, reason, now).await?;
@@ -1276,13 +1316,23 @@ impl Store {
             ));
         }
         call.version += 1;
-        self.save_call(&call).await?;
+        let started = event == CallEventType::SessionStarted;
+        // The session starting moves the specialist's expected free time, so the estimates of
+        // everyone waiting in the group: the group's version moves with it, in one transaction.
+        let group = call.group_name.clone();
+        let version = started.then(|| self.next_version(&group));
+        let mut tx = self.inner.db.begin().await?;
+        save_call_row(&mut tx, &call).await?;
+        if let Some(v) = version {
+            bump_group(&mut tx, &group, v).await?;
+        }
+        tx.commit().await?;
         let mut live = self.live_mut();
         live.calls.insert(call.id.clone(), call.clone());
         self.notify_call(&live, &call, event);
-        if event == CallEventType::SessionStarted {
-            let group = call.group_name.clone();
+        if let Some(v) = version {
             live.recompute(&group, now);
+            live.publish(&group, v, None);
             drop(live);
             self.user_event(
                 Audience::User(call.specialist_id.clone()),
@@ -1319,34 +1369,48 @@ impl Store {
     }
 
     /// A member leaves. A started call ends when the specialist leaves or nobody is left in it.
+    /// Deciding and ending happen under one hold of the write lock, so nothing (the sweeper,
+    /// the other member) changes the call in between. Leaving a call that has already ended
+    /// answers it as it ended.
     pub async fn leave_call(&self, id: &str, role: Role) -> ApiResult<CallRow> {
-        {
-            let _w = self.inner.write.lock().await;
-            let mut call = self.open_call(id).await?;
-            match role {
-                Role::Specialist => call.specialist_present = false,
-                Role::Patient => call.customer_present = false,
+        let _w = self.inner.write.lock().await;
+        let mut call = match self.open_call(id).await {
+            Ok(call) => call,
+            Err(ApiError::Conflict(_)) => {
+                return self
+                    .call(id)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("the call"));
             }
-            // The specialist leaving ends a started call (nobody is left to serve the customer),
-            // and so does the last one present leaving.
-            let ends = call.started_at.is_some()
-                && (role == Role::Specialist
-                    || !(call.specialist_present || call.customer_present));
-            if !ends {
-                call.version += 1;
-                self.save_call(&call).await?;
-                let mut live = self.live_mut();
-                live.calls.insert(call.id.clone(), call.clone());
-                self.notify_call(&live, &call, CallEventType::Updated);
-                return Ok(call);
-            }
+            Err(e) => return Err(e),
+        };
+        match role {
+            Role::Specialist => call.specialist_present = false,
+            Role::Patient => call.customer_present = false,
         }
-        self.end_call(id, "left").await
+        // The specialist leaving ends a started call (nobody is left to serve the customer),
+        // and so does the last one present leaving.
+        let ends = call.started_at.is_some()
+            && (role == Role::Specialist || !(call.specialist_present || call.customer_present));
+        if ends {
+            return self.end_call_locked(id, CallEndReason::left(role)).await;
+        }
+        call.version += 1;
+        self.save_call(&call).await?;
+        let mut live = self.live_mut();
+        live.calls.insert(call.id.clone(), call.clone());
+        self.notify_call(&live, &call, CallEventType::Updated);
+        Ok(call)
     }
 
     /// Ends an open call now (timer ran out, everyone left).
-    pub async fn end_call(&self, id: &str, reason: &str) -> ApiResult<CallRow> {
+    pub async fn end_call(&self, id: &str, reason: CallEndReason) -> ApiResult<CallRow> {
         let _w = self.inner.write.lock().await;
+        self.end_call_locked(id, reason).await
+    }
+
+    /// [`Self::end_call`] for a caller that holds the write lock.
+    async fn end_call_locked(&self, id: &str, reason: CallEndReason) -> ApiResult<CallRow> {
         let now = Utc::now();
         let call = self.open_call(id).await?;
         let group = call.group_name.clone();
@@ -1387,22 +1451,8 @@ impl Store {
     }
 
     async fn save_call(&self, call: &CallRow) -> ApiResult<()> {
-        sqlx::query(
-            "UPDATE calls SET max_duration_seconds = ?, started_at = ?, timer_ends_at = ?, \
-             specialist_joined_at = ?, customer_joined_at = ?, specialist_present = ?, \
-             customer_present = ?, version = ? WHERE id = ?",
-        )
-        .bind(call.max_duration_seconds as i64)
-        .bind(call.started_at)
-        .bind(call.timer_ends_at)
-        .bind(call.specialist_joined_at)
-        .bind(call.customer_joined_at)
-        .bind(call.specialist_present)
-        .bind(call.customer_present)
-        .bind(call.version as i64)
-        .bind(&call.id)
-        .execute(&self.inner.db)
-        .await?;
+        let mut conn = self.inner.db.acquire().await?;
+        save_call_row(&mut conn, call).await?;
         Ok(())
     }
 
@@ -1420,12 +1470,12 @@ impl Store {
         &self,
         live: &mut Live,
         call: &CallRow,
-        reason: &str,
+        reason: CallEndReason,
         now: DateTime<Utc>,
     ) -> CallRow {
         let mut ended = call.clone();
         ended.ended_at = Some(now);
-        ended.ended_reason = Some(reason.to_string());
+        ended.ended_reason = Some(reason);
         ended.specialist_present = false;
         ended.customer_present = false;
         ended.version += 1;
@@ -1456,7 +1506,7 @@ impl Store {
                 call_id: call.id.clone(),
                 call_type: call.call_type.clone(),
                 reservation_sid: call.reservation_sid.clone(),
-                reason: reason.to_string(),
+                reason,
             },
         );
         ended
@@ -1498,17 +1548,48 @@ impl Store {
                 .collect();
             (expired, ended)
         };
+        // Each transition stands alone: one that fails is logged and retried on the next sweep,
+        // and the others still happen.
+        let mut failed = 0usize;
         for sid in expired {
-            self.finish_reservation(&sid, ReservationStatus::Expired)
-                .await?;
-        }
-        for id in ended {
-            match self.end_call(&id, "timer").await {
-                Ok(_) | Err(ApiError::Conflict(_)) | Err(ApiError::NotFound(_)) => {}
-                Err(e) => return Err(e),
+            if let Err(e) = self
+                .finish_reservation(&sid, ReservationStatus::Expired)
+                .await
+            {
+                tracing::warn!(%sid, error = %e, "expiring a reservation failed");
+                failed += 1;
             }
         }
-        Ok(())
+        for id in ended {
+            match self.end_call(&id, CallEndReason::TimeUp).await {
+                Ok(_) | Err(ApiError::Conflict(_)) | Err(ApiError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(call = %id, error = %e, "ending a call at zero failed");
+                    failed += 1;
+                }
+            }
+        }
+        match failed {
+            0 => Ok(()),
+            n => Err(ApiError::Unavailable(format!(
+                "{n} deadline transitions failed"
+            ))),
+        }
+    }
+
+    /// Deletes what has expired: specialists' sessions, unspent stream tokens, customers'
+    /// sessions. Answers how many rows went.
+    pub async fn purge_expired(&self) -> ApiResult<u64> {
+        let now = Utc::now();
+        let mut purged = 0;
+        for table in ["agent_sessions", "stream_tokens", "customers"] {
+            purged += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
+                .bind(now)
+                .execute(&self.inner.db)
+                .await?
+                .rows_affected();
+        }
+        Ok(purged)
     }
 }
 
@@ -1528,14 +1609,21 @@ pub fn split_groups(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn agent_from_row(row: &SqliteRow) -> ApiResult<Agent> {
-    let role: String = row.try_get("role").map_err(ApiError::Database)?;
-    let groups: String = row.try_get("groups").map_err(ApiError::Database)?;
-    Ok(Agent {
-        user_id: row.try_get("user_id").map_err(ApiError::Database)?,
-        role: Role::parse(&role).unwrap_or(Role::Specialist),
+/// A specialist's account; `None` (and a log line) when its stored role is not one we know:
+/// an account we cannot place gets no capabilities rather than a guessed role.
+fn agent_from_row(row: &SqliteRow) -> sqlx::Result<Option<Agent>> {
+    let role: String = row.try_get("role")?;
+    let groups: String = row.try_get("groups")?;
+    let user_id: String = row.try_get("user_id")?;
+    let Some(role) = Role::parse(&role) else {
+        tracing::warn!(%user_id, %role, "account has an unknown role; refused");
+        return Ok(None);
+    };
+    Ok(Some(Agent {
+        user_id,
+        role,
         groups: split_groups(&groups),
-    })
+    }))
 }
 
 async fn bump_group(
@@ -1551,10 +1639,30 @@ async fn bump_group(
     Ok(())
 }
 
+async fn save_call_row(conn: &mut sqlx::SqliteConnection, call: &CallRow) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE calls SET max_duration_seconds = ?, started_at = ?, timer_ends_at = ?, \
+             specialist_joined_at = ?, customer_joined_at = ?, specialist_present = ?, \
+             customer_present = ?, version = ? WHERE id = ?",
+    )
+    .bind(call.max_duration_seconds as i64)
+    .bind(call.started_at)
+    .bind(call.timer_ends_at)
+    .bind(call.specialist_joined_at)
+    .bind(call.customer_joined_at)
+    .bind(call.specialist_present)
+    .bind(call.customer_present)
+    .bind(call.version as i64)
+    .bind(&call.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 async fn end_call_row(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     call: &CallRow,
-    reason: &str,
+    reason: CallEndReason,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
@@ -1562,7 +1670,7 @@ async fn end_call_row(
          customer_present = 0, version = ? WHERE id = ?",
     )
     .bind(now)
-    .bind(reason)
+    .bind(reason.as_str())
     .bind(call.version as i64 + 1)
     .bind(&call.id)
     .execute(&mut **tx)

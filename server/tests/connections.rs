@@ -15,7 +15,7 @@ use tokio::{
 
 /// Joins the queue; the reservation id and the customer cookie (`cq_customer=...`).
 async fn join(server: &TestServer) -> (String, String) {
-    let r = reqwest::Client::new()
+    let r = plain_client()
         .post(server.url("/api/groups/default/reservations"))
         .send()
         .await
@@ -92,7 +92,7 @@ async fn a_stream_on_a_new_connection_snapshots_updates_beats_and_ends_on_shutdo
         "heartbeats while idle: {got}"
     );
 
-    let r = reqwest::Client::new()
+    let r = plain_client()
         .delete(server.url(&format!("/api/groups/default/reservations/{sid}")))
         .header("cookie", &cookie)
         .send()

@@ -372,7 +372,7 @@ async fn specialist_accepts_and_only_they_may_extend() {
         .json()
         .await
         .unwrap();
-    assert_eq!(r["call"]["session"]["ended_reason"], "left");
+    assert_eq!(r["call"]["session"]["ended_reason"], "specialist_left");
     let ended = loop {
         let ev = call_stream
             .next_within(Duration::from_secs(5))
@@ -420,7 +420,7 @@ async fn the_call_ends_by_itself_at_zero_and_estimates_appear() {
             break ev;
         }
     };
-    assert_eq!(ended.json()["call"]["session"]["ended_reason"], "timer");
+    assert_eq!(ended.json()["call"]["session"]["ended_reason"], "time_up");
     let _ = a;
 
     // A call has completed, so the next customer gets an estimate.
@@ -645,7 +645,7 @@ async fn a_chosen_customer_can_be_accepted_and_the_specialist_leaving_ends_the_c
         .json()
         .await
         .unwrap();
-    assert_eq!(left["call"]["session"]["ended_reason"], "left");
+    assert_eq!(left["call"]["session"]["ended_reason"], "specialist_left");
     assert!(left["call"]["session"]["ended_at"].is_string());
 
     // Free again: a named sid that is not in the queue is a clear 404.

@@ -115,7 +115,7 @@ async fn handshake_then_user_events() {
         .unwrap();
     let ended = recv(&mut ws).await.unwrap();
     assert_eq!(ended["event"]["event_type"], "call_ended");
-    assert_eq!(ended["event"]["reason"], "left");
+    assert_eq!(ended["event"]["reason"], "customer_left");
     server.stop().await;
 }
 

@@ -2,7 +2,12 @@
 
 use leptos::prelude::*;
 
-use crate::logic::clock::crossed;
+use callqueue_protocol::{CallEndReason, Role};
+
+use crate::logic::{
+    clock::crossed,
+    ending::{end_sentence, is_time_up},
+};
 
 /// Appears once when the time left crosses `threshold_ms`, until dismissed; once dismissed it
 /// stays dismissed, even if the session is extended and crosses the threshold again.
@@ -56,27 +61,32 @@ pub fn EndingSoonAlert(
     }
 }
 
-/// Appears when the time has run out, or the server has ended the call.
+/// Appears when the time has run out, or says why the server ended the call otherwise.
 #[component]
 pub fn TimeUpAlert(
     /// Milliseconds left; `None` before the session starts.
     #[prop(into)]
     remaining_ms: Signal<Option<i64>>,
-    /// Whether the server has ended the call, and why (`timer`, `left`, ...).
+    /// Whether the server has ended the call, and why.
     #[prop(into)]
-    ended_reason: Signal<Option<String>>,
+    ended_reason: Signal<Option<CallEndReason>>,
+    /// Whose page this is: the sentence is said from their side.
+    #[prop(into)]
+    role: Signal<Option<Role>>,
 ) -> impl IntoView {
-    let time_up = move || {
-        remaining_ms.get().is_some_and(|ms| ms <= 0)
-            || ended_reason.get().as_deref() == Some("timer")
+    let time_up = move || is_time_up(ended_reason.get(), remaining_ms.get());
+    let ended_other = move || {
+        ended_reason
+            .get()
+            .filter(|r| *r != CallEndReason::TimeUp)
+            .map(|r| end_sentence(r, role.get()))
     };
-    let ended_other = move || ended_reason.get().is_some_and(|r| r != "timer") && !time_up();
     view! {
         <Show when=time_up>
-            <div class="alert danger time-up" role="alert">"The time has run out"</div>
+            <div class="alert danger time-up" role="alert">{end_sentence(CallEndReason::TimeUp, None)}</div>
         </Show>
-        <Show when=ended_other>
-            <div class="alert info call-ended" role="status">"The call has ended"</div>
-        </Show>
+        {move || ended_other().map(|sentence| view! {
+            <div class="alert info call-ended" role="status">{sentence}</div>
+        })}
     }
 }

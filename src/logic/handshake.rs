@@ -68,12 +68,10 @@ pub fn notice(event: &UserEvent) -> String {
             format!("A customer is waiting ({queue_length} in the queue)")
         }
         UserEvent::CallStarted { .. } => "Your call started".to_string(),
-        UserEvent::CallEnded { reason, .. } => match reason.as_str() {
-            "timer" => "Your call ended: the time ran out".to_string(),
-            "left" => "Your call ended".to_string(),
-            "expired" => "The customer did not join in time".to_string(),
-            other => format!("Your call ended ({other})"),
-        },
+        UserEvent::CallEnded { reason, .. } => {
+            crate::logic::ending::end_sentence(*reason, Some(callqueue_protocol::Role::Specialist))
+                .to_string()
+        }
     }
 }
 

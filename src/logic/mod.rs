@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod clock;
+pub mod ending;
 pub mod events;
 pub mod handshake;
 pub mod queue_list;

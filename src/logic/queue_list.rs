@@ -19,18 +19,6 @@ pub fn apply(list: &mut Vec<Reservation>, event: QueueEvent) -> bool {
             list.push(reservation);
             true
         }
-        QueueEvent::Updated { reservation, .. } => {
-            match list
-                .iter_mut()
-                .find(|r| r.reservation_sid == reservation.reservation_sid)
-            {
-                Some(r) => {
-                    *r = reservation;
-                    true
-                }
-                None => false,
-            }
-        }
         QueueEvent::Removed { reservation, .. } => remove(list, &reservation.reservation_sid),
     }
 }

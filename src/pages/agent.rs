@@ -128,7 +128,6 @@ pub fn Console(
                 let server_time = match &event {
                     QueueEvent::Snapshot { server_time, .. }
                     | QueueEvent::Added { server_time, .. }
-                    | QueueEvent::Updated { server_time, .. }
                     | QueueEvent::Removed { server_time, .. } => *server_time,
                 };
                 offset.set(ClockOffset::measure(server_time, now_ms() as i64));
@@ -158,12 +157,7 @@ pub fn Console(
     let live = StoredValue::new_local(Some(Live::connect(
         LiveOptions {
             url: api::queue_events_url(&group_now),
-            events: &[
-                "queue.snapshot",
-                "reservation.added",
-                "reservation.updated",
-                "reservation.removed",
-            ],
+            events: &["queue.snapshot", "reservation.added", "reservation.removed"],
             on_event,
             poll,
         },

@@ -73,6 +73,18 @@ impl HoldState {
         }
         (changed, moved)
     }
+
+    /// Takes one reservation stream event's data, as the page does: a malformed one is logged
+    /// and changes nothing.
+    pub fn take_event(&self, data: &str) -> (bool, Option<ReservationStatus>) {
+        match serde_json::from_str::<Reservation>(data) {
+            Ok(r) => self.apply(r),
+            Err(e) => {
+                leptos::logging::warn!("ignored a malformed reservation event: {e}");
+                (false, None)
+            }
+        }
+    }
 }
 
 impl Default for HoldState {
@@ -124,17 +136,9 @@ pub fn Hold() -> impl IntoView {
             let on_event = {
                 let follow = follow.clone();
                 Rc::new(move |_: &str, data: &str| {
-                    match serde_json::from_str::<Reservation>(data) {
-                        Ok(r) => {
-                            let (changed, moved) = state.apply(r);
-                            follow(moved);
-                            changed
-                        }
-                        Err(e) => {
-                            leptos::logging::warn!("ignored a malformed reservation event: {e}");
-                            false
-                        }
-                    }
+                    let (changed, moved) = state.take_event(data);
+                    follow(moved);
+                    changed
                 })
             };
             let poll = {

@@ -70,6 +70,18 @@ impl CallState {
         changed
     }
 
+    /// Takes one call stream event's data, as the page does: a malformed one is logged and
+    /// changes nothing.
+    pub fn take_event(&self, data: &str) -> bool {
+        match serde_json::from_str::<CallEvent>(data) {
+            Ok(event) => self.take_call(event.call, event.server_time),
+            Err(e) => {
+                leptos::logging::warn!("ignored a malformed call event: {e}");
+                false
+            }
+        }
+    }
+
     /// Milliseconds left by the server's clock, `None` before the session starts.
     pub fn remaining_ms(&self, local_now_ms: f64) -> Option<i64> {
         let call = self.call.get();
@@ -148,16 +160,7 @@ pub fn Join() -> impl IntoView {
                     return;
                 }
             }
-            let on_event =
-                Rc::new(
-                    move |_: &str, data: &str| match serde_json::from_str::<CallEvent>(data) {
-                        Ok(event) => state.take_call(event.call, event.server_time),
-                        Err(e) => {
-                            leptos::logging::warn!("ignored a malformed call event: {e}");
-                            false
-                        }
-                    },
-                );
+            let on_event = Rc::new(move |_: &str, data: &str| state.take_event(data));
             let poll = {
                 let (call_type, call_id) = (call_type.clone(), call_id.clone());
                 Rc::new(move || {
@@ -198,7 +201,7 @@ pub fn Join() -> impl IntoView {
     let ended_reason = Signal::derive(move || {
         state
             .call
-            .with(|c| c.as_ref().and_then(|c| c.session.ended_reason.clone()))
+            .with(|c| c.as_ref().and_then(|c| c.session.ended_reason))
     });
     let ended = move || {
         state
@@ -279,7 +282,7 @@ pub fn Join() -> impl IntoView {
             </div>
             <SessionTimer remaining_ms=remaining/>
             <EndingSoonAlert remaining_ms=remaining/>
-            <TimeUpAlert remaining_ms=remaining ended_reason=ended_reason/>
+            <TimeUpAlert remaining_ms=remaining ended_reason=ended_reason role=state.role/>
             <div class="actions">
                 <Show when=move || !ended()>
                     <ExtendButton

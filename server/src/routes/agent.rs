@@ -16,14 +16,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
     app::AppState,
-    auth::{AGENT_COOKIE, Callers, removal_cookie, session_cookie},
-    error::{ApiError, ApiResult, Json},
+    auth::{AGENT_COOKIE, Callers, ClientInfo, removal_cookie, session_cookie},
+    error::{ApiError, ApiResult, Json, optional_json},
     routes::check_id,
     sse,
-    store::Agent,
+    store::{AGENT_SESSION, Agent},
 };
-
-const AGENT_SESSION_SECS: i64 = 12 * 3600;
 
 fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
     let (available, call) = state.store.agent_status(&agent.user_id);
@@ -40,8 +38,11 @@ fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
 }
 
 /// `POST /agent/session`: signs in with the credentials `agent add` printed.
+/// Attempts are limited per client address, and a user id that keeps failing waits longer and
+/// longer between attempts (429 with `Retry-After`).
 pub async fn sign_in(
     State(state): State<AppState>,
+    client: ClientInfo,
     jar: CookieJar,
     Json(req): Json<SignInRequest>,
 ) -> ApiResult<impl IntoResponse> {
@@ -50,8 +51,20 @@ pub async fn sign_in(
             "user_id and secret are required".into(),
         ));
     }
-    let (agent, token) = state.store.sign_in(&req.user_id, &req.secret).await?;
-    let jar = jar.add(session_cookie(AGENT_COOKIE, &token, AGENT_SESSION_SECS));
+    state.limits.sign_in(client.ip, &req.user_id)?;
+    let result = state.store.sign_in(&req.user_id, &req.secret).await;
+    match &result {
+        Ok(_) => state.limits.signed_in(&req.user_id, true),
+        Err(ApiError::Unauthorized(_)) => state.limits.signed_in(&req.user_id, false),
+        Err(_) => {}
+    }
+    let (agent, token) = result?;
+    let jar = jar.add(session_cookie(
+        AGENT_COOKIE,
+        &token,
+        AGENT_SESSION.num_seconds(),
+        client.https,
+    ));
     Ok((jar, Json(session_view(&state, &agent))))
 }
 
@@ -68,6 +81,7 @@ pub async fn current(
 pub async fn sign_out(
     State(state): State<AppState>,
     callers: Callers,
+    client: ClientInfo,
     jar: CookieJar,
 ) -> ApiResult<impl IntoResponse> {
     if let Some(token) = &callers.agent_token {
@@ -75,7 +89,7 @@ pub async fn sign_out(
     }
     Ok((
         StatusCode::NO_CONTENT,
-        jar.add(removal_cookie(AGENT_COOKIE)),
+        jar.add(removal_cookie(AGENT_COOKIE, client.https)),
     ))
 }
 
@@ -172,13 +186,7 @@ pub async fn accept(
 ) -> ApiResult<Json<AcceptResponse>> {
     let agent = group_of(&callers, &group)?;
     // The body is optional: empty means "the next customer".
-    let wanted = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        serde_json::from_slice::<AcceptRequest>(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-            .reservation_sid
-    };
+    let wanted = optional_json::<AcceptRequest>(&body)?.reservation_sid;
     if let Some(sid) = &wanted {
         check_id("reservation id", sid)?;
     }

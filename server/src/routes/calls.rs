@@ -13,7 +13,7 @@ use chrono::Utc;
 use crate::{
     app::AppState,
     auth::Callers,
-    error::{ApiError, ApiResult, Json},
+    error::{ApiError, ApiResult, Json, optional_json},
     routes::check_id,
     sse,
     store::{CallRow, Caller},
@@ -92,12 +92,7 @@ pub async fn join(
 ) -> ApiResult<Json<CallResponse>> {
     let (_, role) = member_call(&state, &callers, &call_type, &id).await?;
     require(&state, role, Capability::JoinCall)?;
-    let req: JoinCallRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        JoinCallRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
+    let req: JoinCallRequest = optional_json(&body)?;
     let duration = req
         .settings_override
         .and_then(|s| s.limits.max_duration_seconds);
@@ -146,9 +141,14 @@ pub async fn events(
     Path((call_type, id)): Path<(String, String)>,
     callers: Callers,
 ) -> ApiResult<impl IntoResponse> {
+    check_id("call id", &id)?;
+    // Subscribe first, then read: a change between the two is then still seen, and a call that
+    // ends between them is read as ended (its subscription says so too).
+    let mut notes = state.store.watch_call(&id);
+    #[cfg(test)]
+    tests::between_subscribe_and_read().await;
     let (call, _) = member_call(&state, &callers, &call_type, &id).await?;
     let store = state.store.clone();
-    let mut notes = store.watch_call(&id);
     let events = async_stream::stream! {
         let mut sent = 0u64;
         let mut current = call;
@@ -164,6 +164,9 @@ pub async fn events(
                 yield e;
                 sent = current.version;
                 first = false;
+            }
+            if current.ended_at.is_some() {
+                break;
             }
             let Some(rx) = notes.as_mut() else { break };
             if rx.changed().await.is_err() {
@@ -192,4 +195,125 @@ pub async fn events(
         state.store.config().heartbeat,
         state.shutdown.clone(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Mutex, time::Duration};
+
+    use callqueue_protocol::CallEndReason;
+    use tokio::sync::oneshot;
+
+    use crate::{app::Server, config::Config};
+
+    /// Set by a test: the handler says it got between subscribing and reading, then waits.
+    static HOOK: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>> = Mutex::new(None);
+
+    pub(super) async fn between_subscribe_and_read() {
+        let hook = HOOK.lock().unwrap().take();
+        if let Some((reached, resume)) = hook {
+            let _ = reached.send(());
+            let _ = resume.await;
+        }
+    }
+
+    /// The call ends between the stream's subscription and its first read: the stream still
+    /// says `call.ended` (before the fix it sent a stale snapshot and then waited forever).
+    #[tokio::test]
+    async fn a_call_that_ends_while_its_stream_opens_is_reported_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::bind(Config::for_tests(dir.path().join("db.sqlite3")))
+            .await
+            .unwrap();
+        let base = format!("http://{}", server.local_addr());
+        let store = server.state.store.clone();
+        let shutdown = server.state.shutdown.clone();
+        let running = tokio::spawn(server.run());
+        crate::store::Store::add_agent(
+            store.db(),
+            "dr",
+            callqueue_protocol::Role::Specialist,
+            &["default".to_string()],
+            "pw",
+        )
+        .await
+        .unwrap();
+        let client = || {
+            reqwest::Client::builder()
+                .cookie_store(true)
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap()
+        };
+        let (dr, customer) = (client(), client());
+        let post = |c: &reqwest::Client, path: &str, body: serde_json::Value| {
+            c.post(format!("{base}{path}")).json(&body).send()
+        };
+        assert!(
+            post(
+                &dr,
+                "/api/agent/session",
+                serde_json::json!({"user_id":"dr","secret":"pw"})
+            )
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+        );
+        dr.put(format!("{base}/api/agent/availability"))
+            .json(&serde_json::json!({"available": true}))
+            .send()
+            .await
+            .unwrap();
+        post(
+            &customer,
+            "/api/groups/default/reservations",
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+        let accepted: serde_json::Value =
+            post(&dr, "/api/groups/default/accept", serde_json::json!({}))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        let call_id = accepted["call"]["call"]["id"].as_str().unwrap().to_string();
+
+        let (reached_tx, reached) = oneshot::channel();
+        let (resume, resume_rx) = oneshot::channel();
+        *HOOK.lock().unwrap() = Some((reached_tx, resume_rx));
+        let url = format!("{base}/api/calls/appointment/{call_id}/events");
+        let stream = tokio::spawn({
+            let customer = customer.clone();
+            async move { customer.get(url).send().await.unwrap() }
+        });
+        tokio::time::timeout(Duration::from_secs(5), reached)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .end_call(&call_id, CallEndReason::TimeUp)
+            .await
+            .unwrap();
+        resume.send(()).unwrap();
+
+        let mut response = stream.await.unwrap();
+        let mut seen = String::new();
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                seen.push_str(&String::from_utf8_lossy(&chunk));
+                if seen.contains("event: call.ended") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(ended, Ok(true), "stream said: {seen}");
+        assert!(seen.contains("\"ended_reason\":\"time_up\""), "{seen}");
+        shutdown.cancel();
+        let _ = running.await;
+    }
 }

@@ -2,19 +2,19 @@
 
 use axum::{
     extract::{Path, State},
-    http::{HeaderMap, StatusCode},
+    http::StatusCode,
     response::{IntoResponse, sse::Event},
 };
 use axum_extra::extract::CookieJar;
-use callqueue_protocol::{GroupStatus, Reservation, ReservationStatus};
+use callqueue_protocol::{CreateReservationRequest, GroupStatus, Reservation, ReservationStatus};
 
 use crate::{
     app::AppState,
-    auth::{CUSTOMER_COOKIE, Callers, session_cookie},
-    error::{ApiError, ApiResult, Json},
+    auth::{CUSTOMER_COOKIE, Callers, ClientInfo, session_cookie},
+    error::{ApiError, ApiResult, Json, optional_json},
     routes::check_id,
     sse,
-    store::{ReservationChange, Store},
+    store::{CUSTOMER_SESSION, ReservationChange, Store},
 };
 
 /// `GET /groups/{group}/status`: whether anyone is available and how long the queue is.
@@ -23,40 +23,54 @@ pub async fn group_status(
     Path(group): Path<String>,
 ) -> ApiResult<Json<GroupStatus>> {
     check_id("group name", &group)?;
-    let queue = state
+    let queue_length = state
         .store
-        .queue(&group)
+        .queue_length(&group)
         .ok_or_else(|| ApiError::not_found(&format!("the group {group:?}")))?;
     Ok(Json(GroupStatus {
         available_specialists: state.store.available_specialists(&group),
-        queue_length: queue.len() as u32,
+        queue_length,
         group_name: group,
         server_time: chrono::Utc::now(),
     }))
 }
 
-/// A customer's session lasts a day: long enough to come back to a reservation.
-const CUSTOMER_SESSION_SECS: i64 = 24 * 3600;
-
 /// `POST /groups/{group}/reservations`: joins the queue, or returns the active reservation.
+/// The body is optional; a body that is there must be a [`CreateReservationRequest`].
 pub async fn create(
     State(state): State<AppState>,
     Path(group): Path<String>,
     callers: Callers,
+    client: ClientInfo,
     jar: CookieJar,
+    body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     check_id("group name", &group)?;
+    let CreateReservationRequest {} = optional_json(&body)?;
+    state.limits.join(client.ip)?;
     if !state.store.has_group(&group) {
         return Err(ApiError::not_found(&format!("the group {group:?}")));
     }
-    let (customer, new_customer, jar) = match callers.customer {
-        Some(id) => (id, None, jar),
-        None => {
+    let session_secs = CUSTOMER_SESSION.num_seconds();
+    let (customer, new_customer, jar) = match (callers.customer, callers.customer_token) {
+        (Some(id), Some(token)) => {
+            // A returning customer's session runs a day from now, in the database and cookie.
+            state.store.touch_customer(&id).await?;
+            let jar = jar.add(session_cookie(
+                CUSTOMER_COOKIE,
+                &token,
+                session_secs,
+                client.https,
+            ));
+            (id, None, jar)
+        }
+        _ => {
             let (customer, token) = Store::new_customer();
             let jar = jar.add(session_cookie(
                 CUSTOMER_COOKIE,
                 &token,
-                CUSTOMER_SESSION_SECS,
+                session_secs,
+                client.https,
             ));
             (customer.id.clone(), Some(customer), jar)
         }
@@ -126,7 +140,7 @@ pub async fn cancel(
 /// `GET /events/g/{group}/r/{sid}`: the reservation stream. Each event is the reservation JSON in
 /// a default `message` event, with the group's version as its id. The first event of every
 /// connection is a snapshot, which is also the replay: every event is the whole reservation, so
-/// the newest one is all a reconnecting browser needs, whatever `Last-Event-ID` it sends.
+/// the newest one is all a reconnecting browser needs (`Last-Event-ID` is not read).
 ///
 /// A connection whose first request is this stream is served by [`crate::edge`] instead, with
 /// the same [`ReservationFeed`]; this handler serves it on a kept-alive connection.
@@ -134,14 +148,9 @@ pub async fn events(
     State(state): State<AppState>,
     Path((group, sid)): Path<(String, String)>,
     callers: Callers,
-    headers: HeaderMap,
-    uri: axum::http::Uri,
 ) -> ApiResult<impl IntoResponse> {
     let mut feed = ReservationFeed::open(&state, &callers, &group, &sid).await?;
     tracing::debug!(%sid, "reservation stream on a kept-alive connection: through the router");
-    if let Some(from) = sse::last_event_id(&headers, uri.query()) {
-        tracing::debug!(%sid, from, "reservation stream resumed");
-    }
     let events = async_stream::stream! {
         while let Some(e) = feed.next().await {
             let mut event = Event::default().id(e.id.to_string()).data(e.json);

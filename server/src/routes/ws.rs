@@ -21,6 +21,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
     app::AppState,
+    auth::ClientInfo,
+    error::ApiError,
     store::{Agent, Audience},
 };
 
@@ -28,15 +30,31 @@ use crate::{
 pub const CLOSE_NOT_AUTHENTICATED: u16 = 4001;
 pub const CLOSE_AUTH_FAILED: u16 = 4003;
 pub const CLOSE_AUTH_TIMEOUT: u16 = 4008;
+/// The client sent messages faster than its rate allows.
+pub const CLOSE_TOO_MANY_MESSAGES: u16 = 4029;
+
+type Limiter = Option<governor::DefaultDirectRateLimiter>;
 
 /// How long a client has to authenticate.
 const AUTH_DEADLINE: Duration = Duration::from_secs(10);
 /// Ping frames keep idle connections (and their proxies) alive.
 const PING_EVERY: Duration = Duration::from_secs(15);
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_message_size(16 * 1024)
-        .on_upgrade(move |socket| session(state, socket))
+/// A WebSocket holds one of its client's stream places while it is open (429 when it has none
+/// left) and may send so many messages a second.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let permit = state.limits.open_stream(client.ip)?;
+    let limiter = state.limits.message_limiter();
+    Ok(ws
+        .max_message_size(16 * 1024)
+        .on_upgrade(move |socket| async move {
+            session(state, socket, limiter).await;
+            drop(permit);
+        }))
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMessage) -> bool {
@@ -53,10 +71,21 @@ async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
         .await;
 }
 
-/// The next client message; `Err(())` when the socket is gone.
-async fn next_message(socket: &mut WebSocket) -> Result<Option<Result<ClientMessage, String>>, ()> {
+/// The next client message; `Err(())` when the socket is gone (or closed for sending too fast).
+async fn next_message(
+    socket: &mut WebSocket,
+    limiter: &Limiter,
+) -> Result<Option<Result<ClientMessage, String>>, ()> {
     loop {
-        match socket.recv().await {
+        let received = socket.recv().await;
+        if let (Some(Ok(Message::Text(_) | Message::Binary(_))), Some(limiter)) =
+            (&received, limiter)
+            && limiter.check().is_err()
+        {
+            close(socket, CLOSE_TOO_MANY_MESSAGES, "too many messages").await;
+            return Err(());
+        }
+        match received {
             Some(Ok(Message::Text(text))) => {
                 return Ok(Some(
                     serde_json::from_str(&text).map_err(|e| format!("invalid message: {e}")),
@@ -71,13 +100,13 @@ async fn next_message(socket: &mut WebSocket) -> Result<Option<Result<ClientMess
     }
 }
 
-async fn session(state: AppState, mut socket: WebSocket) {
-    let Some(agent) = authenticate(&state, &mut socket).await else {
+async fn session(state: AppState, mut socket: WebSocket, limiter: Limiter) {
+    let Some(agent) = authenticate(&state, &mut socket, &limiter).await else {
         return;
     };
     // Wait for startusereventrequest.
     loop {
-        match next_message(&mut socket).await {
+        match next_message(&mut socket, &limiter).await {
             Err(()) => return,
             Ok(Some(Ok(ClientMessage::StartUserEventRequest))) => break,
             Ok(Some(Ok(ClientMessage::Ping))) => {
@@ -129,7 +158,7 @@ async fn session(state: AppState, mut socket: WebSocket) {
                 }
                 Err(RecvError::Closed) => return,
             },
-            msg = next_message(&mut socket) => match msg {
+            msg = next_message(&mut socket, &limiter) => match msg {
                 Err(()) => return,
                 Ok(Some(Ok(ClientMessage::Ping))) => {
                     if !send(&mut socket, &ServerMessage::Pong).await {
@@ -157,9 +186,13 @@ async fn session(state: AppState, mut socket: WebSocket) {
 }
 
 /// The handshake's first half; `None` when the socket was closed.
-async fn authenticate(state: &AppState, socket: &mut WebSocket) -> Option<Agent> {
+async fn authenticate(
+    state: &AppState,
+    socket: &mut WebSocket,
+    limiter: &Limiter,
+) -> Option<Agent> {
     loop {
-        let msg = match tokio::time::timeout(AUTH_DEADLINE, next_message(socket)).await {
+        let msg = match tokio::time::timeout(AUTH_DEADLINE, next_message(socket, limiter)).await {
             Err(_) => {
                 close(socket, CLOSE_AUTH_TIMEOUT, "authenticate within 10 seconds").await;
                 return None;

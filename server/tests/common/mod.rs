@@ -78,13 +78,33 @@ impl TestServer {
     }
 }
 
-/// A browser-like client: keeps cookies.
+/// A browser-like client: keeps cookies, and says its bodies are JSON as the app does (the
+/// server takes state-changing requests only so).
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
+        .default_headers(json_headers())
         .timeout(Duration::from_secs(20))
         .build()
         .unwrap()
+}
+
+/// A client without cookies, sending `Content-Type: application/json`.
+pub fn plain_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .default_headers(json_headers())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+fn json_headers() -> reqwest::header::HeaderMap {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert(
+        reqwest::header::CONTENT_TYPE,
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    h
 }
 
 /// A signed-in, available specialist.

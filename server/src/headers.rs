@@ -1,0 +1,184 @@
+//! What every response says about how a browser may use it (Content-Security-Policy, framing,
+//! sniffing, referrers, camera and microphone), which requests may change state (JSON only), and
+//! which paths can name one of the app's files at all.
+
+use axum::{
+    body::Body,
+    extract::Request,
+    http::{HeaderName, HeaderValue, Method, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// The headers every response carries, the CSP among them.
+#[derive(Clone)]
+pub struct SecurityHeaders {
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl SecurityHeaders {
+    /// The headers for an app whose `index.html` is `index` (its inline scripts are allowed by
+    /// their hashes; nothing else inline runs).
+    pub fn new(index: Option<&str>) -> Self {
+        let hashes: String = index
+            .map(inline_scripts)
+            .unwrap_or_default()
+            .iter()
+            .map(|script| {
+                let digest = Sha256::digest(script.as_bytes());
+                format!(
+                    " 'sha256-{}'",
+                    base64::engine::general_purpose::STANDARD.encode(digest)
+                )
+            })
+            .collect();
+        let csp = format!(
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{hashes}; \
+             style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; \
+             connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'"
+        );
+        let value = |v: &str| HeaderValue::from_str(v).expect("a plain ASCII header value");
+        Self {
+            headers: vec![
+                (header::CONTENT_SECURITY_POLICY, value(&csp)),
+                (header::X_CONTENT_TYPE_OPTIONS, value("nosniff")),
+                (header::X_FRAME_OPTIONS, value("DENY")),
+                (header::REFERRER_POLICY, value("no-referrer")),
+                (
+                    HeaderName::from_static("permissions-policy"),
+                    value(
+                        "camera=(self), microphone=(self), speaker-selection=(self), \
+                         display-capture=(), geolocation=(), payment=(), usb=()",
+                    ),
+                ),
+                (
+                    HeaderName::from_static("cross-origin-opener-policy"),
+                    value("same-origin"),
+                ),
+            ],
+        }
+    }
+
+    /// Adds the headers a response does not set itself.
+    pub fn apply(&self, mut response: Response) -> Response {
+        let h = response.headers_mut();
+        for (name, value) in &self.headers {
+            if !h.contains_key(name) {
+                h.insert(name.clone(), value.clone());
+            }
+        }
+        response
+    }
+}
+
+/// The text of each inline `<script>` (one without `src`) of an HTML page: trunk puts the
+/// loader of the wasm app inline. Scanned by hand rather than with an HTML parser: the page is
+/// our own build output, and a script's text is all that is needed of it.
+fn inline_scripts(html: &str) -> Vec<String> {
+    let mut scripts = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<script") {
+        let after = &rest[start..];
+        let Some(open_end) = after.find('>') else {
+            break;
+        };
+        let tag = &after[..open_end];
+        let body = &after[open_end + 1..];
+        let Some(close) = body.find("</script>") else {
+            break;
+        };
+        if !tag.contains(" src=") {
+            scripts.push(body[..close].to_string());
+        }
+        rest = &body[close..];
+    }
+    scripts
+}
+
+/// Only JSON may change state: a POST, PUT or PATCH must say `Content-Type: application/json`
+/// (with a body or without), and a DELETE that carries a content type must say the same. An
+/// HTML form can send none of those, so a cross-site form cannot act for a signed-in user.
+pub async fn require_json(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or(""));
+    let is_json = content_type.is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+    });
+    let needs_json = matches!(method, Method::POST | Method::PUT | Method::PATCH)
+        || (method == Method::DELETE && content_type.is_some());
+    if needs_json && !is_json {
+        return ApiError::UnsupportedMediaType(
+            "requests that change something must be sent with Content-Type: application/json"
+                .into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// The longest path that can name one of the app's files.
+const MAX_FILE_PATH: usize = 512;
+
+/// Whether a request path could name a file of the app (or a client-side route): short, every
+/// percent-escape valid UTF-8, no NUL or other control byte, no `..`. Anything else is a 404
+/// before it reaches the file system, whose errors for such names are not the client's to see.
+pub fn plausible_file_path(path: &str) -> bool {
+    if path.len() > MAX_FILE_PATH {
+        return false;
+    }
+    let Ok(decoded) = percent_encoding::percent_decode_str(path).decode_utf8() else {
+        return false;
+    };
+    !decoded.chars().any(char::is_control)
+        && !decoded.split(['/', '\\']).any(|segment| segment == "..")
+}
+
+/// Sends requests for paths that cannot be a file of the app to a 404.
+pub async fn only_file_paths(request: Request<Body>, next: Next) -> Response {
+    if !plausible_file_path(request.uri().path()) {
+        return ApiError::NotFound("there is no such page or file".into()).into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_scripts_are_found_and_others_skipped() {
+        let html = r#"<head><script type="module">import init from '/a.js';init('/a.wasm');</script>
+            <script src="/b.js"></script><script>x()</script></head>"#;
+        assert_eq!(
+            inline_scripts(html),
+            vec!["import init from '/a.js';init('/a.wasm');", "x()"]
+        );
+        let headers = SecurityHeaders::new(Some(html));
+        let csp = headers.headers[0].1.to_str().unwrap();
+        assert_eq!(csp.matches("'sha256-").count(), 2);
+        assert!(csp.contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn file_paths_that_cannot_exist_are_refused() {
+        assert!(plausible_file_path("/"));
+        assert!(plausible_file_path("/hold/r/abc"));
+        assert!(plausible_file_path("/callqueue-1a2b_bg.wasm"));
+        assert!(plausible_file_path("/a%20b"));
+        assert!(!plausible_file_path(&format!("/{}", "a".repeat(3000))));
+        assert!(!plausible_file_path("/a%00b"));
+        assert!(!plausible_file_path("/%ff%fe"));
+        assert!(!plausible_file_path("/a/%2e%2e/b"));
+        assert!(!plausible_file_path("/a%0a"));
+    }
+}

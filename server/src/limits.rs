@@ -1,0 +1,339 @@
+//! Abuse limits: who a client is (its address), how often it may join the queue, sign in and
+//! send channel messages, and how many streams it may hold open at once.
+//!
+//! Rates are governor's keyed GCRA limiters (a burst, then a steady refill). Sign-in failures
+//! for one user id get growing delays on top, counted here by hand: governor's quotas refill at
+//! a fixed rate and have no notion of "the more it fails, the longer it waits".
+
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    num::NonZeroU32,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use axum::http::HeaderMap;
+use governor::{
+    Quota, RateLimiter, clock::Clock, clock::DefaultClock, state::keyed::DefaultKeyedStateStore,
+};
+
+use crate::{config::Config, error::ApiError};
+
+type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
+
+/// Failures before sign-in attempts for one user id start to wait.
+const FREE_FAILURES: u32 = 3;
+/// The longest a user id waits between sign-in attempts after many failures.
+const MAX_SIGN_IN_DELAY: Duration = Duration::from_secs(15 * 60);
+/// Most user ids whose failures are remembered at once (oldest forgotten first).
+const MAX_TRACKED_USERS: usize = 10_000;
+
+/// The server's abuse limits, shared by every request.
+pub struct Limits {
+    enabled: bool,
+    trusted_proxies: Vec<IpAddr>,
+    joins: Keyed<IpAddr>,
+    sign_ins: Keyed<IpAddr>,
+    message_quota: Quota,
+    streams_per_client: u32,
+    streams: Mutex<HashMap<IpAddr, u32>>,
+    failures: Mutex<HashMap<String, Failures>>,
+    clock: DefaultClock,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    /// No attempt for this user id before then.
+    wait_until: Instant,
+}
+
+fn per_minute(n: u32) -> Quota {
+    let n = NonZeroU32::new(n.max(1)).expect("at least one");
+    Quota::per_minute(n).allow_burst(n)
+}
+
+impl Limits {
+    pub fn new(config: &Config) -> Arc<Self> {
+        let rate = NonZeroU32::new(config.messages_per_second.max(1)).expect("at least one");
+        Arc::new(Self {
+            enabled: config.rate_limits,
+            trusted_proxies: config.trusted_proxies.clone(),
+            joins: RateLimiter::keyed(per_minute(config.joins_per_minute)),
+            sign_ins: RateLimiter::keyed(per_minute(config.sign_ins_per_minute)),
+            message_quota: Quota::per_second(rate)
+                .allow_burst(rate.saturating_mul(NonZeroU32::new(2).expect("two"))),
+            streams_per_client: config.streams_per_client,
+            streams: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            clock: DefaultClock::default(),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The client behind a request from `peer`: the peer itself, or, when the peer is a trusted
+    /// proxy, the nearest `X-Forwarded-For` hop that is not one of ours (hops further left are
+    /// written by the client and prove nothing).
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusted_proxies.contains(&peer) {
+            return peer;
+        }
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.trusted_proxies.contains(&ip) => continue,
+                Ok(ip) => return ip,
+                // A hop we cannot read: stop at the proxy that handed it to us.
+                Err(_) => return peer,
+            }
+        }
+        peer
+    }
+
+    /// Whether a request came over TLS: directly never (we do not terminate TLS), through a
+    /// trusted proxy when it says `X-Forwarded-Proto: https`.
+    pub fn is_https(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
+        self.trusted_proxies.contains(&peer)
+            && headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+    }
+
+    fn refused(&self, retry_after: Duration, what: &str) -> ApiError {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        ApiError::TooManyRequests {
+            message: format!("too many {what}; try again in {secs} s"),
+            retry_after: secs,
+        }
+    }
+
+    fn check(&self, limiter: &Keyed<IpAddr>, client: IpAddr, what: &str) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        limiter
+            .check_key(&client)
+            .map_err(|not_until| self.refused(not_until.wait_time_from(self.clock.now()), what))
+    }
+
+    /// One more reservation created by `client`.
+    pub fn join(&self, client: IpAddr) -> Result<(), ApiError> {
+        self.check(&self.joins, client, "requests to join the queue")
+    }
+
+    /// A sign-in attempt by `client` for `user_id`: refused while either the client is over its
+    /// rate or the user id is waiting after failures.
+    pub fn sign_in(&self, client: IpAddr, user_id: &str) -> Result<(), ApiError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        self.check(&self.sign_ins, client, "sign-in attempts")?;
+        let now = Instant::now();
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        match failures.get(user_id) {
+            Some(f) if f.wait_until > now => {
+                Err(self.refused(f.wait_until - now, "failed sign-ins for this user id"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The outcome of a sign-in attempt: success forgets the failures; each failure past the
+    /// first few doubles the wait before the next attempt (1 s, 2 s, 4 s, ... up to 15 min).
+    pub fn signed_in(&self, user_id: &str, ok: bool) {
+        if !self.enabled {
+            return;
+        }
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if ok {
+            failures.remove(user_id);
+            return;
+        }
+        let now = Instant::now();
+        if failures.len() >= MAX_TRACKED_USERS && !failures.contains_key(user_id) {
+            // Forget the one whose wait ended longest ago (or ends soonest).
+            if let Some(oldest) = failures
+                .iter()
+                .min_by_key(|(_, f)| f.wait_until)
+                .map(|(k, _)| k.clone())
+            {
+                failures.remove(&oldest);
+            }
+        }
+        let f = failures.entry(user_id.to_string()).or_insert(Failures {
+            count: 0,
+            wait_until: now,
+        });
+        f.count += 1;
+        f.wait_until = now + sign_in_delay(f.count);
+    }
+
+    /// A rate for one channel's messages (each WebSocket gets its own).
+    pub fn message_limiter(&self) -> Option<governor::DefaultDirectRateLimiter> {
+        self.enabled
+            .then(|| RateLimiter::direct(self.message_quota))
+    }
+
+    /// Holds one of `client`'s stream places until dropped; refused when it has all of them.
+    pub fn open_stream(self: &Arc<Self>, client: IpAddr) -> Result<StreamPermit, ApiError> {
+        if !self.enabled {
+            return Ok(StreamPermit { held: None });
+        }
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let n = streams.entry(client).or_insert(0);
+        if *n >= self.streams_per_client {
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "this address already has {} live connections open; close some first",
+                    self.streams_per_client
+                ),
+                retry_after: 5,
+            });
+        }
+        *n += 1;
+        Ok(StreamPermit {
+            held: Some((self.clone(), client)),
+        })
+    }
+
+    /// Forgets what no longer limits anyone (called now and then by the sweeper).
+    pub fn purge(&self) {
+        self.joins.retain_recent();
+        self.sign_ins.retain_recent();
+        let now = Instant::now();
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, f| f.wait_until + MAX_SIGN_IN_DELAY > now);
+    }
+}
+
+/// The wait after `count` consecutive failures.
+fn sign_in_delay(count: u32) -> Duration {
+    if count < FREE_FAILURES {
+        return Duration::ZERO;
+    }
+    let exp = (count - FREE_FAILURES).min(20);
+    Duration::from_secs(1u64 << exp).min(MAX_SIGN_IN_DELAY)
+}
+
+/// One open stream of a client; gives its place back when dropped.
+pub struct StreamPermit {
+    held: Option<(Arc<Limits>, IpAddr)>,
+}
+
+impl Drop for StreamPermit {
+    fn drop(&mut self) {
+        if let Some((limits, client)) = self.held.take() {
+            let mut streams = limits.streams.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = streams.get_mut(&client) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    streams.remove(&client);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(tweak: impl FnOnce(&mut Config)) -> Arc<Limits> {
+        let mut config = Config::for_tests("unused".into());
+        config.rate_limits = true;
+        tweak(&mut config);
+        Limits::new(&config)
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_first_hop_not_ours() {
+        let l = limits(|c| c.trusted_proxies = vec![ip("10.0.0.1"), ip("10.0.0.2")]);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            "1.2.3.4, 5.6.7.8, 10.0.0.2".parse().unwrap(),
+        );
+        assert_eq!(l.client(ip("10.0.0.1"), &h), ip("5.6.7.8"));
+        // An untrusted peer's header is ignored.
+        assert_eq!(l.client(ip("9.9.9.9"), &h), ip("9.9.9.9"));
+        // A trusted peer without the header is the client.
+        assert_eq!(l.client(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+        h.insert("x-forwarded-for", "garbage".parse().unwrap());
+        assert_eq!(l.client(ip("10.0.0.1"), &h), ip("10.0.0.1"));
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert!(l.is_https(ip("10.0.0.1"), &h));
+        assert!(!l.is_https(ip("9.9.9.9"), &h));
+    }
+
+    #[test]
+    fn joins_are_limited_per_client_and_off_means_off() {
+        let l = limits(|c| c.joins_per_minute = 3);
+        for _ in 0..3 {
+            l.join(ip("127.0.0.1")).unwrap();
+        }
+        match l.join(ip("127.0.0.1")) {
+            Err(ApiError::TooManyRequests { retry_after, .. }) => {
+                assert!((1..=20).contains(&retry_after))
+            }
+            other => panic!("{other:?}"),
+        }
+        l.join(ip("127.0.0.2"))
+            .expect("another client has its own allowance");
+        let off = limits(|c| {
+            c.joins_per_minute = 1;
+            c.rate_limits = false;
+        });
+        for _ in 0..100 {
+            off.join(ip("127.0.0.1")).unwrap();
+        }
+    }
+
+    #[test]
+    fn sign_in_failures_make_a_user_id_wait_longer_each_time() {
+        assert_eq!(sign_in_delay(1), Duration::ZERO);
+        assert_eq!(sign_in_delay(3), Duration::from_secs(1));
+        assert_eq!(sign_in_delay(4), Duration::from_secs(2));
+        assert_eq!(sign_in_delay(5), Duration::from_secs(4));
+        assert_eq!(sign_in_delay(40), MAX_SIGN_IN_DELAY);
+        let l = limits(|c| c.sign_ins_per_minute = 1000);
+        let me = ip("127.0.0.1");
+        for _ in 0..FREE_FAILURES + 2 {
+            l.signed_in("dr", false);
+        }
+        assert!(matches!(
+            l.sign_in(me, "dr"),
+            Err(ApiError::TooManyRequests { .. })
+        ));
+        l.sign_in(me, "someone-else").unwrap();
+        l.signed_in("dr", true);
+        l.sign_in(me, "dr").unwrap();
+    }
+
+    #[test]
+    fn streams_per_client_are_capped_and_given_back() {
+        let l = limits(|c| c.streams_per_client = 2);
+        let a = l.open_stream(ip("127.0.0.1")).unwrap();
+        let _b = l.open_stream(ip("127.0.0.1")).unwrap();
+        assert!(l.open_stream(ip("127.0.0.1")).is_err());
+        let _other = l.open_stream(ip("127.0.0.2")).unwrap();
+        drop(a);
+        let _c = l.open_stream(ip("127.0.0.1")).unwrap();
+    }
+}

@@ -1,0 +1,849 @@
+//! Defects a review found, abuse limits, security headers: each over a real socket against the
+//! real server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+};
+
+async fn join_queue(server: &TestServer, c: &reqwest::Client) -> Value {
+    let r = c
+        .post(server.url("/api/groups/default/reservations"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+async fn post_json(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn sid(r: &Value) -> String {
+    r["reservation_sid"].as_str().unwrap().to_string()
+}
+
+/// The store behind a running test server's database, opened a second time (as `agent add`
+/// does) for changes no API makes.
+async fn db(server: &TestServer) -> sqlx::SqlitePool {
+    callqueue_server::db::open(&server.config.database)
+        .await
+        .unwrap()
+}
+
+/// A customer's stream hears about it when a session starts ahead of them: the specialist's
+/// expected free time moved, so their estimate did (it used to stay stale).
+#[tokio::test]
+async fn a_session_starting_updates_the_estimates_of_those_waiting() {
+    let server = TestServer::start_with(|c| c.call_seconds = 600).await;
+    let doc = specialist(&server, "dr-est").await;
+    // One completed call, so estimates exist.
+    let first = client();
+    join_queue(&server, &first).await;
+    let (_, acc) = post_json(&doc, &server.url("/api/groups/default/accept"), json!({})).await;
+    let call_url = server.url(&format!(
+        "/api/calls/appointment/{}",
+        acc["call"]["call"]["id"].as_str().unwrap()
+    ));
+    post_json(&first, &format!("{call_url}/join"), json!({})).await;
+    post_json(&doc, &format!("{call_url}/leave"), json!({})).await;
+
+    let (alice, bob) = (client(), client());
+    join_queue(&server, &alice).await;
+    let b = join_queue(&server, &bob).await;
+    let (_, acc) = post_json(&doc, &server.url("/api/groups/default/accept"), json!({})).await;
+    let call_url = server.url(&format!(
+        "/api/calls/appointment/{}",
+        acc["call"]["call"]["id"].as_str().unwrap()
+    ));
+    let mut stream = SseReader::open(
+        &bob,
+        &server.url(&format!("/api/events/g/default/r/{}", sid(&b))),
+        None,
+    )
+    .await;
+    let before = stream.next().await.unwrap().json();
+    assert!(before["estimated_wait_until"].is_string(), "{before}");
+    // The call was created at accept; a second later its session starts.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    post_json(&alice, &format!("{call_url}/join"), json!({})).await;
+    let after = stream
+        .next_within(Duration::from_secs(5))
+        .await
+        .expect("the session start reaches the waiting customer's stream")
+        .json();
+    assert_ne!(
+        before["estimated_wait_until"], after["estimated_wait_until"],
+        "{after}"
+    );
+    server.stop().await;
+}
+
+/// An account whose stored role is unknown gets nothing: no sign-in, and a session it already
+/// had no longer counts.
+#[tokio::test]
+async fn an_unknown_role_fails_closed() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-odd").await;
+    let pool = db(&server).await;
+    sqlx::query("UPDATE agents SET role = 'superuser' WHERE user_id = 'dr-odd'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let me: Value = doc
+        .get(server.url("/api/agent/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me, Value::Null, "the old session is not a specialist's");
+    let r = doc
+        .put(server.url("/api/agent/availability"))
+        .json(&json!({"available": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, body) = post_json(
+        &client(),
+        &server.url("/api/agent/session"),
+        json!({"user_id": "dr-odd", "secret": "secret-1"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    server.stop().await;
+}
+
+/// One reservation whose expiry fails (the database refuses that row) does not keep the others
+/// from expiring.
+#[tokio::test]
+async fn one_failed_expiry_does_not_block_the_others() {
+    let server = TestServer::start_with(|c| c.queue_timeout = Duration::from_secs(1)).await;
+    let mut customers = Vec::new();
+    for _ in 0..8 {
+        let c = client();
+        let r = join_queue(&server, &c).await;
+        customers.push((c, sid(&r)));
+    }
+    let poisoned = customers[3].1.clone();
+    let pool = db(&server).await;
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse_one BEFORE UPDATE ON reservations WHEN old.sid = '{poisoned}' \
+         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    for (c, sid) in &customers {
+        let r: Value = c
+            .get(server.url(&format!("/api/groups/default/reservations/{sid}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let want = if *sid == poisoned {
+            "GROUP_RESERVATION_STATUS_QUEUED"
+        } else {
+            "GROUP_RESERVATION_STATUS_EXPIRED"
+        };
+        assert_eq!(r["reservation_status"], want, "{sid}");
+    }
+    // Once the database takes it again, the next sweep expires it too.
+    sqlx::query("DROP TRIGGER refuse_one")
+        .execute(&pool)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (c, sid) = &customers[3];
+    let r: Value = c
+        .get(server.url(&format!("/api/groups/default/reservations/{sid}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["reservation_status"], "GROUP_RESERVATION_STATUS_EXPIRED");
+    server.stop().await;
+}
+
+/// Both members leaving at once, twice over: every answer is the call as it ended (no 409, no
+/// 5xx), and the end is told once with one reason.
+#[tokio::test]
+async fn leaving_is_atomic_and_can_be_repeated() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-leave").await;
+    for _ in 0..5 {
+        let alice = client();
+        join_queue(&server, &alice).await;
+        let (_, acc) = post_json(&doc, &server.url("/api/groups/default/accept"), json!({})).await;
+        let call_url = server.url(&format!(
+            "/api/calls/appointment/{}",
+            acc["call"]["call"]["id"].as_str().unwrap()
+        ));
+        post_json(&alice, &format!("{call_url}/join"), json!({})).await;
+        post_json(&doc, &format!("{call_url}/join"), json!({})).await;
+        let leave = format!("{call_url}/leave");
+        let (a, b, c) = tokio::join!(
+            post_json(&alice, &leave, json!({})),
+            post_json(&doc, &leave, json!({})),
+            post_json(&doc, &leave, json!({})),
+        );
+        for (status, body) in [&a, &b, &c] {
+            assert_eq!(*status, 200, "{body}");
+        }
+        let (_, now) = (
+            0,
+            doc.get(&call_url)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap(),
+        );
+        let reason = &now["call"]["session"]["ended_reason"];
+        assert!(
+            reason == "specialist_left" || reason == "customer_left",
+            "{now}"
+        );
+        assert_eq!(b.1["call"]["session"]["ended_reason"], *reason);
+        assert_eq!(c.1["call"]["session"]["ended_reason"], *reason);
+    }
+    server.stop().await;
+}
+
+/// A row we cannot read is our bug: 500 with a generic message, not "database unavailable".
+#[tokio::test]
+async fn a_row_we_cannot_read_is_a_500_not_a_503() {
+    let server = TestServer::start().await;
+    let alice = client();
+    let r = join_queue(&server, &alice).await;
+    // A finished reservation is read from the database; give it a status nobody knows.
+    alice
+        .delete(server.url(&format!("/api/groups/default/reservations/{}", sid(&r))))
+        .send()
+        .await
+        .unwrap();
+    let pool = db(&server).await;
+    sqlx::query("UPDATE reservations SET status = 'GROUP_RESERVATION_STATUS_LOST'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let resp = alice
+        .get(server.url(&format!("/api/groups/default/reservations/{}", sid(&r))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 500);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "internal_error");
+    assert!(!body["error"]["message"].as_str().unwrap().contains("LOST"));
+    server.stop().await;
+}
+
+/// Expired sessions and stream tokens are purged; stream tokens have a table of their own.
+#[tokio::test]
+async fn expired_sessions_and_tokens_are_purged() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-purge").await;
+    let r = doc
+        .post(server.url("/api/agent/stream-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let alice = client();
+    join_queue(&server, &alice).await;
+    let pool = db(&server).await;
+    let count = |table: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(&format!("SELECT COUNT(*) FROM {table}"))
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(count("stream_tokens").await, 1);
+    assert_eq!(count("agent_sessions").await, 1, "only the sign-in");
+    // Everything expires.
+    for table in ["agent_sessions", "stream_tokens", "customers"] {
+        sqlx::query(&format!(
+            "UPDATE {table} SET expires_at = '2000-01-01T00:00:00+00:00'"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    // An expired customer is nobody: the reservation is not theirs any more.
+    let me: Value = doc
+        .get(server.url("/api/agent/session"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me, Value::Null);
+    let dir = tempfile::tempdir().unwrap();
+    let store = callqueue_server::store::Store::open(
+        pool.clone(),
+        std::sync::Arc::new(callqueue_server::config::Config::for_tests(
+            dir.path().join("unused"),
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(store.purge_expired().await.unwrap(), 3);
+    for table in ["agent_sessions", "stream_tokens", "customers"] {
+        assert_eq!(count(table).await, 0, "{table}");
+    }
+    server.stop().await;
+}
+
+/// Requests for files that cannot exist are 404s, never the file service's 500.
+#[tokio::test]
+async fn impossible_file_paths_are_404() {
+    let (_dist, path) = dist_with_index();
+    let server = TestServer::start_with(|c| c.dist = Some(path)).await;
+    let c = client();
+    for p in [
+        format!("/{}", "a".repeat(3000)),
+        "/a%00b".to_string(),
+        "/app.js%00.png".to_string(),
+        "/%ff".to_string(),
+    ] {
+        let r = c.get(server.url(&p)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{}", &p[..p.len().min(40)]);
+    }
+    assert_eq!(
+        c.get(server.url("/app.js")).send().await.unwrap().status(),
+        200
+    );
+    server.stop().await;
+}
+
+/// A create body that is there must be JSON of the right shape; none at all is fine.
+#[tokio::test]
+async fn create_bodies_are_checked() {
+    let server = TestServer::start().await;
+    let url = server.url("/api/groups/default/reservations");
+    for bad in ["{", "[]", "\"x\"", "{\"wat\":1}", "nul"] {
+        let r = client().post(&url).body(bad).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("invalid JSON body"),
+            "{body}"
+        );
+    }
+    for good in ["", "  ", "{}"] {
+        let r = client().post(&url).body(good).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{good:?}");
+    }
+    server.stop().await;
+}
+
+/// State changes only with `Content-Type: application/json`: what an HTML form can send is
+/// refused with 415.
+#[tokio::test]
+async fn form_posts_are_refused() {
+    let server = TestServer::start().await;
+    let raw = reqwest::Client::new();
+    let url = server.url("/api/groups/default/reservations");
+    for ct in [
+        Some("application/x-www-form-urlencoded"),
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut req = raw.post(&url).body("");
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 415, "{ct:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_media_type");
+    }
+    let r = raw
+        .post(&url)
+        .header("content-type", "application/json; charset=utf-8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    server.stop().await;
+}
+
+/// The app's pages and the API carry the security headers; cookies are Secure only over TLS,
+/// which a trusted proxy may say.
+#[tokio::test]
+async fn security_headers_and_secure_cookies() {
+    let (_dist, path) = dist_with_index();
+    let server = TestServer::start_with(|c| {
+        c.dist = Some(path);
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let c = client();
+    for p in ["/", "/hold/r/abc", "/api/health", "/api/nope"] {
+        let r = c.get(server.url(p)).send().await.unwrap();
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{p}: {csp}");
+        assert!(csp.contains("'wasm-unsafe-eval'"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert!(
+            h["permissions-policy"]
+                .to_str()
+                .unwrap()
+                .contains("camera=(self)")
+        );
+    }
+    let url = server.url("/api/groups/default/reservations");
+    let plain = plain_client().post(&url).send().await.unwrap();
+    let cookie = plain.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && !cookie.contains("Secure"),
+        "{cookie}"
+    );
+    let tls = plain_client()
+        .post(&url)
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let cookie = tls.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("Secure"), "{cookie}");
+    server.stop().await;
+
+    // From a peer that is not a trusted proxy, the header proves nothing.
+    let server = TestServer::start().await;
+    let r = plain_client()
+        .post(server.url("/api/groups/default/reservations"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        !r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Secure")
+    );
+    server.stop().await;
+}
+
+fn retry_after(r: &reqwest::Response) -> u64 {
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A flood of joins from one address gets 429 with Retry-After; another address (behind a
+/// trusted proxy) is not affected.
+#[tokio::test]
+async fn a_join_flood_is_refused() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limits = true;
+        c.joins_per_minute = 20;
+        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    let url = server.url("/api/groups/default/reservations");
+    let mut created = 0;
+    let mut refused = None;
+    for _ in 0..200 {
+        // No cookie: each request would be a new customer.
+        let r = plain_client()
+            .post(&url)
+            .header("x-forwarded-for", "203.0.113.7")
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            201 => created += 1,
+            429 => {
+                refused = Some(r);
+                break;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(created, 20);
+    let r = refused.expect("the flood is refused");
+    assert!((1..=60).contains(&retry_after(&r)));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests");
+    let other = plain_client()
+        .post(&url)
+        .header("x-forwarded-for", "203.0.113.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 201);
+    let status: Value = client()
+        .get(server.url("/api/groups/default/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["queue_length"], 21);
+    server.stop().await;
+}
+
+/// Guessing a specialist's secret: after a few failures each attempt waits longer (429 with
+/// Retry-After), even with the right secret; another user id is not affected.
+#[tokio::test]
+async fn password_guessing_is_slowed_down() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limits = true;
+        c.sign_ins_per_minute = 1000;
+    })
+    .await;
+    server.add_agent("dr-guess", "right").await;
+    server.add_agent("dr-other", "right").await;
+    let url = server.url("/api/agent/session");
+    let attempt = |user: &'static str, secret: &'static str| {
+        let url = url.clone();
+        async move {
+            plain_client()
+                .post(&url)
+                .json(&json!({"user_id": user, "secret": secret}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..6 {
+        let r = attempt("dr-guess", "wrong").await;
+        statuses.push(r.status().as_u16());
+        last = Some(r);
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    let r = attempt("dr-guess", "right").await;
+    assert_eq!(r.status(), 429, "the right secret waits too");
+    assert!(retry_after(&r) >= 1);
+    let _ = last;
+    assert_eq!(attempt("dr-other", "right").await.status(), 200);
+    server.stop().await;
+
+    // Per address: a quick run of sign-ins for many user ids is cut off too.
+    let server = TestServer::start_with(|c| {
+        c.rate_limits = true;
+        c.sign_ins_per_minute = 5;
+    })
+    .await;
+    let mut codes = Vec::new();
+    for i in 0..8 {
+        let r = plain_client()
+            .post(server.url("/api/agent/session"))
+            .json(&json!({"user_id": format!("u{i}"), "secret": "x"}))
+            .send()
+            .await
+            .unwrap();
+        codes.push(r.status().as_u16());
+    }
+    assert_eq!(&codes[..5], &[401; 5]);
+    assert_eq!(&codes[5..], &[429; 3]);
+    server.stop().await;
+}
+
+/// One address may hold so many streams; past that a clear 429, and a closed stream gives its
+/// place back.
+#[tokio::test]
+async fn streams_per_address_are_capped() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limits = true;
+        c.streams_per_client = 3;
+    })
+    .await;
+    let alice = client();
+    let r = join_queue(&server, &alice).await;
+    let url = server.url(&format!("/api/events/g/default/r/{}", sid(&r)));
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(SseReader::open(&alice, &url, None).await);
+    }
+    let refused = alice.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    // Through the accept loop's own path (a new connection) too.
+    let fresh = plain_client();
+    let cookie = format!(
+        "cq_customer={}",
+        "x" // an unknown customer: refused before looking them up
+    );
+    let r = fresh
+        .get(&url)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    open.pop();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = SseReader::open(&alice, &url, None).await;
+    drop(again);
+    server.stop().await;
+}
+
+/// Past the connection cap, a new connection is told the server is busy (503) and closed.
+#[tokio::test]
+async fn connections_over_the_cap_are_refused_clearly() {
+    let server = TestServer::start_with(|c| c.max_connections = 4).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut extra = TcpStream::connect(&addr).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(5), extra.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("server_busy"));
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = plain_client()
+        .get(server.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}
+
+/// 6,000 malformed requests of every kind: none is answered 5xx, the server stays up, and the
+/// reservations made before are as they were.
+#[tokio::test]
+async fn a_burst_of_malformed_requests_gets_no_5xx_and_changes_nothing() {
+    let (_dist, path) = dist_with_index();
+    let server = TestServer::start_with(|c| c.dist = Some(path)).await;
+    let (alice, bob) = (client(), client());
+    let a = join_queue(&server, &alice).await;
+    let b = join_queue(&server, &bob).await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    let requests = malformed_requests(&sid(&a));
+    assert!(requests.len() >= 6000, "{}", requests.len());
+    let mut by_status = std::collections::BTreeMap::<String, usize>::new();
+    let started = std::time::Instant::now();
+    // 8 connections at a time, each request on its own connection (raw bytes must not leave a
+    // connection in a state the next request depends on).
+    let chunks: Vec<Vec<Vec<u8>>> = requests.chunks(750).map(|c| c.to_vec()).collect();
+    let mut tasks = Vec::new();
+    for chunk in chunks {
+        let addr = addr.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for raw in chunk {
+                seen.push((send_raw(&addr, &raw).await, raw));
+            }
+            seen
+        }));
+    }
+    for task in tasks {
+        for (status, raw) in task.await.unwrap() {
+            assert!(
+                !status.starts_with('5'),
+                "{status} for {:?}",
+                String::from_utf8_lossy(&raw[..raw.len().min(200)])
+            );
+            *by_status.entry(status).or_default() += 1;
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(120));
+    eprintln!("statuses: {by_status:?}");
+
+    for (c, r) in [(&alice, &a), (&bob, &b)] {
+        let now: Value = c
+            .get(server.url(&format!("/api/groups/default/reservations/{}", sid(r))))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(now["reservation_status"], r["reservation_status"]);
+        assert_eq!(now["queue_position"], r["queue_position"]);
+        assert_eq!(now["updated_at"], r["updated_at"]);
+    }
+    let r = client()
+        .get(server.url("/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.stop().await;
+}
+
+/// Sends one raw request on a new connection; the status code ("none" when the server closed
+/// without an answer, as it may for bytes that are not HTTP).
+async fn send_raw(addr: &str, raw: &[u8]) -> String {
+    let Ok(mut tcp) = TcpStream::connect(addr).await else {
+        return "connect failed".into();
+    };
+    let _ = tcp.write_all(raw).await;
+    let _ = tcp.shutdown().await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = tcp.read(&mut buf).await {
+            if n == 0 || answer.len() > 64 {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let head = String::from_utf8_lossy(&answer);
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .map_or_else(|| "none".to_string(), str::to_string)
+}
+
+/// Paths, methods, bodies, headers and raw bytes that are wrong in every way we could think of,
+/// against every route, until there are at least 6,000. Deterministic (a fixed LCG).
+fn malformed_requests(live_sid: &str) -> Vec<Vec<u8>> {
+    let mut seed: u64 = 0x5eed;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize
+    };
+    let long = "a".repeat(3000);
+    let paths = vec![
+        "/".to_string(),
+        format!("/{long}"),
+        "/a%00b".into(),
+        "/%ff%fe".into(),
+        "/..%2f..%2fetc/passwd".into(),
+        "/api".into(),
+        "/api/".into(),
+        "/api/health".into(),
+        "/api/groups//status".into(),
+        "/api/groups/%00/status".into(),
+        format!("/api/groups/{long}/status"),
+        "/api/groups/default/status".into(),
+        "/api/groups/default/reservations".into(),
+        "/api/groups/nowhere/reservations".into(),
+        format!("/api/groups/default/reservations/{live_sid}"),
+        "/api/groups/default/reservations/bad$id".into(),
+        "/api/groups/default/reservations/%2e%2e".into(),
+        format!("/api/events/g/default/r/{live_sid}"),
+        "/api/events/g/default/r/".into(),
+        "/api/events/g/%zz/r/x".into(),
+        "/api/agent/session".into(),
+        "/api/agent/availability".into(),
+        "/api/agent/stream-token".into(),
+        "/api/groups/default/queue".into(),
+        "/api/groups/default/events".into(),
+        "/api/groups/default/accept".into(),
+        "/api/calls/appointment/nosuch".into(),
+        "/api/calls/other/nosuch/join".into(),
+        "/api/calls/appointment/nosuch/leave".into(),
+        "/api/calls/appointment/nosuch/events".into(),
+        "/api/calls/appointment/%00/join".into(),
+        "/api/webhooks/streem".into(),
+        "/api/ws".into(),
+        "/hold/r/abc?x=%00".into(),
+    ];
+    let methods = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE", "CONNECT", "BREW",
+        "get", "G\x01T",
+    ];
+    let bodies: Vec<&[u8]> = vec![
+        b"",
+        b"{",
+        b"[]",
+        b"null",
+        b"\"x\"",
+        b"{\"available\":\"yes\"}",
+        b"{\"user_id\":1,\"secret\":[]}",
+        b"{\"reservation_sid\":\"../../x\"}",
+        b"{\"settings_override\":{\"limits\":{\"max_duration_seconds\":-1}}}",
+        b"{\"settings_override\":{\"limits\":{\"max_duration_seconds\":99999999999}}}",
+        b"{\"event\":{\"event_type\":\"group_reservation_updated\",\"payload\":7}}",
+        b"\xff\xfe\x00\x00",
+        b"{\"a\":\"\\ud800\"}",
+    ];
+    let headers = [
+        "Content-Type: application/json\r\n",
+        "Content-Type: text/plain\r\n",
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "Content-Type: application/json\r\nCookie: cq_customer=%00; cq_agent=\r\n",
+        "Cookie: cq_agent=zzz\r\nContent-Type: application/json\r\n",
+        "Last-Event-ID: -1\r\n",
+        "X-Forwarded-For: not-an-ip, ::::\r\n",
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+        "Accept-Encoding: br;q=nan, gzip;q=2\r\n",
+        "Transfer-Encoding: chunked\r\n",
+        "Content-Length: 99999999\r\n",
+        "Content-Length: -5\r\n",
+        "X-Streem-Signature: sha256=zz\r\nContent-Type: application/json\r\n",
+    ];
+    let raw_bytes: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02\x03\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        b"GET / HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+        vec![b'A'; 70_000],
+        b"POST /api/groups/default/reservations HTTP/1.1\r\nContent-Length: 5\r\n\r\n{".to_vec(),
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(), // a TLS ClientHello start
+        format!("GET /{} HTTP/1.1\r\n\r\n", "b".repeat(20_000)).into_bytes(),
+    ];
+    let mut out = Vec::new();
+    for raw in &raw_bytes {
+        out.push(raw.clone());
+    }
+    while out.len() < 6000 {
+        let path = &paths[next() % paths.len()];
+        let method = methods[next() % methods.len()];
+        let body = bodies[next() % bodies.len()];
+        let header = headers[next() % headers.len()];
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n{header}");
+        if !header.contains("Content-Length") && !header.contains("Transfer-Encoding") {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("Connection: close\r\n\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        out.push(bytes);
+        if next() % 20 == 0 {
+            out.push(raw_bytes[next() % raw_bytes.len()].clone());
+        }
+    }
+    out
+}

@@ -168,20 +168,27 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
     Ok(())
 }
 
+/// The customer starts a chat, the specialist (signed in as `name`) accepts, and the
+/// customer's page is in the call with its timer running.
+async fn into_a_call(server: &Server, customer: &Browser, doc: &Browser, name: &str) -> Result<()> {
+    let sid = start_chat(customer, server).await?;
+    sign_in_specialist(doc, server, name).await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
+    doc.click("button.accept-next").await?;
+    customer
+        .wait_url(|u| u.contains(&format!("/join/r/{sid}")))
+        .await?;
+    customer.wait_text(".timer-value", |t| t != "--:--").await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_alerts_come_and_the_call_ends_on_both_sides() -> Result<()> {
     let server = Server::start(ServerOptions::default()).await?;
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    let sid = start_chat(&alice, &server).await?;
-    sign_in_specialist(&doc, &server, "dr-alerts").await?;
-    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
-    doc.click("button.accept-next").await?;
-    alice
-        .wait_url(|u| u.contains(&format!("/join/r/{sid}")))
-        .await?;
-    alice.wait_text(".timer-value", |t| t != "--:--").await?;
+    into_a_call(&server, &alice, &doc, "dr-alerts").await?;
 
     // The specialist shortens the session to 5 minutes and 3 seconds from now, through the API
     // the extend button uses: the 5-minute alert appears a few seconds later on both sides.
@@ -341,6 +348,47 @@ async fn expiry_rejoin_leave_and_restart() -> Result<()> {
         .await?;
     bob.wait_text(".position", |t| t == "1").await?;
     for b in [alice, bob] {
+        b.close().await?;
+    }
+    Ok(())
+}
+
+/// The specialist ends the call a few seconds in: the customer's page says so in its own words
+/// (never "The time has run out"), and the whole app ran under the server's
+/// Content-Security-Policy without a violation in either console.
+#[tokio::test]
+async fn an_early_end_says_who_ended_it_under_the_csp() -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let page = reqwest::get(server.url("/")).await?;
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"),
+        "{csp}"
+    );
+    let driver = Driver::start().await?;
+    let alice = driver.browser(PHONE.0, PHONE.1).await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    into_a_call(&server, &alice, &doc, "dr-early").await?;
+    doc.wait_url(|u| u.contains("/join/r/")).await?;
+    doc.wait_text(".timer-value", |t| t != "--:--").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    doc.click_text("Leave call").await?;
+    alice
+        .wait_text_for(".alert.call-ended", Duration::from_secs(10), |t| {
+            t == "The specialist ended the call"
+        })
+        .await?;
+    assert!(!alice.exists(".alert.time-up").await?, "not a time-up");
+    alice.screenshot("join-specialist-ended-phone").await?;
+    for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
+        no_severe_logs(b, who).await?;
+    }
+    for b in [alice, doc] {
         b.close().await?;
     }
     Ok(())

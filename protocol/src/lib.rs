@@ -914,6 +914,8 @@ mod tests {
         })
         .unwrap();
         assert!(QueueEvent::from_sse("reservation.moved", &data).is_err());
+        // Never sent: nothing the console shows of a queued reservation changes while it waits.
+        assert!(QueueEvent::from_sse("reservation.updated", &data).is_err());
         assert!(QueueEvent::from_sse("queue.snapshot", &data).is_err());
         assert!(QueueEvent::from_sse("reservation.added", "{").is_err());
         assert!(QueueEvent::from_sse("reservation.added", r#"{"reservation":1}"#).is_err());

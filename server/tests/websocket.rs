@@ -150,3 +150,46 @@ async fn refuses_anything_before_authentication_and_spent_tokens() {
     assert_eq!(r.status(), 401);
     server.stop().await;
 }
+
+/// A client that floods its channel with messages is cut off with 4029, after its burst.
+#[tokio::test]
+async fn a_message_flood_closes_the_socket() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limits = true;
+        c.messages_per_second = 5;
+    })
+    .await;
+    let doc = specialist(&server, "dr-flood").await;
+    let t = token(&server, &doc).await;
+    let mut ws = open(&server).await;
+    send(&mut ws, json!({"type": "authrequest", "token": t})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+    send(&mut ws, json!({"type": "startusereventrequest"})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+    // Within the burst (twice the rate), each ping is answered.
+    for _ in 0..5 {
+        send(&mut ws, json!({"type": "ping"})).await;
+        assert_eq!(recv(&mut ws).await.unwrap()["type"], "pong");
+    }
+    let mut closed = None;
+    for _ in 0..50 {
+        if ws
+            .send(Message::Text(json!({"type": "ping"}).to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    for _ in 0..60 {
+        match recv(&mut ws).await {
+            Ok(_) => continue,
+            Err(code) => {
+                closed = code;
+                break;
+            }
+        }
+    }
+    assert_eq!(closed, Some(4029));
+    server.stop().await;
+}

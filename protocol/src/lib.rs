@@ -9,6 +9,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod signal;
+
 /// Timestamps are read with chrono's RFC 3339 parser. `DateTime`'s own `Deserialize` goes
 /// through chrono's general format-string parser instead, which is the largest piece of chrono
 /// in the browser app; every timestamp on the wire is RFC 3339, which both accept alike.

@@ -24,7 +24,8 @@ use crate::{
     error::ApiError,
     headers::{self, SecurityHeaders},
     limits::{Limits, StreamPermit},
-    routes::{agent, calls, health, reservations, webhook, ws},
+    routes::{agent, calls, health, reservations, signal, webhook, ws},
+    signal::Rooms,
     store::Store,
 };
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub store: Store,
     /// Per-client rate limits and stream caps.
     pub limits: Arc<Limits>,
+    /// Who is connected to each call's signalling, and the relay between them.
+    pub rooms: Arc<Rooms>,
     /// Fires on shutdown so open streams end and the server can stop.
     pub shutdown: CancellationToken,
 }
@@ -50,8 +53,9 @@ fn streams(state: &AppState) -> Router<AppState> {
         .route("/groups/{group}/events", get(agent::queue_events))
         .route("/calls/{type}/{id}/events", get(calls::events))
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_streams))
-        // The WebSocket holds its own place (see `ws::upgrade`): it outlives its response.
+        // The WebSockets hold their own places (see `ws::upgrade`): they outlive their response.
         .route("/ws", get(ws::upgrade))
+        .route("/calls/{type}/{id}/signal", get(signal::upgrade))
 }
 
 /// One of the client's stream places for as long as the stream's body lives; 429 when it has
@@ -171,6 +175,7 @@ impl Server {
             listener,
             state: AppState {
                 limits: Limits::new(&config),
+                rooms: Arc::new(Rooms::default()),
                 store,
                 shutdown: CancellationToken::new(),
             },

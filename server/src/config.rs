@@ -43,6 +43,10 @@ pub struct Config {
     pub max_connections: usize,
     /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// STUN and TURN addresses handed to call members (`stun:host:port`, `turn:host:port`).
+    pub ice_servers: Vec<String>,
+    /// coturn's `static-auth-secret`: TURN addresses get short-lived credentials made with it.
+    pub turn_secret: Option<String>,
 }
 
 /// Defaults a deployment can keep: generous for people (a household or an office behind one
@@ -99,6 +103,8 @@ impl Config {
             streams_per_client: defaults::STREAMS_PER_CLIENT,
             max_connections: defaults::MAX_CONNECTIONS,
             trusted_proxies: Vec::new(),
+            ice_servers: Vec::new(),
+            turn_secret: None,
         }
     }
 

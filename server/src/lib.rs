@@ -12,6 +12,7 @@ pub mod estimator;
 pub mod headers;
 pub mod limits;
 pub mod routes;
+pub mod signal;
 pub mod sse;
 pub mod store;
 pub mod tokens;

@@ -127,10 +127,30 @@ struct ServeArgs {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// A STUN or TURN server for calls (`stun:host:port`, `turn:host:port?transport=udp`);
+    /// repeatable. None is needed on a LAN or on one machine.
+    #[arg(
+        long = "ice-server",
+        env = "CALLQUEUE_ICE_SERVERS",
+        value_delimiter = ','
+    )]
+    ice_servers: Vec<String>,
+    /// coturn's `static-auth-secret`: TURN servers get credentials that last the call.
+    #[arg(long, env = "CALLQUEUE_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
 }
 
 impl ServeArgs {
     fn into_config(self) -> Result<Config, String> {
+        if let Some(bad) = self.ice_servers.iter().find(|u| {
+            !["stun:", "stuns:", "turn:", "turns:"]
+                .iter()
+                .any(|p| u.starts_with(p))
+        }) {
+            return Err(format!(
+                "--ice-server {bad:?}: use a stun:, stuns:, turn: or turns: address"
+            ));
+        }
         let groups = split_groups(&self.groups);
         if groups.is_empty() || !groups.iter().all(|g| tokens::is_valid_id(g)) {
             return Err("--groups needs one or more names of letters, digits, '-' or '_'".into());
@@ -157,6 +177,8 @@ impl ServeArgs {
             streams_per_client: self.streams_per_client.max(1),
             max_connections: self.max_connections.max(1),
             trusted_proxies: self.trusted_proxies,
+            ice_servers: self.ice_servers,
+            turn_secret: self.turn_secret.filter(|s| !s.is_empty()),
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// The call and the caller's role in it; 404 for anyone who is not a member.
-async fn member_call(
+pub(crate) async fn member_call(
     state: &AppState,
     callers: &Callers,
     call_type: &str,

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod calls;
 pub mod health;
 pub mod reservations;
+pub mod signal;
 pub mod webhook;
 pub mod ws;
 

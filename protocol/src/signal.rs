@@ -1,0 +1,191 @@
+//! The call's signalling: what the two members' browsers say to each other through
+//! `GET /api/calls/{type}/{id}/signal` (a WebSocket per member), and what the server says about
+//! who is there.
+//!
+//! Every page load is a new `session` (a random id the page makes): the server stamps each
+//! relayed message with its sender's session, and a page drops messages from any session but
+//! the peer's current one, so a reloaded page's stale offers and candidates cannot confuse the
+//! new connection.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Role;
+
+/// Close codes of the signal socket (application range 4000–4999).
+pub mod close {
+    /// Another tab of the same member took the call over.
+    pub const REPLACED: u16 = 4009;
+    /// The call has ended: nothing more to signal.
+    pub const CALL_ENDED: u16 = 4010;
+    /// No `hello` within the deadline, or another message first.
+    pub const NO_HELLO: u16 = 4001;
+    /// Messages came faster than the rate allows.
+    pub const TOO_MANY_MESSAGES: u16 = 4029;
+}
+
+/// Largest signal message accepted (an SDP offer with many codecs is a few KB).
+pub const MAX_SIGNAL_MESSAGE: usize = 64 * 1024;
+
+/// A session description: `type` is `offer`, `answer`, `pranswer` or `rollback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionDescription {
+    #[serde(rename = "type")]
+    pub kind: SdpKind,
+    #[serde(default)]
+    pub sdp: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SdpKind {
+    Offer,
+    Answer,
+    Pranswer,
+    Rollback,
+}
+
+/// An ICE candidate as `RTCIceCandidate.toJSON()` gives it; an empty `candidate` is the end of
+/// candidates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceCandidate {
+    pub candidate: String,
+    #[serde(default, rename = "sdpMid")]
+    pub sdp_mid: Option<String>,
+    #[serde(default, rename = "sdpMLineIndex")]
+    pub sdp_m_line_index: Option<u16>,
+}
+
+/// What a member is sending: shown to the other side ("muted", "camera off").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaState {
+    pub audio: bool,
+    pub video: bool,
+}
+
+/// An ICE server as `RTCIceServer` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// The other member, as the server sees them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Peer {
+    pub session: String,
+    pub role: Role,
+    pub media: MediaState,
+}
+
+/// What a member's page sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SignalClient {
+    /// The first message: this page load's session and what it sends.
+    Hello {
+        session: String,
+        media: MediaState,
+    },
+    Description {
+        description: SessionDescription,
+    },
+    Candidate {
+        candidate: IceCandidate,
+    },
+    /// Microphone or camera switched on or off.
+    Media {
+        media: MediaState,
+    },
+}
+
+/// What the server sends a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SignalServer {
+    /// The answer to `hello`: who one is, whether to be the polite peer, the ICE servers to
+    /// use, and the other member if they are connected.
+    Welcome {
+        role: Role,
+        polite: bool,
+        ice_servers: Vec<IceServer>,
+        #[serde(default)]
+        peer: Option<Peer>,
+    },
+    /// The other member connected (a reload is a new session).
+    PeerJoined {
+        peer: Peer,
+    },
+    /// The other member's session is gone (closed the page, lost the network, left).
+    PeerLeft {
+        session: String,
+    },
+    Description {
+        from: String,
+        description: SessionDescription,
+    },
+    Candidate {
+        from: String,
+        candidate: IceCandidate,
+    },
+    Media {
+        from: String,
+        media: MediaState,
+    },
+    Error {
+        message: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_browsers_write_them() {
+        let hello: SignalClient = serde_json::from_str(
+            r#"{"type":"hello","session":"s1","media":{"audio":true,"video":false}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            hello,
+            SignalClient::Hello {
+                session: "s1".into(),
+                media: MediaState {
+                    audio: true,
+                    video: false
+                }
+            }
+        );
+        // RTCIceCandidate.toJSON() and RTCSessionDescription.toJSON() as they are.
+        let c: SignalClient = serde_json::from_str(
+            r#"{"type":"candidate","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5 typ host","sdpMid":"0","sdpMLineIndex":0,"usernameFragment":"x"}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(c, SignalClient::Candidate { candidate } if candidate.sdp_m_line_index == Some(0))
+        );
+        let d: SignalClient =
+            serde_json::from_str(r#"{"type":"description","description":{"type":"rollback"}}"#)
+                .unwrap();
+        assert!(
+            matches!(d, SignalClient::Description { description } if description.kind == SdpKind::Rollback)
+        );
+        assert!(serde_json::from_str::<SignalClient>(r#"{"type":"bye"}"#).is_err());
+        let w = SignalServer::Welcome {
+            role: Role::Patient,
+            polite: true,
+            ice_servers: vec![IceServer {
+                urls: vec!["stun:127.0.0.1:3478".into()],
+                username: None,
+                credential: None,
+            }],
+            peer: None,
+        };
+        let json = serde_json::to_string(&w).unwrap();
+        assert!(json.contains(r#""type":"welcome""#) && !json.contains("username"));
+        assert_eq!(serde_json::from_str::<SignalServer>(&json).unwrap(), w);
+    }
+}

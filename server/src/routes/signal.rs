@@ -1,0 +1,268 @@
+//! `GET /api/calls/{type}/{id}/signal`: one WebSocket per call member, open only to the call's
+//! two members (404 for anyone else, 409 once the call has ended). The page says `hello` with
+//! its session, gets `welcome` (its role, whether it is the polite peer, the ICE servers, the
+//! other member if connected), and from then on its session descriptions, ICE candidates and
+//! microphone/camera state go to the other member, stamped with its session. The socket closes
+//! with 4010 when the call ends, 4009 when another tab of the same member takes over, 4029 when
+//! messages come too fast, 1009 when one is too large.
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        Path, State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket},
+    },
+    response::Response,
+};
+use callqueue_protocol::{
+    Role,
+    signal::{MAX_SIGNAL_MESSAGE, SignalClient, SignalServer, close},
+};
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use crate::{
+    app::AppState,
+    auth::{Callers, ClientInfo},
+    error::{ApiError, ApiResult},
+    limits::StreamPermit,
+    routes::calls::member_call,
+    signal::{Outgoing, QUEUE, ice},
+    store::CallNote,
+    tokens,
+};
+
+/// How long a page has to say `hello`.
+const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// Ping frames keep the socket (and its proxies) alive and tell us when a page is gone.
+const PING_EVERY: Duration = Duration::from_secs(15);
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Path((call_type, id)): Path<(String, String)>,
+    callers: Callers,
+    client: ClientInfo,
+    ws: WebSocketUpgrade,
+) -> ApiResult<Response> {
+    let (call, role) = member_call(&state, &callers, &call_type, &id).await?;
+    let Some(ended) = state
+        .store
+        .watch_call(&id)
+        .filter(|_| call.ended_at.is_none())
+    else {
+        return Err(ApiError::Conflict("the call has ended".into()));
+    };
+    let permit = state.limits.open_stream(client.ip)?;
+    let user = match role {
+        Role::Specialist => call.specialist_id.clone(),
+        Role::Patient => call.customer_id.clone(),
+    };
+    let member = Member {
+        call: id,
+        role,
+        user,
+        limiter: state.limits.message_limiter(),
+        _permit: permit,
+    };
+    Ok(ws
+        .max_message_size(MAX_SIGNAL_MESSAGE)
+        .on_upgrade(move |socket| session(state, socket, member, ended)))
+}
+
+/// Who is on the other end of a signal socket.
+struct Member {
+    call: String,
+    role: Role,
+    user: String,
+    limiter: Option<governor::DefaultDirectRateLimiter>,
+    _permit: StreamPermit,
+}
+
+async fn send(socket: &mut WebSocket, msg: &SignalServer) -> bool {
+    let text = serde_json::to_string(msg).unwrap_or_else(|_| "{}".into());
+    socket.send(Message::Text(text.into())).await.is_ok()
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+/// What came from the page.
+enum Incoming {
+    Message(Result<SignalClient, String>),
+    Gone,
+    TooFast,
+    TooLarge,
+}
+
+async fn receive(socket: &mut WebSocket, member: &Member) -> Incoming {
+    loop {
+        let received = socket.recv().await;
+        if let (Some(Ok(Message::Text(_) | Message::Binary(_))), Some(limiter)) =
+            (&received, &member.limiter)
+            && limiter.check().is_err()
+        {
+            return Incoming::TooFast;
+        }
+        return match received {
+            Some(Ok(Message::Text(text))) => Incoming::Message(
+                serde_json::from_str(&text).map_err(|e| format!("invalid message: {e}")),
+            ),
+            Some(Ok(Message::Binary(_))) => {
+                Incoming::Message(Err("send JSON text messages".into()))
+            }
+            // axum hides tungstenite's error kinds; its message says which one it was.
+            Some(Err(e)) if e.to_string().contains("Message too long") => Incoming::TooLarge,
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Incoming::Gone,
+            Some(Ok(_)) => continue,
+        };
+    }
+}
+
+async fn session(
+    state: AppState,
+    mut socket: WebSocket,
+    member: Member,
+    mut ended: watch::Receiver<CallNote>,
+) {
+    // The page's hello: its session id and what it sends.
+    let hello = tokio::time::timeout(HELLO_DEADLINE, receive(&mut socket, &member)).await;
+    let (session, media) = match hello {
+        Ok(Incoming::Message(Ok(SignalClient::Hello { session, media })))
+            if tokens::is_valid_id(&session) =>
+        {
+            (session, media)
+        }
+        Ok(Incoming::Gone) => return,
+        _ => {
+            close_with(
+                &mut socket,
+                close::NO_HELLO,
+                "say hello with a session id first",
+            )
+            .await;
+            return;
+        }
+    };
+    let (tx, mut outgoing) = mpsc::channel(QUEUE);
+    let entered = state
+        .rooms
+        .enter(&member.call, member.role, &session, media, tx);
+    let config = state.store.config();
+    let expires = Utc::now() + chrono::Duration::seconds(config.max_call_seconds as i64 + 3600);
+    let welcome = SignalServer::Welcome {
+        role: member.role,
+        // The customer gives way when both offer at once; the specialist's offer wins.
+        polite: member.role == Role::Patient,
+        ice_servers: ice::servers_for(
+            &config.ice_servers,
+            config.turn_secret.as_deref(),
+            &member.user,
+            expires,
+        ),
+        peer: entered.peer,
+    };
+    if send(&mut socket, &welcome).await {
+        run(
+            &state,
+            &mut socket,
+            &member,
+            &session,
+            entered.connection,
+            &mut outgoing,
+            &mut ended,
+        )
+        .await;
+    }
+    state
+        .rooms
+        .leave(&member.call, member.role, entered.connection);
+}
+
+async fn run(
+    state: &AppState,
+    socket: &mut WebSocket,
+    member: &Member,
+    session: &str,
+    connection: u64,
+    outgoing: &mut mpsc::Receiver<Outgoing>,
+    ended: &mut watch::Receiver<CallNote>,
+) {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let relay = |message: SignalServer| {
+        state
+            .rooms
+            .relay(&member.call, member.role, connection, message)
+    };
+    loop {
+        tokio::select! {
+            incoming = receive(socket, member) => match incoming {
+                Incoming::Gone => return,
+                Incoming::TooFast => {
+                    close_with(socket, close::TOO_MANY_MESSAGES, "too many messages").await;
+                    return;
+                }
+                Incoming::TooLarge => {
+                    close_with(socket, 1009, "message too large").await;
+                    return;
+                }
+                Incoming::Message(Ok(SignalClient::Description { description })) => {
+                    relay(SignalServer::Description { from: session.to_string(), description });
+                }
+                Incoming::Message(Ok(SignalClient::Candidate { candidate })) => {
+                    relay(SignalServer::Candidate { from: session.to_string(), candidate });
+                }
+                Incoming::Message(Ok(SignalClient::Media { media })) => {
+                    state.rooms.set_media(&member.call, member.role, connection, media);
+                }
+                Incoming::Message(Ok(SignalClient::Hello { .. })) => {
+                    let message = "already said hello; reconnect to start a new session".into();
+                    if !send(socket, &SignalServer::Error { message }).await {
+                        return;
+                    }
+                }
+                Incoming::Message(Err(message)) => {
+                    if !send(socket, &SignalServer::Error { message }).await {
+                        return;
+                    }
+                }
+            },
+            message = outgoing.recv() => match message {
+                Some(Outgoing::Send(message)) => {
+                    if !send(socket, &message).await {
+                        return;
+                    }
+                }
+                Some(Outgoing::Close(code, reason)) => {
+                    close_with(socket, code, reason).await;
+                    return;
+                }
+                None => return,
+            },
+            changed = ended.changed() => {
+                let over = changed.is_err()
+                    || ended.borrow_and_update().event == callqueue_protocol::CallEventType::Ended;
+                if over {
+                    close_with(socket, close::CALL_ENDED, "the call has ended").await;
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+            _ = state.shutdown.cancelled() => {
+                close_with(socket, 1001, "server shutting down").await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The call's signalling socket over real sockets: who may open it, what it relays to whom,
+//! presence, takeover by a second tab, the end of the call, and its limits.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::{
+    connect_async,
+    tungstenite::{Message, client::IntoClientRequest},
+};
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn cookie_of(r: &reqwest::Response) -> String {
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A customer in the queue: their cookie.
+async fn customer(server: &TestServer) -> String {
+    let r = plain_client()
+        .post(server.url("/api/groups/default/reservations"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    cookie_of(&r)
+}
+
+/// A signed-in, available specialist: their cookie.
+async fn specialist_cookie(server: &TestServer, name: &str) -> String {
+    server.add_agent(name, "pw").await;
+    let r = plain_client()
+        .post(server.url("/api/agent/session"))
+        .json(&json!({"user_id": name, "secret": "pw"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = cookie_of(&r);
+    plain_client()
+        .put(server.url("/api/agent/availability"))
+        .header("cookie", &cookie)
+        .json(&json!({"available": true}))
+        .send()
+        .await
+        .unwrap();
+    cookie
+}
+
+/// The specialist accepts the next customer: the call's id.
+async fn accept(server: &TestServer, doc: &str) -> String {
+    let r: Value = plain_client()
+        .post(server.url("/api/groups/default/accept"))
+        .header("cookie", doc)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["call"]["call"]["id"].as_str().unwrap().to_string()
+}
+
+fn signal_url(server: &TestServer, call: &str) -> String {
+    server
+        .url(&format!("/api/calls/appointment/{call}/signal"))
+        .replace("http://", "ws://")
+}
+
+/// Opens the signal socket with a cookie; the HTTP status when refused.
+async fn open(server: &TestServer, call: &str, cookie: Option<&str>) -> Result<Socket, u16> {
+    let mut request = signal_url(server, call).into_client_request().unwrap();
+    if let Some(cookie) = cookie {
+        request
+            .headers_mut()
+            .insert("cookie", cookie.parse().unwrap());
+    }
+    match connect_async(request).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn send(ws: &mut Socket, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// The next text message as JSON, or the close code.
+async fn recv(ws: &mut Socket) -> Result<Value, Option<u16>> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer within 5 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
+            Some(Ok(_)) => continue,
+            _ => return Err(None),
+        }
+    }
+}
+
+async fn hello(ws: &mut Socket, session: &str) -> Value {
+    send(
+        ws,
+        json!({"type": "hello", "session": session, "media": {"audio": true, "video": true}}),
+    )
+    .await;
+    let welcome = recv(ws).await.unwrap();
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    welcome
+}
+
+#[tokio::test]
+async fn only_the_calls_two_members_may_signal() {
+    let server = TestServer::start().await;
+    let alice = customer(&server).await;
+    let bob = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-a").await;
+    let call = accept(&server, &doc).await;
+
+    assert_eq!(open(&server, &call, None).await.err(), Some(404));
+    assert_eq!(
+        open(&server, &call, Some(&bob)).await.err(),
+        Some(404),
+        "another customer"
+    );
+    assert_eq!(
+        open(&server, &call, Some("cq_customer=nobody")).await.err(),
+        Some(404)
+    );
+    assert_eq!(open(&server, "nosuch", Some(&alice)).await.err(), Some(404));
+    // A member of another call: bob's call with another specialist.
+    let doc2 = specialist_cookie(&server, "dr-b").await;
+    let other = accept(&server, &doc2).await;
+    assert_eq!(open(&server, &other, Some(&alice)).await.err(), Some(404));
+    assert_eq!(open(&server, &other, Some(&doc)).await.err(), Some(404));
+    assert!(open(&server, &call, Some(&alice)).await.is_ok());
+    assert!(open(&server, &other, Some(&bob)).await.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn members_meet_and_what_one_says_reaches_only_the_other() {
+    let server = TestServer::start().await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-relay").await;
+    let call = accept(&server, &doc).await;
+
+    let mut d = open(&server, &call, Some(&doc)).await.unwrap();
+    let w = hello(&mut d, "doc-1").await;
+    assert_eq!(w["role"], "specialist");
+    assert_eq!(w["polite"], false);
+    assert_eq!(w["peer"], Value::Null, "nobody else yet");
+    assert_eq!(w["ice_servers"], json!([]), "none needed on loopback");
+
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    let w = hello(&mut a, "alice-1").await;
+    assert_eq!(w["role"], "patient");
+    assert_eq!(w["polite"], true);
+    assert_eq!(w["peer"]["session"], "doc-1");
+    let joined = recv(&mut d).await.unwrap();
+    assert_eq!(joined["type"], "peer_joined");
+    assert_eq!(joined["peer"]["session"], "alice-1");
+
+    let offer = json!({"type": "offer", "sdp": "v=0\r\n"});
+    send(&mut d, json!({"type": "description", "description": offer})).await;
+    let got = recv(&mut a).await.unwrap();
+    assert_eq!(got["type"], "description");
+    assert_eq!(got["from"], "doc-1");
+    assert_eq!(got["description"], offer);
+    let candidate = json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
+    send(&mut a, json!({"type": "candidate", "candidate": candidate})).await;
+    let got = recv(&mut d).await.unwrap();
+    assert_eq!(got["from"], "alice-1");
+    assert_eq!(got["candidate"], candidate);
+    send(
+        &mut a,
+        json!({"type": "media", "media": {"audio": false, "video": true}}),
+    )
+    .await;
+    let got = recv(&mut d).await.unwrap();
+    assert_eq!(got["type"], "media");
+    assert_eq!(got["media"]["audio"], false);
+
+    // Garbage is answered, not relayed and not fatal.
+    a.send(Message::Text("{nope".into())).await.unwrap();
+    assert_eq!(recv(&mut a).await.unwrap()["type"], "error");
+
+    // The customer closes the page: the specialist hears they left.
+    a.close(None).await.unwrap();
+    let left = recv(&mut d).await.unwrap();
+    assert_eq!(left["type"], "peer_left");
+    assert_eq!(left["session"], "alice-1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_second_tab_takes_over_and_the_end_of_the_call_closes_both() {
+    let server = TestServer::start().await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-tabs").await;
+    let call = accept(&server, &doc).await;
+    let mut d = open(&server, &call, Some(&doc)).await.unwrap();
+    hello(&mut d, "doc-1").await;
+    let mut a1 = open(&server, &call, Some(&alice)).await.unwrap();
+    hello(&mut a1, "alice-1").await;
+    recv(&mut d).await.unwrap();
+
+    let mut a2 = open(&server, &call, Some(&alice)).await.unwrap();
+    let w = hello(&mut a2, "alice-2").await;
+    assert_eq!(w["peer"]["session"], "doc-1");
+    assert_eq!(
+        recv(&mut a1).await,
+        Err(Some(4009)),
+        "the first tab is told"
+    );
+    let joined = recv(&mut d).await.unwrap();
+    assert_eq!(joined["peer"]["session"], "alice-2");
+
+    // The specialist ends the call: both sockets close with 4010.
+    let r = plain_client()
+        .post(server.url(&format!("/api/calls/appointment/{call}/join")))
+        .header("cookie", &doc)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    plain_client()
+        .post(server.url(&format!("/api/calls/appointment/{call}/leave")))
+        .header("cookie", &doc)
+        .send()
+        .await
+        .unwrap();
+    for ws in [&mut d, &mut a2] {
+        let code = loop {
+            match recv(ws).await {
+                Ok(_) => continue,
+                Err(code) => break code,
+            }
+        };
+        assert_eq!(code, Some(4010));
+    }
+    assert_eq!(open(&server, &call, Some(&alice)).await.err(), Some(409));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_silent_and_flooding_sockets_are_closed() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limits = true;
+        c.messages_per_second = 5;
+    })
+    .await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-big").await;
+    let call = accept(&server, &doc).await;
+
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    hello(&mut a, "alice-1").await;
+    let huge = "x".repeat(100 * 1024);
+    let _ = a
+        .send(Message::Text(
+            json!({"type": "description", "description": {"type": "offer", "sdp": huge}})
+                .to_string()
+                .into(),
+        ))
+        .await;
+    let code = loop {
+        match recv(&mut a).await {
+            Ok(_) => continue,
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(1009), "message too big");
+
+    // Anything before hello: 4001.
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    send(
+        &mut a,
+        json!({"type": "media", "media": {"audio": true, "video": true}}),
+    )
+    .await;
+    assert_eq!(recv(&mut a).await, Err(Some(4001)));
+
+    // A flood: 4029.
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    hello(&mut a, "alice-2").await;
+    for _ in 0..40 {
+        if a.send(Message::Text(
+            json!({"type": "media", "media": {"audio": true, "video": true}})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .is_err()
+        {
+            break;
+        }
+    }
+    let code = loop {
+        match recv(&mut a).await {
+            Ok(_) => continue,
+            Err(code) => break code,
+        }
+    };
+    assert_eq!(code, Some(4029));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn ice_servers_come_from_configuration_with_turn_credentials() {
+    let server = TestServer::start_with(|c| {
+        c.ice_servers = vec![
+            "stun:127.0.0.1:3478".into(),
+            "turn:127.0.0.1:3478?transport=udp".into(),
+        ];
+        c.turn_secret = Some("north".into());
+    })
+    .await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-ice").await;
+    let call = accept(&server, &doc).await;
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    let w = hello(&mut a, "alice-1").await;
+    let servers = w["ice_servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2);
+    assert_eq!(servers[0]["urls"], json!(["stun:127.0.0.1:3478"]));
+    assert!(servers[0].get("username").is_none());
+    let username = servers[1]["username"].as_str().unwrap();
+    let (expiry, _user) = username.split_once(':').unwrap();
+    let expiry: i64 = expiry.parse().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!(expiry > now + 3600, "lasts longer than any call");
+    assert!(servers[1]["credential"].as_str().unwrap().len() == 28);
+    server.stop().await;
+}

@@ -95,6 +95,30 @@ fn post(path: &str) -> RequestBuilder {
     Request::post(path).header("content-type", "application/json")
 }
 
+/// A WebSocket address under the API base, on the page's own origin unless the base names
+/// another.
+pub fn ws_url(path: &str) -> String {
+    let endpoint = url(path);
+    if let Some(rest) = endpoint.strip_prefix("https://") {
+        return format!("wss://{rest}");
+    }
+    if let Some(rest) = endpoint.strip_prefix("http://") {
+        return format!("ws://{rest}");
+    }
+    let location = web_sys::window().map(|w| w.location());
+    let secure = location
+        .as_ref()
+        .and_then(|l| l.protocol().ok())
+        .is_some_and(|p| p == "https:");
+    let host = location.and_then(|l| l.host().ok()).unwrap_or_default();
+    format!("{}://{host}{endpoint}", if secure { "wss" } else { "ws" })
+}
+
+/// The call's signal socket.
+pub fn signal_url(call_type: &str, id: &str) -> String {
+    ws_url(&format!("/calls/{call_type}/{id}/signal"))
+}
+
 fn reservation_path(group: &str, sid: &str) -> String {
     url(&format!("/groups/{group}/reservations/{sid}"))
 }

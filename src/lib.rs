@@ -11,6 +11,7 @@ use leptos_router::{
 };
 
 pub mod api;
+pub mod call;
 pub mod components;
 pub mod live;
 pub mod logic;

@@ -20,25 +20,9 @@ use crate::{
     },
 };
 
-/// The channel's address, from the API base: `ws(s)://host/api/ws` on the same origin.
+/// The channel's address: `ws(s)://host/api/ws` on the same origin.
 pub fn ws_url() -> String {
-    let endpoint = api::url("/ws");
-    if let Some(rest) = endpoint.strip_prefix("https://") {
-        return format!("wss://{rest}");
-    }
-    if let Some(rest) = endpoint.strip_prefix("http://") {
-        return format!("ws://{rest}");
-    }
-    let location = window().location();
-    let scheme = if location.protocol().ok().as_deref() == Some("https:") {
-        "wss"
-    } else {
-        "ws"
-    };
-    format!(
-        "{scheme}://{}{endpoint}",
-        location.host().unwrap_or_default()
-    )
+    api::ws_url("/ws")
 }
 
 struct Inner {

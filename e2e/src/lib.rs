@@ -248,6 +248,13 @@ impl Driver {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-component-update",
                     "--no-first-run", "--disable-sync", "--disable-quic",
+                    // A fake camera and microphone, granted without asking, and WebRTC between
+                    // browsers on loopback (the tests run in a loopback-only network
+                    // namespace, see scripts/test).
+                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                    "--autoplay-policy=no-user-gesture-required",
+                    "--allow-loopback-in-peer-connection",
+                    "--disable-features=WebRtcHideLocalIpsWithMdns",
                     format!("--window-size={width},{height}"),
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
@@ -410,6 +417,65 @@ impl Browser {
         Ok(self.client.execute(script, Vec::new()).await?)
     }
 
+    /// The decoded size and frame count of a `<video>` (`None` when there is no such element).
+    pub async fn video_frames(&self, css: &str) -> Result<Option<(u64, u64)>> {
+        let v = self
+            .client
+            .execute(
+                "const v = document.querySelector(arguments[0]); \
+                 if (!v) return null; \
+                 return [v.videoWidth, v.getVideoPlaybackQuality().totalVideoFrames];",
+                vec![serde_json::Value::from(css)],
+            )
+            .await?;
+        Ok(v.as_array().map(|a| {
+            (
+                a.first().and_then(|x| x.as_u64()).unwrap_or(0),
+                a.get(1).and_then(|x| x.as_u64()).unwrap_or(0),
+            )
+        }))
+    }
+
+    /// Waits until the `<video>` plays: it has a picture and its decoded frames grow over two
+    /// seconds. Answers how long it took.
+    pub async fn wait_video_playing(&self, css: &str, within: Duration) -> Result<Duration> {
+        let started = Instant::now();
+        let deadline = started + within;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Some((width, frames)) = self.video_frames(css).await?
+                && width > 0
+                && frames > 0
+            {
+                let at = Instant::now();
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                if let Some((w2, later)) = self.video_frames(css).await?
+                    && w2 > 0
+                    && later > frames
+                {
+                    return Ok(at - started);
+                }
+            }
+            last = self.video_frames(css).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!("{css} is not playing after {within:?}: {last:?}").into())
+    }
+
+    /// How many of the page's media tracks are still live (0 once the call has stopped them).
+    pub async fn live_tracks(&self) -> Result<u64> {
+        let v = self
+            .client
+            .execute(
+                "let n = 0; for (const v of document.querySelectorAll('video')) { \
+                   if (v.srcObject) for (const t of v.srcObject.getTracks()) \
+                     if (t.readyState === 'live') n++; } return n;",
+                Vec::new(),
+            )
+            .await?;
+        Ok(v.as_u64().unwrap_or(0))
+    }
+
     pub async fn close(self) -> Result<()> {
         self.client.close().await?;
         Ok(())
@@ -545,4 +611,28 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> Result<()> {
             }
         }
     }
+}
+
+/// A customer starts a chat from the home page; answers their reservation id.
+pub async fn start_chat(b: &Browser, server: &Server) -> Result<String> {
+    b.goto(&server.url("/")).await?;
+    b.click_text("Start video chat").await?;
+    let url = b.wait_url(|u| u.contains("/hold/r/")).await?;
+    Ok(url.rsplit('/').next().unwrap_or_default().to_string())
+}
+
+/// Signs a new specialist in on the console and makes them available.
+pub async fn sign_in_specialist(b: &Browser, server: &Server, name: &str) -> Result<()> {
+    server.add_specialist(name, "e2e-secret").await?;
+    b.goto(&server.url("/agent")).await?;
+    b.find("input[name=user_id]").await?.send_keys(name).await?;
+    b.find("input[name=secret]")
+        .await?
+        .send_keys("e2e-secret")
+        .await?;
+    b.click("button[type=submit]").await?;
+    b.wait_text("button.toggle", |t| t == "Away").await?;
+    b.click("button.toggle").await?;
+    b.wait_text("button.toggle", |t| t == "Available").await?;
+    Ok(())
 }

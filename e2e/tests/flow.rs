@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use callqueue_e2e::{Browser, Driver, Result, Server, ServerOptions};
+use callqueue_e2e::{
+    Browser, Driver, Result, Server, ServerOptions, sign_in_specialist, start_chat,
+};
 use serde_json::{Value, json};
 
 const PHONE: (u32, u32) = (390, 844);
@@ -16,28 +18,6 @@ fn seconds(timer: &str) -> i64 {
         .split(':')
         .map(|p| p.parse::<i64>().unwrap_or(0))
         .fold(0, |acc, n| acc * 60 + n)
-}
-
-async fn start_chat(b: &Browser, server: &Server) -> Result<String> {
-    b.goto(&server.url("/")).await?;
-    b.click_text("Start video chat").await?;
-    let url = b.wait_url(|u| u.contains("/hold/r/")).await?;
-    Ok(url.rsplit('/').next().unwrap_or_default().to_string())
-}
-
-async fn sign_in_specialist(b: &Browser, server: &Server, name: &str) -> Result<()> {
-    server.add_specialist(name, "e2e-secret").await?;
-    b.goto(&server.url("/agent")).await?;
-    b.find("input[name=user_id]").await?.send_keys(name).await?;
-    b.find("input[name=secret]")
-        .await?
-        .send_keys("e2e-secret")
-        .await?;
-    b.click("button[type=submit]").await?;
-    b.wait_text("button.toggle", |t| t == "Away").await?;
-    b.click("button.toggle").await?;
-    b.wait_text("button.toggle", |t| t == "Available").await?;
-    Ok(())
 }
 
 async fn no_severe_logs(b: &Browser, who: &str) -> Result<()> {

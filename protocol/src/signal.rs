@@ -111,6 +111,10 @@ pub enum SignalServer {
         role: Role,
         polite: bool,
         ice_servers: Vec<IceServer>,
+        /// Use only the TURN relays (`iceTransportPolicy: "relay"`): hides both members'
+        /// addresses from each other.
+        #[serde(default)]
+        relay_only: bool,
         #[serde(default)]
         peer: Option<Peer>,
     },
@@ -182,6 +186,7 @@ mod tests {
                 username: None,
                 credential: None,
             }],
+            relay_only: false,
             peer: None,
         };
         let json = serde_json::to_string(&w).unwrap();

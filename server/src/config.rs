@@ -47,6 +47,8 @@ pub struct Config {
     pub ice_servers: Vec<String>,
     /// coturn's `static-auth-secret`: TURN addresses get short-lived credentials made with it.
     pub turn_secret: Option<String>,
+    /// Members use the TURN relays only (no direct path between them).
+    pub ice_relay_only: bool,
 }
 
 /// Defaults a deployment can keep: generous for people (a household or an office behind one
@@ -105,6 +107,7 @@ impl Config {
             trusted_proxies: Vec::new(),
             ice_servers: Vec::new(),
             turn_secret: None,
+            ice_relay_only: false,
         }
     }
 

@@ -138,6 +138,9 @@ struct ServeArgs {
     /// coturn's `static-auth-secret`: TURN servers get credentials that last the call.
     #[arg(long, env = "CALLQUEUE_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
+    /// Calls use the TURN relays only (hides each member's address from the other).
+    #[arg(long, env = "CALLQUEUE_ICE_RELAY_ONLY")]
+    ice_relay_only: bool,
 }
 
 impl ServeArgs {
@@ -179,6 +182,7 @@ impl ServeArgs {
             trusted_proxies: self.trusted_proxies,
             ice_servers: self.ice_servers,
             turn_secret: self.turn_secret.filter(|s| !s.is_empty()),
+            ice_relay_only: self.ice_relay_only,
         })
     }
 }

@@ -5,5 +5,7 @@ pub mod clock;
 pub mod ending;
 pub mod events;
 pub mod handshake;
+pub mod negotiation;
+pub mod quality;
 pub mod queue_list;
 pub mod status;

@@ -10,6 +10,7 @@ use leptos_router::hooks::use_navigate;
 
 use crate::{
     api,
+    call::{CallMedia, CallView, Presence, other_side},
     components::{
         alerts::{EndingSoonAlert, TimeUpAlert},
         busy::{BusyButton, ErrorNote},
@@ -102,6 +103,92 @@ impl Default for CallState {
     }
 }
 
+/// The two videos (theirs large, ours small and mirrored), what the stage says over them, the
+/// connection's quality, and the microphone and camera switches.
+#[component]
+fn VideoStage(
+    view: CallView,
+    role: RwSignal<Option<Role>>,
+    ended: Signal<bool>,
+    media: StoredValue<Option<CallMedia>, LocalStorage>,
+) -> impl IntoView {
+    let other = move || other_side(role.get());
+    let status = move || {
+        if ended.get() {
+            None
+        } else {
+            view.status(other())
+        }
+    };
+    let peer_muted = move || {
+        !ended.get() && view.presence.get() == Presence::Here && !view.peer_media.get().audio
+    };
+    let toggle_mic = move |_| {
+        let on = !view.mic.get_untracked();
+        media.with_value(|m| {
+            if let Some(m) = m {
+                m.set_mic(on);
+            }
+        });
+    };
+    let toggle_camera = move |_| {
+        let on = !view.camera.get_untracked();
+        media.with_value(|m| {
+            if let Some(m) = m {
+                m.set_camera(on);
+            }
+        });
+    };
+    view! {
+        <div class="video-stage">
+            <video
+                class="remote"
+                node_ref=view.remote_video
+                autoplay=true
+                playsinline=true
+                aria-label=move || format!("The {}'s video", other())
+            ></video>
+            {move || status().map(|s| view! { <p class="stage-status" role="status">{s}</p> })}
+            <Show when=peer_muted>
+                <span class="badge peer-muted">{move || format!("The {} is muted", other())}</span>
+            </Show>
+            {move || view.quality.get().filter(|_| !ended.get()).map(|q| view! {
+                <span class=format!("badge quality {}", q.class())>{q.label()}</span>
+            })}
+            <video
+                class="self"
+                node_ref=view.local_video
+                autoplay=true
+                playsinline=true
+                muted=true
+                aria-label="Your video"
+            ></video>
+        </div>
+        <Show when=move || !ended.get() && !view.replaced.get()>
+            <div class="media-controls">
+                <button
+                    type="button"
+                    class="secondary toggle mic"
+                    aria-pressed=move || (!view.mic.get()).to_string()
+                    on:click=toggle_mic
+                >
+                    {move || if view.mic.get() { "Mute" } else { "Unmute" }}
+                </button>
+                <button
+                    type="button"
+                    class="secondary toggle camera"
+                    aria-pressed=move || (!view.camera.get()).to_string()
+                    disabled=move || view.switching.get()
+                    on:click=toggle_camera
+                >
+                    {move || if view.camera.get() { "Turn camera off" } else { "Turn camera on" }}
+                </button>
+            </div>
+        </Show>
+        {move || view.media_error.get().map(|e| view! { <p class="notice media-error">{e}</p> })}
+    }
+}
+
 /// The call page.
 #[component]
 pub fn Join() -> impl IntoView {
@@ -113,8 +200,11 @@ pub fn Join() -> impl IntoView {
     let (extending, set_extending) = signal(false);
     let (leaving, set_leaving) = signal(false);
     let live = StoredValue::new_local(None::<Live>);
+    let view = CallView::new();
+    let media = StoredValue::new_local(None::<CallMedia>);
     on_cleanup(move || {
         live.try_update_value(|l| l.take());
+        media.try_update_value(|m| m.take());
     });
 
     {
@@ -159,6 +249,14 @@ pub fn Join() -> impl IntoView {
                     set_error.try_set(Some(e.to_string()));
                     return;
                 }
+            }
+            // The video: only for a call still going on.
+            let going = state
+                .call
+                .with_untracked(|c| c.as_ref().is_some_and(|c| c.session.ended_at.is_none()));
+            if going {
+                let started = CallMedia::start(api::signal_url(&call_type, &call_id), view);
+                media.try_update_value(move |m| *m = Some(started));
             }
             let on_event = Rc::new(move |_: &str, data: &str| state.take_event(data));
             let poll = {
@@ -208,6 +306,16 @@ pub fn Join() -> impl IntoView {
             .call
             .with(|c| c.as_ref().is_some_and(|c| c.session.ended_at.is_some()))
     };
+    // When the call ends, for whatever reason, every track stops and the connection closes.
+    Effect::new(move |_| {
+        if ended() {
+            media.try_update_value(|m| {
+                if let Some(m) = m.take() {
+                    m.stop();
+                }
+            });
+        }
+    });
     use_document_title(move || {
         if ended() {
             Some("Call ended".to_string())
@@ -250,6 +358,11 @@ pub fn Join() -> impl IntoView {
             return;
         };
         set_leaving.set(true);
+        media.try_update_value(|m| {
+            if let Some(m) = m.take() {
+                m.stop();
+            }
+        });
         let navigate = navigate.clone();
         spawn_local(async move {
             // Leaving an ended call is refused (409); either way the customer is done here.
@@ -277,9 +390,7 @@ pub fn Join() -> impl IntoView {
                     }
                 }}
             </p>
-            <div class="video-stage" aria-hidden="true">
-                <span>"Video call"</span>
-            </div>
+            <VideoStage view=view role=state.role ended=Signal::derive(ended) media=media/>
             <SessionTimer remaining_ms=remaining/>
             <EndingSoonAlert remaining_ms=remaining/>
             <TimeUpAlert remaining_ms=remaining ended_reason=ended_reason role=state.role/>

@@ -166,6 +166,7 @@ async fn session(
             &member.user,
             expires,
         ),
+        relay_only: config.ice_relay_only,
         peer: entered.peer,
     };
     if send(&mut socket, &welcome).await {

@@ -1,0 +1,95 @@
+//! The call's video between two real browsers with fake cameras, through the real server: both
+//! see each other, mute shows on the other side, a reload comes back by itself, and the end of
+//! the call stops every track. Runs in a loopback-only network namespace (scripts/test), so
+//! every ICE candidate is 127.0.0.1.
+
+use std::time::Duration;
+
+use callqueue_e2e::*;
+
+const PHONE: (u32, u32) = (390, 844);
+const DESKTOP: (u32, u32) = (1280, 900);
+
+/// The customer starts a chat, the specialist accepts, both reach the call page.
+async fn into_a_call(server: &Server, customer: &Browser, doc: &Browser, name: &str) -> Result<()> {
+    start_chat(customer, server).await?;
+    sign_in_specialist(doc, server, name).await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
+    doc.click("button.accept-next").await?;
+    customer.wait_url(|u| u.contains("/join/r/")).await?;
+    doc.wait_url(|u| u.contains("/join/r/")).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_browsers_see_each_other_and_recover_from_a_reload() -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let driver = Driver::start().await?;
+    let alice = driver.browser(PHONE.0, PHONE.1).await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    into_a_call(&server, &alice, &doc, "dr-video").await?;
+
+    for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
+        let took = b
+            .wait_video_playing("video.remote", Duration::from_secs(20))
+            .await
+            .map_err(|e| format!("{who}: {e}"))?;
+        eprintln!("{who}: remote video playing after {took:?}");
+        b.wait_video_playing("video.self", Duration::from_secs(5))
+            .await
+            .map_err(|e| format!("{who} (self): {e}"))?;
+    }
+    alice.screenshot("call-phone").await?;
+    doc.screenshot("call-desktop").await?;
+
+    // Mute shows on the other side; so does the camera going off.
+    alice.click("button.toggle.mic").await?;
+    doc.wait_text(".badge.peer-muted", |t| t == "The customer is muted")
+        .await?;
+    alice.click("button.toggle.mic").await?;
+    doc.wait_text_for(".video-stage", Duration::from_secs(5), |t| {
+        !t.contains("is muted")
+    })
+    .await?;
+    doc.click("button.toggle.camera").await?;
+    alice
+        .wait_text(".stage-status", |t| t == "The specialist's camera is off")
+        .await?;
+    doc.click("button.toggle.camera").await?;
+    alice
+        .wait_video_playing("video.remote", Duration::from_secs(15))
+        .await?;
+
+    // The customer reloads: video resumes on both sides within 10 s, nobody does anything.
+    alice.client.refresh().await?;
+    for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
+        let took = b
+            .wait_video_playing("video.remote", Duration::from_secs(10))
+            .await
+            .map_err(|e| format!("{who} after the reload: {e}"))?;
+        eprintln!("{who}: video again {took:?} after the reload");
+    }
+
+    // The specialist leaves: the call ends and both pages stop every track.
+    doc.click_text("Leave call").await?;
+    alice
+        .wait_text(".alert.call-ended", |t| {
+            t == "The specialist ended the call"
+        })
+        .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while alice.live_tracks().await? > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        alice.live_tracks().await?,
+        0,
+        "the customer's tracks stopped"
+    );
+    let severe = alice.severe_logs().await?;
+    assert!(severe.is_empty(), "alice's console: {severe:#?}");
+    for b in [alice, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}

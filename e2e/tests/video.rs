@@ -39,6 +39,21 @@ async fn two_browsers_see_each_other_and_recover_from_a_reload() -> Result<()> {
             .await
             .map_err(|e| format!("{who} (self): {e}"))?;
     }
+    // One's own picture is mirrored, theirs is not.
+    let transforms = doc
+        .eval(
+            "return ['video.self', 'video.remote'].map(s => \
+             getComputedStyle(document.querySelector(s)).transform);",
+        )
+        .await?;
+    assert!(
+        transforms[0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("matrix(-1"),
+        "{transforms}"
+    );
+    assert_eq!(transforms[1], "none");
     alice.screenshot("call-phone").await?;
     doc.screenshot("call-desktop").await?;
 

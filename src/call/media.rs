@@ -65,7 +65,7 @@ pub enum MediaError {
 }
 
 impl MediaError {
-    fn from_js(e: &JsValue) -> Self {
+    pub fn from_js(e: &JsValue) -> Self {
         let name = e
             .dyn_ref::<web_sys::DomException>()
             .map(|d| d.name())

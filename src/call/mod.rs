@@ -118,6 +118,8 @@ struct Inner {
     peer: Option<Peer>,
     socket: Option<SignalSocket>,
     stats: Option<Interval>,
+    /// Restarts ICE while the connection does not come up (see [`start_watchdog`]).
+    watchdog: Option<Interval>,
     last_sample: Option<Sample>,
     online: Option<Closure<dyn FnMut(web_sys::Event)>>,
     stopped: bool,
@@ -182,6 +184,7 @@ impl CallMedia {
             peer: None,
             socket: None,
             stats: None,
+            watchdog: None,
             last_sample: None,
             online: None,
             stopped: false,
@@ -333,6 +336,7 @@ fn stop(inner: &mut Inner) {
     inner.socket = None;
     inner.peer = None;
     inner.stats = None;
+    inner.watchdog = None;
     if let Some(online) = inner.online.take()
         && let Some(w) = web_sys::window()
     {
@@ -496,6 +500,7 @@ fn peer_here(rc: &Rc<RefCell<Inner>>, info: PeerInfo) {
         Ok(peer) => {
             inner.peer = Some(peer);
             start_stats(rc, &mut inner);
+            start_watchdog(rc, &mut inner);
         }
         Err(e) => leptos::logging::warn!("could not start the connection: {e:?}"),
     }
@@ -525,6 +530,31 @@ fn start_stats(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
             inner.last_sample = Some(sample);
             inner.view.quality.try_set(Some(quality));
         });
+    }));
+}
+
+/// How long a connection may take to come up before ICE is restarted.
+const CONNECT_PATIENCE_MS: u32 = 6_000;
+
+/// While the connection is not up, restarts ICE every few seconds: a full new offer and answer,
+/// which also brings two descriptions that went out of step (an offer both sides made at once,
+/// answered in an unlucky order) back together. Only the impolite side does it, so the two do
+/// not restart over each other.
+fn start_watchdog(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
+    inner.watchdog = None;
+    if inner.polite {
+        return;
+    }
+    let weak = Rc::downgrade(rc);
+    inner.watchdog = Some(Interval::new(CONNECT_PATIENCE_MS, move || {
+        let Some(rc) = weak.upgrade() else { return };
+        let Ok(inner) = rc.try_borrow() else { return };
+        if inner.view.link.get_untracked() != LinkState::Connected
+            && let Some(peer) = &inner.peer
+        {
+            leptos::logging::log!("call: not connected yet; restarting ICE");
+            peer.restart();
+        }
     }));
 }
 

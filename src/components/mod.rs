@@ -3,5 +3,6 @@
 pub mod alerts;
 pub mod busy;
 pub mod connection;
+pub mod device_check;
 pub mod extend_button;
 pub mod session_timer;

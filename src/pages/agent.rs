@@ -8,6 +8,7 @@ use leptos_router::hooks::use_navigate;
 
 use crate::{
     api,
+    components::device_check::{DeviceCheck, DeviceCheckPanel},
     components::{
         busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
@@ -320,6 +321,8 @@ pub fn Console(
         <ul class="notices" aria-live="polite">
             {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
         </ul>
+        // Before going available: the camera and microphone the calls will use.
+        <DeviceCheckPanel check=DeviceCheck::new()/>
         <div class="connections">
             <ConnectionIndicator state=stream_state what="Queue: "/>
             // Without it a specialist could not tell that notices had stopped coming.

@@ -11,6 +11,7 @@ use crate::{
     components::{
         busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
+        device_check::{DeviceCheck, DeviceCheckPanel},
     },
     live::{Connection, Live, LiveOptions},
     logic::{
@@ -230,6 +231,8 @@ pub fn Hold() -> impl IntoView {
             }
         >
             <HoldCard state=state connection=connection tick=tick>
+                // While waiting: the camera and microphone the call will use.
+                <DeviceCheckPanel check=DeviceCheck::new()/>
                 <BusyButton
                     class="secondary leave"
                     label="Leave the queue"

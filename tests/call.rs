@@ -1,0 +1,258 @@
+//! The call's media in headless Chromium with its fake camera and microphone: the device check,
+//! what a refusal says, and two peer connections in one page negotiating through glare.
+#![cfg(target_arch = "wasm32")]
+
+use std::{cell::RefCell, rc::Rc};
+
+use callqueue::{
+    call::{
+        media::{self, DeviceChoice, MediaError},
+        peer::{LinkState, Peer, PeerEvent},
+    },
+    components::device_check::{DeviceCheck, DeviceCheckPanel, Phase},
+};
+use callqueue_protocol::signal::{SignalClient, SignalServer};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+fn container() -> web_sys::HtmlElement {
+    let document = document();
+    let el = document.create_element("div").unwrap();
+    document.body().unwrap().append_child(&el).unwrap();
+    el.unchecked_into()
+}
+
+async fn sleep(ms: u32) {
+    gloo_timers::future::TimeoutFuture::new(ms).await;
+}
+
+async fn eventually(ms: u32, cond: impl Fn() -> bool) -> bool {
+    for _ in 0..ms / 50 {
+        if cond() {
+            return true;
+        }
+        sleep(50).await;
+    }
+    cond()
+}
+
+fn click(parent: &web_sys::HtmlElement, css: &str) {
+    parent
+        .query_selector(css)
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {css}"))
+        .unchecked_into::<web_sys::HtmlElement>()
+        .click();
+}
+
+#[wasm_bindgen_test]
+async fn the_device_check_shows_a_preview_and_a_moving_level() {
+    // Start from the defaults, whatever an earlier test remembered.
+    DeviceChoice::default().save();
+    let parent = container();
+    let check = RwSignal::new(None::<DeviceCheck>);
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        let c = DeviceCheck::new();
+        check.set(Some(c));
+        view! { <DeviceCheckPanel check=c/> }
+    });
+    leptos::task::tick().await;
+    let check = check.get_untracked().unwrap();
+    assert_eq!(
+        check.phase.get_untracked(),
+        Phase::Idle,
+        "nothing is asked on load"
+    );
+    click(&parent, "button.check-devices");
+    assert!(eventually(10_000, || check.phase.get_untracked() == Phase::Live).await);
+    let video: web_sys::HtmlVideoElement = parent
+        .query_selector(".device-check video.self")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert!(
+        eventually(5_000, || video.video_width() > 0).await,
+        "the preview shows the camera"
+    );
+    // The fake microphone beeps: the level moves.
+    let mut levels = Vec::new();
+    for _ in 0..40 {
+        levels.push(check.level.get_untracked());
+        sleep(100).await;
+    }
+    let (lo, hi) = levels
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &l| (lo.min(l), hi.max(l)));
+    assert!(hi > 0.01 && hi > lo, "the level meter moves: {levels:?}");
+    let meter = parent.query_selector("meter").unwrap().expect("a meter");
+    assert!(meter.get_attribute("value").is_some() || hi > 0.0);
+    assert!(
+        parent.query_selector("select").unwrap().is_some(),
+        "device pickers once permission is given"
+    );
+
+    // Audio only is remembered for the call page; the camera is let go.
+    click(&parent, "button.audio-only");
+    assert!(eventually(5_000, || check.phase.get_untracked() == Phase::Live).await);
+    assert!(!DeviceChoice::load().video);
+    assert!(DeviceChoice::load().audio);
+    click(&parent, "button.no-devices");
+    leptos::task::tick().await;
+    assert_eq!(check.phase.get_untracked(), Phase::Idle);
+    assert_eq!(
+        parent
+            .query_selector(".device-choice")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .unwrap(),
+        "No camera or microphone"
+    );
+    DeviceChoice::default().save();
+}
+
+#[wasm_bindgen_test]
+async fn a_denied_permission_says_how_to_allow_it() {
+    let denied = web_sys::DomException::new_with_message_and_name("no", "NotAllowedError").unwrap();
+    assert_eq!(MediaError::from_js(&denied), MediaError::Denied);
+    let busy = web_sys::DomException::new_with_message_and_name("x", "NotReadableError").unwrap();
+    assert_eq!(MediaError::from_js(&busy), MediaError::Busy);
+    let none = web_sys::DomException::new_with_message_and_name("x", "NotFoundError").unwrap();
+    assert_eq!(MediaError::from_js(&none), MediaError::NoDevice);
+
+    let parent = container();
+    let check = RwSignal::new(None::<DeviceCheck>);
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        let c = DeviceCheck::new();
+        check.set(Some(c));
+        view! { <DeviceCheckPanel check=c/> }
+    });
+    leptos::task::tick().await;
+    check.get_untracked().unwrap().fail(&MediaError::Denied);
+    leptos::task::tick().await;
+    let text = parent
+        .query_selector(".device-error")
+        .unwrap()
+        .expect("the refusal is shown")
+        .text_content()
+        .unwrap();
+    assert!(text.contains("blocked") && text.contains("Allow"), "{text}");
+    assert!(
+        parent
+            .query_selector("button.no-devices")
+            .unwrap()
+            .is_some(),
+        "one may go on without"
+    );
+}
+
+/// What one side of the in-page call saw.
+#[derive(Default)]
+struct Seen {
+    remote: bool,
+    connected: bool,
+}
+
+#[wasm_bindgen_test]
+async fn two_peer_connections_in_one_page_connect_through_glare() {
+    let choice = DeviceChoice::default();
+    let a_stream = media::open(&choice).await.unwrap().unwrap();
+    let b_stream = media::open(&choice).await.unwrap().unwrap();
+    let a_peer: Rc<RefCell<Option<Peer>>> = Rc::default();
+    let b_peer: Rc<RefCell<Option<Peer>>> = Rc::default();
+    let a_seen = Rc::new(RefCell::new(Seen::default()));
+    let b_seen = Rc::new(RefCell::new(Seen::default()));
+    let offers = Rc::new(RefCell::new(0u32));
+
+    // An in-memory channel: what one sends reaches the other, stamped with its session.
+    let wire = |from: &'static str,
+                to: Rc<RefCell<Option<Peer>>>,
+                seen: Rc<RefCell<Seen>>,
+                offers: Rc<RefCell<u32>>| {
+        move |event: PeerEvent| match event {
+            PeerEvent::Signal(SignalClient::Description { description }) => {
+                if description.kind == callqueue_protocol::signal::SdpKind::Offer {
+                    *offers.borrow_mut() += 1;
+                }
+                if let Some(p) = to.borrow().as_ref() {
+                    p.handle(SignalServer::Description {
+                        from: from.into(),
+                        description,
+                    });
+                }
+            }
+            PeerEvent::Signal(SignalClient::Candidate { candidate }) => {
+                if let Some(p) = to.borrow().as_ref() {
+                    p.handle(SignalServer::Candidate {
+                        from: from.into(),
+                        candidate,
+                    });
+                }
+            }
+            PeerEvent::Signal(_) => {}
+            PeerEvent::RemoteStream(_) => seen.borrow_mut().remote = true,
+            PeerEvent::Link(LinkState::Connected) => seen.borrow_mut().connected = true,
+            PeerEvent::Link(_) => {}
+        }
+    };
+    // Both add their tracks at once: both offer (glare); the polite one gives way.
+    let a = Peer::new(
+        &[],
+        false,
+        true,
+        "b-session",
+        Some(&a_stream),
+        wire("a-session", b_peer.clone(), a_seen.clone(), offers.clone()),
+    )
+    .unwrap();
+    let b = Peer::new(
+        &[],
+        false,
+        false,
+        "a-session",
+        Some(&b_stream),
+        wire("b-session", a_peer.clone(), b_seen.clone(), offers.clone()),
+    )
+    .unwrap();
+    *a_peer.borrow_mut() = Some(a);
+    *b_peer.borrow_mut() = Some(b);
+    let done = || {
+        let (a, b) = (a_seen.borrow(), b_seen.borrow());
+        a.remote && a.connected && b.remote && b.connected
+    };
+    assert!(
+        eventually(15_000, done).await,
+        "both connected and received the other's media; offers sent: {}",
+        offers.borrow()
+    );
+    assert!(*offers.borrow() >= 2, "both offered: glare happened");
+    // A message from a stale session is ignored, not fatal.
+    a_peer
+        .borrow()
+        .as_ref()
+        .unwrap()
+        .handle(SignalServer::Description {
+            from: "old-session".into(),
+            description: callqueue_protocol::signal::SessionDescription {
+                kind: callqueue_protocol::signal::SdpKind::Offer,
+                sdp: "garbage".into(),
+            },
+        });
+    sleep(300).await;
+    assert_eq!(
+        a_peer
+            .borrow()
+            .as_ref()
+            .unwrap()
+            .connection()
+            .connection_state(),
+        web_sys::RtcPeerConnectionState::Connected
+    );
+    a_peer.borrow_mut().take();
+    b_peer.borrow_mut().take();
+    media::stop(&a_stream);
+    media::stop(&b_stream);
+}

@@ -56,6 +56,8 @@ pub struct ServerOptions {
     /// Per-client rate limits; benchmarks turn them off (they are one client making thousands
     /// of customers).
     pub rate_limits: bool,
+    /// More flags for `serve` (ICE servers, say).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +68,7 @@ impl Default for ServerOptions {
             join_window_secs: 120,
             call_seconds: 3600,
             rate_limits: true,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -131,6 +134,7 @@ impl Server {
                     "off"
                 },
             ])
+            .args(&self.options.extra_args)
             // The server's log is in its folder; CALLQUEUE_E2E_LOG=debug to see more of it.
             .env(
                 "RUST_LOG",
@@ -210,7 +214,22 @@ impl Server {
 /// chromedriver on a loopback port.
 pub struct Driver {
     pub url: String,
-    _child: Child,
+    child: Child,
+}
+
+impl Drop for Driver {
+    /// Ends the browsers chromedriver started (its children; theirs end with them), then
+    /// chromedriver itself (`kill_on_drop`): a test that fails half-way must not leave browsers
+    /// running, let alone browsers in a call.
+    fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("pkill")
+                .args(["-KILL", "-P", &pid.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl Driver {
@@ -228,7 +247,7 @@ impl Driver {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if client.get(format!("{url}/status")).send().await.is_ok() {
-                return Ok(Self { url, _child: child });
+                return Ok(Self { url, child });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -383,6 +402,17 @@ impl Browser {
 
     /// SEVERE entries in the browser's console log: an app that fails to start shows nothing else.
     pub async fn severe_logs(&self) -> Result<Vec<String>> {
+        Ok(self
+            .logs()
+            .await?
+            .into_iter()
+            .filter(|(level, _)| level == "SEVERE")
+            .map(|(_, m)| m)
+            .collect())
+    }
+
+    /// The browser's console log since the last read: level and message.
+    pub async fn logs(&self) -> Result<Vec<(String, String)>> {
         let logs = self
             .client
             .issue_cmd(SessionPost {
@@ -395,8 +425,12 @@ impl Browser {
         };
         Ok(entries
             .into_iter()
-            .filter(|e| e["level"] == "SEVERE")
-            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .map(|e| {
+                (
+                    e["level"].as_str().unwrap_or_default().to_string(),
+                    e["message"].as_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect())
     }
 
@@ -635,4 +669,66 @@ pub async fn sign_in_specialist(b: &Browser, server: &Server, name: &str) -> Res
     b.click("button.toggle").await?;
     b.wait_text("button.toggle", |t| t == "Available").await?;
     Ok(())
+}
+
+/// coturn (Debian's `turnserver`) on a loopback port, with TURN REST API credentials
+/// (`use-auth-secret`), relaying between loopback addresses (tests only).
+pub struct Turn {
+    pub port: u16,
+    pub secret: String,
+    dir: tempfile::TempDir,
+    _child: Child,
+}
+
+impl Turn {
+    pub async fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let secret = "e2e-turn-secret".to_string();
+        let log = std::fs::File::create(dir.path().join("turn.log"))?;
+        let pidfile = dir.path().join("turn.pid").display().to_string();
+        let child =
+            Command::new(std::env::var("TURNSERVER").unwrap_or_else(|_| "turnserver".into()))
+                .args([
+                    "-n",
+                    "-v",
+                    "--no-cli",
+                    "--no-tls",
+                    "--no-dtls",
+                    "--simple-log",
+                    "--fingerprint",
+                ])
+                .args(["--listening-ip", "127.0.0.1", "--relay-ip", "127.0.0.1"])
+                .args(["--listening-port", &port.to_string()])
+                .args(["--min-port", "40000", "--max-port", "40999"])
+                .args(["--use-auth-secret", "--static-auth-secret", &secret])
+                .args(["--realm", "callqueue.test", "--allow-loopback-peers"])
+                .args(["--log-file", "stdout", "--pidfile", &pidfile])
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .kill_on_drop(true)
+                .spawn()?;
+        // It listens within a moment; a client's first request is retried by ICE anyway.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(dir.path().join("turn.log"))
+                .unwrap_or_default()
+                .contains("listener opened on")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(Self {
+            port,
+            secret,
+            dir,
+            _child: child,
+        })
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("turn.log")).unwrap_or_default()
+    }
 }

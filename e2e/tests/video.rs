@@ -30,10 +30,18 @@ async fn two_browsers_see_each_other_and_recover_from_a_reload() -> Result<()> {
     into_a_call(&server, &alice, &doc, "dr-video").await?;
 
     for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
-        let took = b
+        let took = match b
             .wait_video_playing("video.remote", Duration::from_secs(20))
             .await
-            .map_err(|e| format!("{who}: {e}"))?;
+        {
+            Ok(took) => took,
+            Err(e) => {
+                for (name, b) in [("alice", &alice), ("doc", &doc)] {
+                    eprintln!("{name}'s console: {:#?}", b.logs().await?);
+                }
+                return Err(format!("{who}: {e}").into());
+            }
+        };
         eprintln!("{who}: remote video playing after {took:?}");
         b.wait_video_playing("video.self", Duration::from_secs(5))
             .await
@@ -103,6 +111,49 @@ async fn two_browsers_see_each_other_and_recover_from_a_reload() -> Result<()> {
     );
     let severe = alice.severe_logs().await?;
     assert!(severe.is_empty(), "alice's console: {severe:#?}");
+    for b in [alice, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}
+
+/// The same call through a TURN relay only (`iceTransportPolicy: "relay"`): coturn, started
+/// here, with credentials the server made from the shared secret. With relay-only ICE there is
+/// no other path, so video playing on both sides means the relay carried it.
+#[tokio::test]
+async fn a_relay_only_call_goes_through_coturn() -> Result<()> {
+    let turn = Turn::start().await?;
+    let server = Server::start(ServerOptions {
+        extra_args: vec![
+            "--ice-server".into(),
+            format!("turn:127.0.0.1:{}?transport=udp", turn.port),
+            "--turn-secret".into(),
+            turn.secret.clone(),
+            "--ice-relay-only".into(),
+        ],
+        ..ServerOptions::default()
+    })
+    .await?;
+    let driver = Driver::start().await?;
+    let alice = driver.browser(PHONE.0, PHONE.1).await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    into_a_call(&server, &alice, &doc, "dr-relay").await?;
+    for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
+        if let Err(e) = b
+            .wait_video_playing("video.remote", Duration::from_secs(30))
+            .await
+        {
+            for (name, b) in [("alice", &alice), ("doc", &doc)] {
+                eprintln!("{name}'s console: {:#?}", b.logs().await?);
+            }
+            return Err(format!("{who} through the relay: {e}\n{}", turn.log()).into());
+        }
+    }
+    let log = turn.log();
+    assert!(
+        log.contains("ALLOCATE") && log.contains("success"),
+        "coturn allocated relays: {log}"
+    );
     for b in [alice, doc] {
         b.close().await?;
     }

@@ -108,6 +108,7 @@ impl Default for CallView {
 
 struct Inner {
     view: CallView,
+    signal_url: String,
     session: String,
     local: Option<MediaStream>,
     choice: DeviceChoice,
@@ -174,6 +175,7 @@ impl CallMedia {
     pub fn start(signal_url: String, view: CallView) -> Self {
         let inner = Rc::new(RefCell::new(Inner {
             view,
+            signal_url: signal_url.clone(),
             session: new_session(),
             local: None,
             choice: DeviceChoice::load(),
@@ -403,6 +405,14 @@ fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
             relay_only,
             ..
         }) => {
+            leptos::logging::log!(
+                "call: welcome; the other member is {}",
+                if peer.is_some() {
+                    "here"
+                } else {
+                    "not here yet"
+                }
+            );
             {
                 let mut inner = rc.borrow_mut();
                 inner.polite = polite;
@@ -461,6 +471,7 @@ fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
 
 /// The other member's session is there: a new one gets a fresh connection.
 fn peer_here(rc: &Rc<RefCell<Inner>>, info: PeerInfo) {
+    leptos::logging::log!("call: the other member's session {} is here", info.session);
     let mut inner = rc.borrow_mut();
     inner.view.presence.set(Presence::Here);
     inner.view.peer_media.set(info.media);
@@ -478,23 +489,7 @@ fn peer_here(rc: &Rc<RefCell<Inner>>, info: PeerInfo) {
         inner.polite,
         &info.session,
         inner.local.as_ref(),
-        move |event| {
-            let Some(rc) = weak.upgrade() else { return };
-            let Ok(inner) = rc.try_borrow() else {
-                // Called while the page's state is being changed (adding tracks): the event is
-                // negotiation-needed work the browser repeats, or a signal sent below.
-                return;
-            };
-            match event {
-                PeerEvent::Signal(message) => {
-                    if let Some(socket) = &inner.socket {
-                        socket.send(&message);
-                    }
-                }
-                PeerEvent::RemoteStream(stream) => show(&inner.view.remote_video, Some(&stream)),
-                PeerEvent::Link(link) => inner.view.link.set(link),
-            }
-        },
+        move |event| on_peer_event(&weak, event),
     );
     match made {
         Ok(peer) => {
@@ -503,6 +498,26 @@ fn peer_here(rc: &Rc<RefCell<Inner>>, info: PeerInfo) {
             start_watchdog(rc, &mut inner);
         }
         Err(e) => leptos::logging::warn!("could not start the connection: {e:?}"),
+    }
+}
+
+/// What the connection reports. Never dropped: if the page's state is being changed right now,
+/// the event is handled a moment later.
+fn on_peer_event(weak: &std::rc::Weak<RefCell<Inner>>, event: PeerEvent) {
+    let Some(rc) = weak.upgrade() else { return };
+    let Ok(inner) = rc.try_borrow() else {
+        let weak = weak.clone();
+        leptos::task::spawn_local(async move { on_peer_event(&weak, event) });
+        return;
+    };
+    match event {
+        PeerEvent::Signal(message) => {
+            if let Some(socket) = &inner.socket {
+                socket.send(&message);
+            }
+        }
+        PeerEvent::RemoteStream(stream) => show(&inner.view.remote_video, Some(&stream)),
+        PeerEvent::Link(link) => inner.view.link.set(link),
     }
 }
 
@@ -533,13 +548,14 @@ fn start_stats(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
     }));
 }
 
-/// How long a connection may take to come up before ICE is restarted.
-const CONNECT_PATIENCE_MS: u32 = 6_000;
+/// How long a new connection may take to come up before the page starts over.
+const CONNECT_PATIENCE_MS: u32 = 8_000;
 
-/// While the connection is not up, restarts ICE every few seconds: a full new offer and answer,
-/// which also brings two descriptions that went out of step (an offer both sides made at once,
-/// answered in an unlucky order) back together. Only the impolite side does it, so the two do
-/// not restart over each other.
+/// If a new connection has not come up in time, starts over as a reload would: a new session
+/// on a new socket, so both pages build fresh connections and negotiate from nothing. That
+/// also mends a negotiation that went out of step (an offer left unanswered after both offered
+/// at once), which an ICE restart cannot: it needs a stable state to offer from. Only the
+/// impolite side does it, so the two do not start over across each other.
 fn start_watchdog(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
     inner.watchdog = None;
     if inner.polite {
@@ -548,14 +564,34 @@ fn start_watchdog(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
     let weak = Rc::downgrade(rc);
     inner.watchdog = Some(Interval::new(CONNECT_PATIENCE_MS, move || {
         let Some(rc) = weak.upgrade() else { return };
-        let Ok(inner) = rc.try_borrow() else { return };
-        if inner.view.link.get_untracked() != LinkState::Connected
-            && let Some(peer) = &inner.peer
-        {
-            leptos::logging::log!("call: not connected yet; restarting ICE");
-            peer.restart();
+        let stuck = rc.try_borrow().is_ok_and(|inner| {
+            inner.peer.is_some() && inner.view.link.get_untracked() != LinkState::Connected
+        });
+        if stuck {
+            leptos::logging::log!("call: the connection did not come up; starting over");
+            start_over(&rc);
         }
     }));
+}
+
+/// A new session on a new socket, as if the page had been reloaded (the media stay).
+fn start_over(rc: &Rc<RefCell<Inner>>) {
+    let url = {
+        let mut inner = rc.borrow_mut();
+        if inner.stopped {
+            return;
+        }
+        inner.session = new_session();
+        inner.peer = None;
+        inner.peer_session = None;
+        inner.stats = None;
+        inner.watchdog = None;
+        inner.socket = None;
+        inner.view.link.set(LinkState::Connecting);
+        show(&inner.view.remote_video, None);
+        inner.signal_url.clone()
+    };
+    open_socket(rc, url);
 }
 
 /// A network change (back online) restarts ICE at once rather than waiting for it to fail.

@@ -140,26 +140,27 @@ impl Shared {
                         .borrow_mut()
                         .on_description(&from, description.kind, stable);
                 let OnDescription::Apply { answer } = action else {
+                    leptos::logging::log!("call: ignored a {:?} from {from}", description.kind);
                     return;
                 };
                 let init = RtcSessionDescriptionInit::new(sdp_type(description.kind));
                 init.set_sdp(&description.sdp);
-                if JsFuture::from(self.pc.set_remote_description(&init))
-                    .await
-                    .is_err()
-                {
+                if let Err(e) = JsFuture::from(self.pc.set_remote_description(&init)).await {
+                    leptos::logging::log!(
+                        "call: the remote {:?} was refused: {e:?}",
+                        description.kind
+                    );
                     return;
                 }
                 let held = self.negotiation.borrow_mut().remote_description_set();
                 for c in &held {
                     self.add_candidate(c).await;
                 }
-                if answer
-                    && JsFuture::from(set_local_description(&self.pc))
-                        .await
-                        .is_ok()
-                {
-                    self.send_local_description();
+                if answer {
+                    match JsFuture::from(set_local_description(&self.pc)).await {
+                        Ok(_) => self.send_local_description(),
+                        Err(e) => leptos::logging::log!("call: could not answer: {e:?}"),
+                    }
                 }
             }
             SignalServer::Candidate { from, candidate } => {

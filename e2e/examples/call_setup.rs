@@ -39,11 +39,12 @@ async fn main() -> Result<()> {
     })
     .await?;
     let driver = Driver::start().await?;
-    let customer = driver.browser(390, 844).await?;
     let doc = driver.browser(1280, 900).await?;
     sign_in_specialist(&doc, &server, "bench-doc").await?;
     let (mut customer_ms, mut doc_ms) = (Vec::new(), Vec::new());
     for i in 0..calls {
+        // A new customer each time, as in life.
+        let customer = driver.browser(390, 844).await?;
         start_chat(&customer, &server).await?;
         doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
         doc.click("button.accept-next").await?;
@@ -66,6 +67,7 @@ async fn main() -> Result<()> {
                 t.eq_ignore_ascii_case("Your call has ended")
             })
             .await?;
+        customer.close().await?;
     }
     println!(
         "call setup over {calls} calls (both pages up -> first remote frame decoded):\n  \
@@ -75,8 +77,6 @@ async fn main() -> Result<()> {
         percentile(&mut doc_ms.clone(), 0.5),
         percentile(&mut doc_ms, 0.95),
     );
-    for b in [customer, doc] {
-        b.close().await?;
-    }
+    doc.close().await?;
     Ok(())
 }

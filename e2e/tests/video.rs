@@ -159,3 +159,73 @@ async fn a_relay_only_call_goes_through_coturn() -> Result<()> {
     }
     Ok(())
 }
+
+/// The device check before the call: on the hold page (a phone) and the console (a desktop),
+/// pressing the button shows the mirrored camera preview and the microphone level.
+#[tokio::test]
+async fn the_device_check_shows_the_camera_before_the_call() -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let driver = Driver::start().await?;
+    let alice = driver.browser(PHONE.0, PHONE.1).await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    start_chat(&alice, &server).await?;
+    sign_in_specialist(&doc, &server, "dr-check").await?;
+    for (b, name) in [
+        (&alice, "device-check-phone"),
+        (&doc, "device-check-desktop"),
+    ] {
+        assert_eq!(
+            b.video_frames(".device-check video.self").await?,
+            Some((0, 0)),
+            "nothing is asked for before the button"
+        );
+        b.click("button.check-devices").await?;
+        b.wait_video_playing(".device-check video.self", Duration::from_secs(10))
+            .await?;
+        b.find(".device-check meter").await?;
+        b.find(".device-check select").await?;
+        b.screenshot(name).await?;
+    }
+    for b in [alice, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}
+
+/// A second tab of the same customer takes the call over: the first one says so and lets go of
+/// its camera; the specialist sees the customer's video again from the new tab.
+#[tokio::test]
+async fn a_second_tab_takes_the_call_over() -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let driver = Driver::start().await?;
+    let alice = driver.browser(PHONE.0, PHONE.1).await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    into_a_call(&server, &alice, &doc, "dr-tabs").await?;
+    doc.wait_video_playing("video.remote", Duration::from_secs(20))
+        .await?;
+    let first = alice.client.window().await?;
+    let call_url = alice.client.current_url().await?.to_string();
+    let second = alice.client.new_window(true).await?.handle;
+    alice.client.switch_to_window(second).await?;
+    alice.goto(&call_url).await?;
+    alice
+        .wait_video_playing("video.remote", Duration::from_secs(20))
+        .await?;
+    doc.wait_video_playing("video.remote", Duration::from_secs(20))
+        .await?;
+    alice.client.switch_to_window(first).await?;
+    alice
+        .wait_text(".stage-status", |t| {
+            t == "This call continues in another tab"
+        })
+        .await?;
+    assert_eq!(
+        alice.live_tracks().await?,
+        0,
+        "the first tab let go of the camera"
+    );
+    for b in [alice, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}

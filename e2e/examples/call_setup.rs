@@ -57,6 +57,13 @@ async fn main() -> Result<()> {
         let (c, d) = tokio::join!(first_frame(&customer, t0), first_frame(&doc, t0));
         let (c, d) = (c?, d?);
         eprintln!("call {}: customer {c:.0} ms, specialist {d:.0} ms", i + 1);
+        if std::env::var("CALL_SETUP_LOGS").is_ok() && c.max(d) > 3000.0 {
+            for (who, b) in [("customer", &customer), ("specialist", &doc)] {
+                for (_, m) in b.logs().await? {
+                    eprintln!("  {who}: {m}");
+                }
+            }
+        }
         customer_ms.push(c);
         doc_ms.push(d);
         // The specialist ends the call and is back on the console; the customer goes home.

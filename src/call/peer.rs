@@ -114,6 +114,7 @@ impl Shared {
             return;
         };
         if let Some(kind) = sdp_kind(d.type_()) {
+            leptos::logging::log!("call: sending our {kind:?}");
             (self.on_event)(PeerEvent::Signal(SignalClient::Description {
                 description: SessionDescription { kind, sdp: d.sdp() },
             }));
@@ -135,6 +136,11 @@ impl Shared {
         match message {
             SignalServer::Description { from, description } => {
                 let stable = self.pc.signaling_state() == RtcSignalingState::Stable;
+                leptos::logging::log!(
+                    "call: a {:?} came in state {:?}",
+                    description.kind,
+                    self.pc.signaling_state()
+                );
                 let action =
                     self.negotiation
                         .borrow_mut()

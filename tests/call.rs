@@ -157,7 +157,7 @@ struct Seen {
 }
 
 #[wasm_bindgen_test]
-async fn two_peer_connections_in_one_page_connect_through_glare() {
+async fn two_peer_connections_in_one_page_connect_and_ignore_stale_messages() {
     let choice = DeviceChoice::default();
     let a_stream = media::open(&choice).await.unwrap().unwrap();
     let b_stream = media::open(&choice).await.unwrap().unwrap();
@@ -198,7 +198,8 @@ async fn two_peer_connections_in_one_page_connect_through_glare() {
             PeerEvent::Link(_) => {}
         }
     };
-    // Both add their tracks at once: both offer (glare); the polite one gives way.
+    // Both start with media; the polite one waits for the other's offer and answers it with its
+    // own media (so they do not both offer at once).
     let a = Peer::new(
         &[],
         false,
@@ -228,7 +229,7 @@ async fn two_peer_connections_in_one_page_connect_through_glare() {
         "both connected and received the other's media; offers sent: {}",
         offers.borrow()
     );
-    assert!(*offers.borrow() >= 2, "both offered: glare happened");
+    assert!(*offers.borrow() >= 1);
     // A message from a stale session is ignored, not fatal.
     a_peer
         .borrow()

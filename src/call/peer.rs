@@ -77,16 +77,28 @@ struct Shared {
     queue: RefCell<VecDeque<SignalServer>>,
     busy: std::cell::Cell<bool>,
     closed: std::cell::Cell<bool>,
+    /// Our senders with the kind of media each carries (a sender whose track was taken away
+    /// has none to say so).
+    senders: RefCell<Vec<(String, RtcRtpSender)>>,
+    /// The polite side's media, not yet added: see [`POLITE_WAIT_MS`].
+    pending: RefCell<Option<MediaStream>>,
 }
 
 /// A connection to one peer session. Dropping it closes the connection.
 pub struct Peer {
     shared: Rc<Shared>,
-    /// Our senders with the kind of media each carries (a sender whose track was taken away
-    /// has none to say so).
-    senders: RefCell<Vec<(String, RtcRtpSender)>>,
     _handlers: Vec<Handler>,
+    _fallback: Option<gloo_timers::callback::Timeout>,
 }
+
+/// How long the polite side waits for the other's offer before offering its own media itself.
+///
+/// Both sides offering at once (glare) is what perfect negotiation resolves, but with this
+/// glue in Chromium 156 about one resolution in four left the media path down until the page
+/// started over (measured with `bench/call`). So the polite side does not start one: it adds
+/// its tracks when the impolite side's offer comes (just before answering it), and only offers
+/// itself if no offer comes in time (the other side has nothing to send).
+const POLITE_WAIT_MS: u32 = 1_500;
 
 fn sdp_type(kind: SdpKind) -> RtcSdpType {
     match kind {
@@ -132,6 +144,23 @@ impl Shared {
         let _ = JsFuture::from(added).await;
     }
 
+    fn add_track(&self, track: &MediaStreamTrack, stream: &MediaStream) {
+        let sender = self.pc.add_track_0(track, stream);
+        self.senders.borrow_mut().push((track.kind(), sender));
+    }
+
+    /// Adds the polite side's waiting media, if any (a negotiation follows when needed).
+    fn add_pending(&self) {
+        let Some(local) = self.pending.borrow_mut().take() else {
+            return;
+        };
+        for track in local.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+                self.add_track(&track, &local);
+            }
+        }
+    }
+
     async fn handle(&self, message: SignalServer) {
         match message {
             SignalServer::Description { from, description } => {
@@ -163,6 +192,8 @@ impl Shared {
                     self.add_candidate(c).await;
                 }
                 if answer {
+                    // Our media joins the transceivers the offer made, in this answer.
+                    self.add_pending();
                     match JsFuture::from(set_local_description(&self.pc)).await {
                         Ok(_) => self.send_local_description(),
                         Err(e) => leptos::logging::log!("call: could not answer: {e:?}"),
@@ -241,6 +272,8 @@ impl Peer {
             queue: RefCell::new(VecDeque::new()),
             busy: std::cell::Cell::new(false),
             closed: std::cell::Cell::new(false),
+            senders: RefCell::new(Vec::new()),
+            pending: RefCell::new(None),
         });
         let mut handlers = Vec::new();
 
@@ -321,19 +354,28 @@ impl Peer {
         pc.set_onconnectionstatechange(Some(state.as_ref().unchecked_ref()));
         handlers.push(state);
 
-        let peer = Self {
-            shared,
-            senders: RefCell::new(Vec::new()),
-            _handlers: handlers,
+        *shared.pending.borrow_mut() = local.cloned();
+        let fallback = if polite {
+            let weak = Rc::downgrade(&shared);
+            Some(gloo_timers::callback::Timeout::new(
+                POLITE_WAIT_MS,
+                move || {
+                    if let Some(shared) = weak.upgrade()
+                        && !shared.closed.get()
+                    {
+                        shared.add_pending();
+                    }
+                },
+            ))
+        } else {
+            shared.add_pending();
+            None
         };
-        if let Some(local) = local {
-            for track in local.get_tracks().iter() {
-                if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
-                    peer.add_track(&track, local);
-                }
-            }
-        }
-        Ok(peer)
+        Ok(Self {
+            shared,
+            _handlers: handlers,
+            _fallback: fallback,
+        })
     }
 
     /// Queues a message from the peer.
@@ -344,14 +386,19 @@ impl Peer {
 
     /// Starts sending a track (a renegotiation follows by itself).
     pub fn add_track(&self, track: &MediaStreamTrack, stream: &MediaStream) {
-        let sender = self.shared.pc.add_track_0(track, stream);
-        self.senders.borrow_mut().push((track.kind(), sender));
+        // Media still waiting to be added goes first, so the new track joins it.
+        self.shared.add_pending();
+        self.shared.add_track(track, stream);
     }
 
     /// Sends `track` instead of what the sender of that kind sends now (`None` sends nothing);
     /// false when there is no sender of that kind yet.
     pub fn replace_track(&self, kind: &str, track: Option<&MediaStreamTrack>) -> bool {
-        let senders = self.senders.borrow();
+        if self.shared.pending.borrow().is_some() {
+            // Not added yet: the waiting stream already holds what the page changed.
+            return true;
+        }
+        let senders = self.shared.senders.borrow();
         match senders.iter().find(|(k, _)| k == kind) {
             Some((_, s)) => {
                 let _ = s.replace_track(track);

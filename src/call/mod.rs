@@ -160,6 +160,26 @@ fn show(video: &NodeRef<Video>, stream: Option<&MediaStream>) {
     }
 }
 
+/// Plays the other member's sound on the chosen speaker (`setSinkId`, where the browser has it;
+/// web-sys binds it only behind its unstable flag).
+fn use_speaker(video: &NodeRef<Video>, speaker: &str) {
+    let Some(v) = video.get_untracked() else {
+        return;
+    };
+    let set = js_sys::Reflect::get(&v, &"setSinkId".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    if let Some(set) = set
+        && let Ok(promise) = set.call1(&v, &speaker.into())
+        && let Ok(promise) = promise.dyn_into::<js_sys::Promise>()
+    {
+        // A speaker that has gone away keeps the default one: nothing to tell.
+        leptos::task::spawn_local(async move {
+            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+        });
+    }
+}
+
 fn tracks(stream: &MediaStream, kind: &str) -> Vec<MediaStreamTrack> {
     stream
         .get_tracks()
@@ -516,7 +536,12 @@ fn on_peer_event(weak: &std::rc::Weak<RefCell<Inner>>, event: PeerEvent) {
                 socket.send(&message);
             }
         }
-        PeerEvent::RemoteStream(stream) => show(&inner.view.remote_video, Some(&stream)),
+        PeerEvent::RemoteStream(stream) => {
+            show(&inner.view.remote_video, Some(&stream));
+            if let Some(speaker) = &inner.choice.speaker {
+                use_speaker(&inner.view.remote_video, speaker);
+            }
+        }
         PeerEvent::Link(link) => inner.view.link.set(link),
     }
 }

@@ -32,30 +32,11 @@ use leptos_router::components::Router;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_test::*;
 
+mod common;
+
+use common::{container, eventually, sleep};
+
 wasm_bindgen_test_configure!(run_in_browser);
-
-/// A fresh element in the document to mount into.
-fn container() -> web_sys::HtmlElement {
-    let document = document();
-    let el = document.create_element("div").unwrap();
-    document.body().unwrap().append_child(&el).unwrap();
-    el.unchecked_into()
-}
-
-async fn sleep(ms: u32) {
-    gloo_timers::future::TimeoutFuture::new(ms).await;
-}
-
-/// Waits (up to `ms`) until `cond` holds; false if it never did.
-async fn eventually(ms: u32, cond: impl Fn() -> bool) -> bool {
-    for _ in 0..ms / 20 {
-        if cond() {
-            return true;
-        }
-        sleep(20).await;
-    }
-    cond()
-}
 
 fn text(parent: &web_sys::HtmlElement, css: &str) -> Option<String> {
     parent

@@ -16,28 +16,11 @@ use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
+mod common;
+
+use common::{container, eventually, sleep};
+
 wasm_bindgen_test_configure!(run_in_browser);
-
-fn container() -> web_sys::HtmlElement {
-    let document = document();
-    let el = document.create_element("div").unwrap();
-    document.body().unwrap().append_child(&el).unwrap();
-    el.unchecked_into()
-}
-
-async fn sleep(ms: u32) {
-    gloo_timers::future::TimeoutFuture::new(ms).await;
-}
-
-async fn eventually(ms: u32, cond: impl Fn() -> bool) -> bool {
-    for _ in 0..ms / 50 {
-        if cond() {
-            return true;
-        }
-        sleep(50).await;
-    }
-    cond()
-}
 
 fn click(parent: &web_sys::HtmlElement, css: &str) {
     parent

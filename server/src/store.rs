@@ -1360,12 +1360,7 @@ impl Store {
                 "a session of {max_duration_seconds} s would already be over; choose a longer one"
             )));
         }
-        call.version += 1;
-        self.save_call(&call).await?;
-        let mut live = self.live_mut();
-        live.calls.insert(call.id.clone(), call.clone());
-        self.notify_call(&live, &call, CallEventType::Updated);
-        Ok(call)
+        self.commit_call_change(call).await
     }
 
     /// A member leaves. A started call ends when the specialist leaves or nobody is left in it.
@@ -1395,6 +1390,11 @@ impl Store {
         if ends {
             return self.end_call_locked(id, CallEndReason::left(role)).await;
         }
+        self.commit_call_change(call).await
+    }
+
+    /// Stores a changed open call (one version more) and tells its watchers it was updated.
+    async fn commit_call_change(&self, mut call: CallRow) -> ApiResult<CallRow> {
         call.version += 1;
         self.save_call(&call).await?;
         let mut live = self.live_mut();

@@ -3,18 +3,13 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::{
     connect_async,
     tungstenite::{Message, client::IntoClientRequest},
 };
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn cookie_of(r: &reqwest::Response) -> String {
     r.headers()["set-cookie"]
@@ -89,25 +84,6 @@ async fn open(server: &TestServer, call: &str, cookie: Option<&str>) -> Result<S
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
         Err(e) => panic!("{e}"),
-    }
-}
-
-async fn send(ws: &mut Socket, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-/// The next text message as JSON, or the close code.
-async fn recv(ws: &mut Socket) -> Result<Value, Option<u16>> {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("an answer within 5 s");
-        match msg {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
-            Some(Ok(_)) => continue,
-            _ => return Err(None),
-        }
     }
 }
 

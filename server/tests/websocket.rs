@@ -2,38 +2,14 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::{connect_async, tungstenite::Message};
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(server: &TestServer) -> Socket {
     let url = server.url("/api/ws").replace("http://", "ws://");
     connect_async(url).await.unwrap().0
-}
-
-async fn send(ws: &mut Socket, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-/// The next text message as JSON, or the close code.
-async fn recv(ws: &mut Socket) -> Result<Value, Option<u16>> {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("an answer within 5 s");
-        match msg {
-            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
-            Some(Ok(_)) => continue,
-            _ => return Err(None),
-        }
-    }
 }
 
 async fn token(server: &TestServer, c: &reqwest::Client) -> String {

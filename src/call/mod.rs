@@ -335,11 +335,6 @@ impl CallMedia {
     pub fn stop(&self) {
         stop(&mut self.inner.borrow_mut());
     }
-
-    /// The current peer connection, for tests that look at it.
-    pub fn has_connection(&self) -> bool {
-        self.inner.borrow().peer.is_some()
-    }
 }
 
 impl Drop for CallMedia {

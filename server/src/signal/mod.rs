@@ -210,6 +210,7 @@ impl Rooms {
     }
 
     /// Whether `role` has a page connected to the call.
+    #[cfg(test)]
     pub fn is_present(&self, call: &str, role: Role) -> bool {
         self.lock()
             .get_mut(call)
@@ -217,6 +218,7 @@ impl Rooms {
     }
 
     /// Closes every socket of a call that has ended.
+    #[cfg(test)]
     pub fn end(&self, call: &str) {
         if let Some(room) = self.lock().remove(call) {
             for p in [room.specialist, room.customer].into_iter().flatten() {

@@ -230,3 +230,33 @@ pub fn dist_with_index() -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().to_path_buf();
     (dir, path)
 }
+
+/// A test's WebSocket client.
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends one JSON text message.
+pub async fn send(ws: &mut Socket, v: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        v.to_string().into(),
+    ))
+    .await
+    .unwrap();
+}
+
+/// The next text message as JSON, or the close code.
+pub async fn recv(ws: &mut Socket) -> Result<serde_json::Value, Option<u16>> {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an answer within 5 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
+            Some(Ok(_)) => continue,
+            _ => return Err(None),
+        }
+    }
+}

@@ -8,10 +8,11 @@ use callqueue::{
     components::{
         alerts::{EndingSoonAlert, TimeUpAlert},
         busy::{BusyButton, ErrorNote},
+        connection::ConnectionIndicator,
         extend_button::ExtendButton,
         session_timer::SessionTimer,
     },
-    live::{Connection, Live, LiveOptions, PollFuture, open_streams},
+    live::{After, Connection, Live, LiveOptions, PollFuture, Transport, open_streams, use_live},
     pages::{
         agent::Console,
         hold::{HoldCard, HoldState},
@@ -80,10 +81,6 @@ fn message(id: u64, data: &impl serde::Serialize) -> String {
         "id: {id}\ndata: {}\n\n",
         serde_json::to_string(data).unwrap()
     )
-}
-
-fn no_poll() -> Rc<dyn Fn() -> PollFuture> {
-    Rc::new(|| Box::pin(async { Ok(false) }) as PollFuture)
 }
 
 #[wasm_bindgen_test]
@@ -219,11 +216,10 @@ async fn hold_follows_stream_events_in_order() {
     let live = {
         let seen = seen.clone();
         Live::connect(
+            sse_blob(&body),
             LiveOptions {
-                url: sse_blob(&body),
-                events: &["message"],
                 // The page's own handler; the test only notes what it showed.
-                on_event: Rc::new(move |_, data| {
+                on_message: Rc::new(move |_, _, data| {
                     let (changed, _) = state.take_event(data);
                     if changed {
                         let mut v = seen.take();
@@ -234,11 +230,10 @@ async fn hold_follows_stream_events_in_order() {
                         );
                         seen.set(v);
                     }
-                    changed
                 }),
-                poll: no_poll(),
+                ..Default::default()
             },
-            connection,
+            Some(connection),
         )
     };
     assert!(eventually(3000, || text(&parent, ".position").as_deref() == Some("2")).await);
@@ -548,14 +543,18 @@ async fn the_timer_follows_call_updated_events() {
         view! { <SessionTimer remaining_ms=remaining/> }
     });
     let _live = Live::connect(
+        sse_blob(&body),
         LiveOptions {
-            url: sse_blob(&body),
-            events: &["call.updated", "call.session_started", "call.ended"],
+            transport: Transport::EventSource {
+                events: &["call.updated", "call.session_started", "call.ended"],
+            },
             // The page's own handler.
-            on_event: Rc::new(move |_, data| state.take_event(data)),
-            poll: no_poll(),
+            on_message: Rc::new(move |_, _, data| {
+                state.take_event(data);
+            }),
+            ..Default::default()
         },
-        RwSignal::new(Connection::Connecting),
+        None,
     );
     assert!(
         eventually(3000, || text(&parent, ".timer-value")
@@ -573,17 +572,16 @@ async fn a_dead_stream_falls_back_to_polling() {
     let live = {
         let polls = polls.clone();
         Live::connect(
+            // This test page's server has no such stream: the browser gives up at once.
+            "/no-such-stream".into(),
             LiveOptions {
-                // This test page's server has no such stream: the browser gives up at once.
-                url: "/no-such-stream".into(),
-                events: &["message"],
-                on_event: Rc::new(|_, _| false),
-                poll: Rc::new(move || {
+                poll: Some(Rc::new(move || {
                     polls.set(polls.get() + 1);
                     Box::pin(async { Ok(false) }) as PollFuture
-                }),
+                })),
+                ..Default::default()
             },
-            state,
+            Some(state),
         )
     };
     assert!(
@@ -596,6 +594,125 @@ async fn a_dead_stream_falls_back_to_polling() {
     let after = polls.get();
     sleep(2500).await;
     assert_eq!(polls.get(), after, "no polling after close");
+}
+
+#[wasm_bindgen_test]
+async fn use_live_follows_its_url_and_closes_with_its_component() {
+    let base = open_streams();
+    let first = sse_blob("data: one\n\n");
+    let second = sse_blob("data: two\n\n");
+    let url = RwSignal::new(None::<String>);
+    let got = RwSignal::new(Vec::<String>::new());
+    let parent = container();
+    let handle = leptos::mount::mount_to(parent.clone(), move || {
+        let live = use_live(
+            url,
+            LiveOptions {
+                on_message: Rc::new(move |_, _, data| got.update(|g| g.push(data.to_string()))),
+                ..Default::default()
+            },
+        );
+        view! { <ConnectionIndicator state=live.state/> }
+    });
+    sleep(100).await;
+    assert_eq!(
+        open_streams(),
+        base,
+        "no connection before the url is known"
+    );
+    url.set(Some(first));
+    assert!(eventually(3000, || got.with_untracked(|g| g.contains(&"one".into()))).await);
+    assert_eq!(open_streams(), base + 1);
+    url.set(Some(second));
+    assert!(eventually(3000, || got.with_untracked(|g| g.contains(&"two".into()))).await);
+    assert_eq!(
+        open_streams(),
+        base + 1,
+        "the old connection went when the url changed"
+    );
+    url.set(None);
+    assert!(
+        eventually(3000, || open_streams() == base).await,
+        "no url, no connection"
+    );
+    url.set(Some(sse_blob("data: three\n\n")));
+    assert!(eventually(3000, || open_streams() == base + 1).await);
+    drop(handle);
+    parent.remove();
+    assert_eq!(
+        open_streams(),
+        base,
+        "the hook closed it with its component"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn a_socket_close_code_decides_between_retrying_and_stopping() {
+    let base = open_streams();
+    // Nothing listens on port 9: every socket closes at once with 1006.
+    let url = "ws://127.0.0.1:9/".to_string();
+    let codes = Rc::new(Cell::new(Vec::<u16>::new()));
+    let retrying = RwSignal::new(Connection::Connecting);
+    let live = {
+        let codes = codes.clone();
+        Live::connect(
+            url.clone(),
+            LiveOptions {
+                transport: Transport::WebSocket,
+                on_close: Some(Rc::new(move |_, code| {
+                    let mut v = codes.take();
+                    v.push(code);
+                    codes.set(v);
+                    After::Retry
+                })),
+                ..Default::default()
+            },
+            Some(retrying),
+        )
+    };
+    let seen = Rc::new(Cell::new(0u32));
+    let counted = {
+        let codes = codes.clone();
+        let seen = seen.clone();
+        move || {
+            let v = codes.take();
+            seen.set(v.len() as u32);
+            let ok = v.len() >= 2 && v.iter().all(|c| *c == 1006);
+            codes.set(v);
+            ok
+        }
+    };
+    // The first retry comes after the first backoff step (about a second).
+    assert!(
+        eventually(8000, counted).await,
+        "tried again after each close ({} seen)",
+        seen.get()
+    );
+    assert_eq!(retrying.get_untracked(), Connection::Reconnecting);
+    drop(live);
+    assert_eq!(open_streams(), base);
+
+    let stopped = RwSignal::new(Connection::Connecting);
+    let closes = Rc::new(Cell::new(0u32));
+    let _live = {
+        let closes = closes.clone();
+        Live::connect(
+            url,
+            LiveOptions {
+                transport: Transport::WebSocket,
+                on_close: Some(Rc::new(move |_, _| {
+                    closes.set(closes.get() + 1);
+                    After::Stop
+                })),
+                ..Default::default()
+            },
+            Some(stopped),
+        )
+    };
+    assert!(eventually(3000, || stopped.get_untracked() == Connection::Offline).await);
+    assert_eq!(open_streams(), base, "a stop is final");
+    sleep(2500).await;
+    assert_eq!(closes.get(), 1, "and nothing is tried again");
 }
 
 /// Answers the app's API calls in this test page (which has no server): the reservation `x`

@@ -306,10 +306,77 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
+/// CPU time (user + system, in clock ticks) of one process, from `/proc/<pid>/stat`, with its
+/// parent's pid. `None` once it is gone.
+fn proc_stat(pid: u32) -> Option<(u32, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: read after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(0) ppid(1) ... utime(11) stime(12).
+    let ppid = fields.get(1)?.parse().ok()?;
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((ppid, ticks))
+}
+
+/// Every process on the machine: (pid, parent, command line).
+fn processes() -> Vec<(u32, u32, String)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let (ppid, _) = proc_stat(pid)?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            Some((pid, ppid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// What kind of Chromium process a command line is: `browser`, `renderer`, `gpu-process`, ...
+fn process_kind(cmd: &str) -> String {
+    cmd.split_whitespace()
+        .find_map(|a| a.strip_prefix("--type="))
+        .map_or("browser", |t| t)
+        .to_string()
+}
+
 /// How long to wait for the app to show something.
 pub const WAIT: Duration = Duration::from_secs(15);
 
 impl Browser {
+    /// CPU time so far of this browser's processes (its Chromium and every process under it),
+    /// in clock ticks, summed per kind of process (`browser`, `renderer`, `gpu-process`,
+    /// `utility`, ...). Linux only.
+    pub fn cpu_ticks(&self) -> std::collections::BTreeMap<String, u64> {
+        let all = processes();
+        let profile = format!("--user-data-dir={}", self._profile.path().display());
+        let mut tree: Vec<u32> = all
+            .iter()
+            .filter(|(_, _, cmd)| cmd.contains(&profile) && process_kind(cmd) == "browser")
+            .map(|(pid, _, _)| *pid)
+            .collect();
+        // Descendants, level by level (bounded: a process tree is not deeper than this).
+        for _ in 0..8 {
+            let more: Vec<u32> = all
+                .iter()
+                .filter(|(pid, ppid, _)| tree.contains(ppid) && !tree.contains(pid))
+                .map(|(pid, _, _)| *pid)
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            tree.extend(more);
+        }
+        let mut ticks = std::collections::BTreeMap::new();
+        for (pid, _, cmd) in all.iter().filter(|(pid, _, _)| tree.contains(pid)) {
+            if let Some((_, t)) = proc_stat(*pid) {
+                *ticks.entry(process_kind(cmd)).or_insert(0) += t;
+            }
+        }
+        ticks
+    }
+
     pub async fn goto(&self, url: &str) -> Result<()> {
         self.client.goto(url).await?;
         Ok(())

@@ -229,3 +229,41 @@ async fn a_second_tab_takes_the_call_over() -> Result<()> {
     }
     Ok(())
 }
+
+/// The customer closes the call page: the specialist's call page says they left, and so does
+/// the console; when the customer comes back, both know.
+#[tokio::test]
+async fn the_specialist_sees_the_customer_leave_and_come_back() -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let driver = Driver::start().await?;
+    let alice = driver.browser(PHONE.0, PHONE.1).await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    into_a_call(&server, &alice, &doc, "dr-presence").await?;
+    doc.wait_video_playing("video.remote", Duration::from_secs(20))
+        .await?;
+    let call_url = alice.client.current_url().await?.to_string();
+
+    // Gone from the call page (a closed tab looks the same to the server: its socket closes).
+    alice.goto(&server.url("/")).await?;
+    doc.wait_text(".stage-status", |t| t == "The customer left")
+        .await?;
+
+    // The console, during the call, says where the customer is.
+    doc.goto(&server.url("/agent")).await?;
+    doc.wait_text(".in-call .presence", |t| {
+        t.contains("The customer is not on the call page")
+    })
+    .await?;
+    alice.goto(&call_url).await?;
+    doc.wait_text(".in-call .presence", |t| {
+        t.contains("The customer is connected")
+    })
+    .await?;
+    doc.wait_text(".notices", |t| t.contains("The customer is in the call"))
+        .await?;
+    doc.screenshot("console-in-call-desktop").await?;
+    for b in [alice, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}

@@ -672,6 +672,10 @@ pub enum UserEvent {
         reservation_sid: String,
         reason: CallEndReason,
     },
+    /// The customer's page joined the call (`connected`) or is gone (closed, reloading, lost
+    /// its network); sent on every change and, for the specialist's current call, when the
+    /// channel starts.
+    CustomerPresence { call_id: String, connected: bool },
 }
 
 impl UserEvent {
@@ -725,10 +729,27 @@ impl UserEvent {
                         .ok_or_else(|| serde::de::Error::missing_field("reason"))?,
                 }
             }
+            "customer_presence" => {
+                #[derive(Deserialize)]
+                struct Presence {
+                    call_id: String,
+                    connected: bool,
+                }
+                let e: Presence = serde_json::from_str(text)?;
+                Self::CustomerPresence {
+                    call_id: e.call_id,
+                    connected: e.connected,
+                }
+            }
             other => {
                 return Err(serde::de::Error::unknown_variant(
                     other,
-                    &["customer_waiting", "call_started", "call_ended"],
+                    &[
+                        "customer_waiting",
+                        "call_started",
+                        "call_ended",
+                        "customer_presence",
+                    ],
                 ));
             }
         })
@@ -943,6 +964,10 @@ mod tests {
                 reservation_sid: "r".into(),
                 reason: CallEndReason::NotJoined,
             },
+            UserEvent::CustomerPresence {
+                call_id: "c".into(),
+                connected: true,
+            },
         ];
         let mut messages = vec![
             ServerMessage::AuthResponse {
@@ -978,6 +1003,7 @@ mod tests {
             r#"{"type":"authresponse"}"#,
             r#"{"type":"userevent","event":{"event_type":"call_ended","call_id":"c","call_type":"a","reservation_sid":"r"},"server_time":"2026-11-23T01:00:00Z"}"#,
             r#"{"type":"userevent","event":{"event_type":"nap"},"server_time":"2026-11-23T01:00:00Z"}"#,
+            r#"{"type":"userevent","event":{"event_type":"customer_presence","call_id":"c"},"server_time":"2026-11-23T01:00:00Z"}"#,
             r#"{"type":"userevent","event":{"event_type":"call_started","call_id":"c","call_type":"a","reservation_sid":"r"}}"#,
             "[]",
             "",

@@ -710,7 +710,8 @@ impl Store {
         self.inner.user_events.subscribe()
     }
 
-    fn user_event(&self, audience: Audience, event: UserEvent) {
+    /// Tells the specialists in `audience` on their channels.
+    pub fn user_event(&self, audience: Audience, event: UserEvent) {
         let _ = self.inner.user_events.send((audience, event));
     }
 

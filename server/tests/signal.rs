@@ -322,3 +322,72 @@ async fn ice_servers_come_from_configuration_with_turn_credentials() {
     assert!(servers[1]["credential"].as_str().unwrap().len() == 28);
     server.stop().await;
 }
+
+/// The specialist's notice channel, past its handshake.
+async fn user_channel(server: &TestServer, cookie: &str) -> Socket {
+    let t: Value = plain_client()
+        .post(server.url("/api/agent/stream-token"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = server.url("/api/ws").replace("http://", "ws://");
+    let mut ws = connect_async(url).await.unwrap().0;
+    send(&mut ws, json!({"type": "authrequest", "token": t["token"]})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+    send(&mut ws, json!({"type": "startusereventrequest"})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+    ws
+}
+
+/// The next user event on the channel.
+async fn user_event(ws: &mut Socket) -> Value {
+    let m = recv(ws).await.unwrap();
+    assert_eq!(m["type"], "userevent", "{m}");
+    m["event"].clone()
+}
+
+#[tokio::test]
+async fn the_specialists_console_hears_the_customer_come_and_go() {
+    let server = TestServer::start().await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-presence").await;
+    let call = accept(&server, &doc).await;
+
+    // Connecting during the call: where the customer stands now comes first.
+    let mut channel = user_channel(&server, &doc).await;
+    let now = user_event(&mut channel).await;
+    assert_eq!(
+        now,
+        json!({"event_type": "customer_presence", "call_id": call, "connected": false})
+    );
+
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    hello(&mut a, "alice-1").await;
+    let came = user_event(&mut channel).await;
+    assert_eq!(came["event_type"], "customer_presence");
+    assert_eq!(came["connected"], true);
+
+    // A second tab takes over: the customer never left.
+    let mut a2 = open(&server, &call, Some(&alice)).await.unwrap();
+    hello(&mut a2, "alice-2").await;
+    assert_eq!(user_event(&mut channel).await["connected"], true);
+    assert!(recv(&mut a).await.is_err(), "the first tab was closed");
+
+    // The customer closes the page.
+    a2.close(None).await.unwrap();
+    let gone = user_event(&mut channel).await;
+    assert_eq!(gone["call_id"], call);
+    assert_eq!(gone["connected"], false);
+
+    // The specialist's own page says nothing about presence.
+    let mut d = open(&server, &call, Some(&doc)).await.unwrap();
+    hello(&mut d, "doc-1").await;
+    d.close(None).await.unwrap();
+    send(&mut channel, json!({"type": "ping"})).await;
+    assert_eq!(recv(&mut channel).await.unwrap()["type"], "pong");
+    server.stop().await;
+}

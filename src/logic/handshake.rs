@@ -72,6 +72,12 @@ pub fn notice(event: &UserEvent) -> String {
             crate::logic::ending::end_sentence(*reason, Some(callqueue_protocol::Role::Specialist))
                 .to_string()
         }
+        UserEvent::CustomerPresence {
+            connected: true, ..
+        } => "The customer is in the call".to_string(),
+        UserEvent::CustomerPresence {
+            connected: false, ..
+        } => "The customer left the call page".to_string(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use callqueue_protocol::{AgentSession, QueueEvent, Reservation};
+use callqueue_protocol::{AgentSession, QueueEvent, Reservation, UserEvent};
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
 
@@ -13,7 +13,7 @@ use crate::{
         busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
     },
-    live::{Connection, Live, LiveOptions, PollFuture},
+    live::{LiveHandle, LiveOptions, PollFuture, Transport, use_live},
     logic::{
         clock::ClockOffset,
         handshake::notice,
@@ -21,7 +21,7 @@ use crate::{
     },
     pages::use_document_title,
     ticker::{now_ms, use_ticker},
-    user_channel::UserChannel,
+    user_channel::use_user_channel,
 };
 
 /// How many queue rows are drawn; the rest are counted. Keeps the page fast with thousands
@@ -107,8 +107,6 @@ pub fn Console(
     let navigate = use_navigate();
     let queue = RwSignal::new(Vec::<Reservation>::new());
     let offset = RwSignal::new(ClockOffset::default());
-    let stream_state = RwSignal::new(Connection::Connecting);
-    let channel_state = RwSignal::new(Connection::Connecting);
     let notices = RwSignal::new(Vec::<String>::new());
     let (error, set_error) = signal(None::<String>);
     let (accepting, set_accepting) = signal(false);
@@ -123,8 +121,8 @@ pub fn Console(
     let group_now = group();
 
     // The queue stream, with the same reconnect rules as the customer pages.
-    let on_event = Rc::new(
-        move |name: &str, data: &str| match QueueEvent::from_sse(name, data) {
+    let on_message = Rc::new(move |_: &LiveHandle, name: &str, data: &str| {
+        match QueueEvent::from_sse(name, data) {
             Ok(event) => {
                 let server_time = match &event {
                     QueueEvent::Snapshot { server_time, .. }
@@ -132,16 +130,13 @@ pub fn Console(
                     | QueueEvent::Removed { server_time, .. } => *server_time,
                 };
                 offset.set(ClockOffset::measure(server_time, now_ms() as i64));
-                let mut changed = false;
-                queue.update(|list| changed = queue_list::apply(list, event));
-                changed
+                queue.update(|list| {
+                    queue_list::apply(list, event);
+                });
             }
-            Err(e) => {
-                leptos::logging::warn!("ignored a malformed queue event: {e}");
-                false
-            }
-        },
-    );
+            Err(e) => leptos::logging::warn!("ignored a malformed queue event: {e}"),
+        }
+    });
     let poll = {
         let group = group_now.clone();
         Rc::new(move || {
@@ -155,25 +150,69 @@ pub fn Console(
             }) as PollFuture
         })
     };
-    let live = StoredValue::new_local(Some(Live::connect(
+    let stream_state = use_live(
+        Signal::stored(Some(api::queue_events_url(&group_now))),
         LiveOptions {
-            url: api::queue_events_url(&group_now),
-            events: &["queue.snapshot", "reservation.added", "reservation.removed"],
-            on_event,
-            poll,
+            transport: Transport::EventSource {
+                events: &["queue.snapshot", "reservation.added", "reservation.removed"],
+            },
+            on_message,
+            poll: Some(poll),
+            ..Default::default()
         },
-        stream_state,
-    )));
-    let channel = StoredValue::new_local(Some(UserChannel::open(channel_state, move |event| {
+    )
+    .state;
+    // Whether the customer of the current call has the call page open: (call, connected).
+    let customer = RwSignal::new(None::<(String, bool)>);
+    let channel_state = use_user_channel(move |event| {
+        match &event {
+            UserEvent::CallStarted {
+                call_id,
+                reservation_sid,
+                ..
+            } => session.update(|s| {
+                if let Some(s) = s {
+                    s.active_call_id = Some(call_id.clone());
+                    s.active_reservation_sid = Some(reservation_sid.clone());
+                }
+            }),
+            UserEvent::CallEnded { call_id, .. } => {
+                session.update(|s| {
+                    if let Some(s) = s
+                        .as_mut()
+                        .filter(|s| s.active_call_id.as_ref() == Some(call_id))
+                    {
+                        s.active_call_id = None;
+                        s.active_reservation_sid = None;
+                    }
+                });
+                customer.set(None);
+            }
+            UserEvent::CustomerPresence { call_id, connected } => {
+                let known = customer.with_untracked(|c| c.clone());
+                customer.set(Some((call_id.clone(), *connected)));
+                // The same state again (the channel reconnected) is not news.
+                if known.as_ref() == Some(&(call_id.clone(), *connected)) {
+                    return;
+                }
+            }
+            UserEvent::CustomerWaiting { .. } => {}
+        }
         notices.update(|n| {
             n.insert(0, notice(&event));
             n.truncate(NOTICES);
         });
-    })));
-    on_cleanup(move || {
-        live.try_update_value(|l| l.take());
-        channel.try_update_value(|c| c.take());
     });
+    let customer_here = move || {
+        session.with(|s| {
+            let call = s.as_ref()?.active_call_id.clone()?;
+            customer.with(|c| {
+                c.as_ref()
+                    .filter(|(id, _)| *id == call)
+                    .map(|(_, here)| *here)
+            })
+        })
+    };
 
     // "Waited" ticks every 5 s: minutes are what matter here.
     let tick = use_ticker(|_| 5_000);
@@ -291,7 +330,17 @@ pub fn Console(
             <button type="button" class="secondary" on:click=sign_out>"Sign out"</button>
         </div>
         {move || session.with(|s| s.as_ref().and_then(|s| s.active_reservation_sid.clone())).map(|sid| view! {
-            <p class="notice">"You are in a call. " <a href=format!("/join/r/{sid}")>"Go to the call"</a></p>
+            <p class="notice in-call">
+                "You are in a call. "
+                <span class="presence" role="status">
+                    {move || match customer_here() {
+                        Some(true) => "The customer is connected. ",
+                        Some(false) => "The customer is not on the call page. ",
+                        None => "",
+                    }}
+                </span>
+                <a href=format!("/join/r/{sid}")>"Go to the call"</a>
+            </p>
         })}
         <div class="actions">
             <button

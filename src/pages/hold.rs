@@ -13,7 +13,7 @@ use crate::{
         connection::ConnectionIndicator,
         device_check::{DeviceCheck, DeviceCheckPanel},
     },
-    live::{Connection, Live, LiveOptions},
+    live::{Connection, LiveHandle, LiveOptions, PollFuture, use_live},
     logic::{
         clock::{ClockOffset, remaining_ms, wait_text},
         status::{StatusTracker, route_for},
@@ -100,14 +100,11 @@ pub fn Hold() -> impl IntoView {
     let sid = route_sid();
     let navigate = use_navigate();
     let state = HoldState::new();
-    let connection = RwSignal::new(Connection::Connecting);
     let (error, set_error) = signal(None::<String>);
     let (missing, set_missing) = signal(false);
     let (leaving, set_leaving) = signal(false);
-    let live = StoredValue::new_local(None::<Live>);
-    on_cleanup(move || {
-        live.try_update_value(|l| l.take());
-    });
+    // The stream opens once the first read found the reservation.
+    let stream_url = RwSignal::new(None::<String>);
 
     // Navigates when the status moves forward; the page's own status (queued) stays here.
     let follow: Rc<dyn Fn(Option<ReservationStatus>)> = {
@@ -134,41 +131,40 @@ pub fn Hold() -> impl IntoView {
                     set_error.try_set(Some(e.to_string()));
                 }
             }
-            let on_event = {
-                let follow = follow.clone();
-                Rc::new(move |_: &str, data: &str| {
-                    let (changed, moved) = state.take_event(data);
-                    follow(moved);
-                    changed
-                })
-            };
-            let poll = {
-                let sid = sid.clone();
-                let follow = follow.clone();
-                Rc::new(move || {
-                    let sid = sid.clone();
-                    let follow = follow.clone();
-                    Box::pin(async move {
-                        let r = api::reservation(api::GROUP, &sid).await.map_err(|_| ())?;
-                        let (changed, moved) = state.apply(r);
-                        follow(moved);
-                        Ok(changed)
-                    }) as crate::live::PollFuture
-                })
-            };
-            let connection_live = Live::connect(
-                LiveOptions {
-                    url: api::reservation_events_url(api::GROUP, &sid),
-                    events: &["message"],
-                    on_event,
-                    poll,
-                },
-                connection,
-            );
-            // If the page is already gone, the connection is dropped (and closed) right here.
-            live.try_update_value(move |l| *l = Some(connection_live));
+            stream_url.try_set(Some(api::reservation_events_url(api::GROUP, &sid)));
         });
     }
+
+    let on_message = {
+        let follow = follow.clone();
+        Rc::new(move |_: &LiveHandle, _: &str, data: &str| {
+            let (_, moved) = state.take_event(data);
+            follow(moved);
+        })
+    };
+    let poll = {
+        let sid = sid.clone();
+        let follow = follow.clone();
+        Rc::new(move || {
+            let sid = sid.clone();
+            let follow = follow.clone();
+            Box::pin(async move {
+                let r = api::reservation(api::GROUP, &sid).await.map_err(|_| ())?;
+                let (changed, moved) = state.apply(r);
+                follow(moved);
+                Ok(changed)
+            }) as PollFuture
+        })
+    };
+    let connection = use_live(
+        stream_url,
+        LiveOptions {
+            on_message,
+            poll: Some(poll),
+            ..Default::default()
+        },
+    )
+    .state;
 
     // Ticks when the shown minute would change.
     let tick = use_ticker(move |now| {

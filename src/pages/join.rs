@@ -18,7 +18,7 @@ use crate::{
         extend_button::ExtendButton,
         session_timer::SessionTimer,
     },
-    live::{Connection, Live, LiveOptions, PollFuture},
+    live::{LiveHandle, LiveOptions, PollFuture, Transport, use_live},
     logic::{
         clock::{ClockOffset, ms_to_next_second, remaining_ms},
         status::route_for,
@@ -195,15 +195,14 @@ pub fn Join() -> impl IntoView {
     let sid = route_sid();
     let navigate = use_navigate();
     let state = CallState::new();
-    let connection = RwSignal::new(Connection::Connecting);
     let (error, set_error) = signal(None::<String>);
     let (extending, set_extending) = signal(false);
     let (leaving, set_leaving) = signal(false);
-    let live = StoredValue::new_local(None::<Live>);
+    // The call, once the first read found it: (type, id).
+    let found = RwSignal::new(None::<(String, String)>);
     let view = CallView::new();
     let media = StoredValue::new_local(None::<CallMedia>);
     on_cleanup(move || {
-        live.try_update_value(|l| l.take());
         media.try_update_value(|m| m.take());
     });
 
@@ -258,29 +257,37 @@ pub fn Join() -> impl IntoView {
                 let started = CallMedia::start(api::signal_url(&call_type, &call_id), view);
                 media.try_update_value(move |m| *m = Some(started));
             }
-            let on_event = Rc::new(move |_: &str, data: &str| state.take_event(data));
-            let poll = {
-                let (call_type, call_id) = (call_type.clone(), call_id.clone());
-                Rc::new(move || {
-                    let (call_type, call_id) = (call_type.clone(), call_id.clone());
-                    Box::pin(async move {
-                        let r = api::call(&call_type, &call_id).await.map_err(|_| ())?;
-                        Ok(state.take_response(r))
-                    }) as PollFuture
-                })
-            };
-            let connection_live = Live::connect(
-                LiveOptions {
-                    url: api::call_events_url(&call_type, &call_id),
-                    events: &["call.updated", "call.session_started", "call.ended"],
-                    on_event,
-                    poll,
-                },
-                connection,
-            );
-            live.try_update_value(move |l| *l = Some(connection_live));
+            found.try_set(Some((call_type, call_id)));
         });
     }
+
+    let poll = Rc::new(move || {
+        let found = found.get_untracked();
+        Box::pin(async move {
+            let (call_type, call_id) = found.ok_or(())?;
+            let r = api::call(&call_type, &call_id).await.map_err(|_| ())?;
+            Ok(state.take_response(r))
+        }) as PollFuture
+    });
+    let connection = use_live(
+        Signal::derive(move || {
+            found.with(|f| {
+                f.as_ref()
+                    .map(|(call_type, call_id)| api::call_events_url(call_type, call_id))
+            })
+        }),
+        LiveOptions {
+            transport: Transport::EventSource {
+                events: &["call.updated", "call.session_started", "call.ended"],
+            },
+            on_message: Rc::new(move |_: &LiveHandle, _: &str, data: &str| {
+                state.take_event(data);
+            }),
+            poll: Some(poll),
+            ..Default::default()
+        },
+    )
+    .state;
 
     // One tick source, on the second boundary of the time left.
     let tick = use_ticker(move |now| {

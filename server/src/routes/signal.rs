@@ -16,7 +16,7 @@ use axum::{
     response::Response,
 };
 use callqueue_protocol::{
-    Role,
+    Role, UserEvent,
     signal::{MAX_SIGNAL_MESSAGE, SignalClient, SignalServer, close},
 };
 use chrono::Utc;
@@ -29,7 +29,7 @@ use crate::{
     limits::StreamPermit,
     routes::calls::member_call,
     signal::{Outgoing, QUEUE, ice},
-    store::CallNote,
+    store::{Audience, CallNote},
     tokens,
 };
 
@@ -62,6 +62,7 @@ pub async fn upgrade(
         call: id,
         role,
         user,
+        specialist: call.specialist_id.clone(),
         limiter: state.limits.message_limiter(),
         _permit: permit,
     };
@@ -75,6 +76,8 @@ struct Member {
     call: String,
     role: Role,
     user: String,
+    /// Told on their channel when the customer comes and goes.
+    specialist: String,
     limiter: Option<governor::DefaultDirectRateLimiter>,
     _permit: StreamPermit,
 }
@@ -154,6 +157,7 @@ async fn session(
     let entered = state
         .rooms
         .enter(&member.call, member.role, &session, media, tx);
+    customer_presence(&state, &member, true);
     let config = state.store.config();
     let expires = Utc::now() + chrono::Duration::seconds(config.max_call_seconds as i64 + 3600);
     let welcome = SignalServer::Welcome {
@@ -181,9 +185,25 @@ async fn session(
         )
         .await;
     }
-    state
+    if state
         .rooms
-        .leave(&member.call, member.role, entered.connection);
+        .leave(&member.call, member.role, entered.connection)
+    {
+        customer_presence(&state, &member, false);
+    }
+}
+
+/// The specialist's console hears when the customer's page comes and goes.
+fn customer_presence(state: &AppState, member: &Member, connected: bool) {
+    if member.role == Role::Patient {
+        state.store.user_event(
+            Audience::User(member.specialist.clone()),
+            UserEvent::CustomerPresence {
+                call_id: member.call.clone(),
+                connected,
+            },
+        );
+    }
 }
 
 async fn run(

@@ -15,7 +15,7 @@ use axum::{
     },
     response::Response,
 };
-use callqueue_protocol::{ClientMessage, ServerMessage};
+use callqueue_protocol::{ClientMessage, Role, ServerMessage, UserEvent};
 use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -138,6 +138,22 @@ async fn session(state: AppState, mut socket: WebSocket, limiter: Limiter) {
     .await
     {
         return;
+    }
+    // Where the specialist's current call stands, for a console that just (re)connected.
+    if let (_, Some((call_id, _))) = state.store.agent_status(&agent.user_id) {
+        let connected = state.rooms.is_present(&call_id, Role::Patient);
+        let event = UserEvent::CustomerPresence { call_id, connected };
+        if !send(
+            &mut socket,
+            &ServerMessage::UserEvent {
+                event,
+                server_time: Utc::now(),
+            },
+        )
+        .await
+        {
+            return;
+        }
     }
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;

@@ -142,14 +142,16 @@ impl Rooms {
     }
 
     /// A member's socket is gone; the other member hears it (unless a newer tab already took
-    /// the place).
-    pub fn leave(&self, call: &str, role: Role, connection: u64) {
+    /// the place). Answers whether the member is gone from the call (false when a newer tab
+    /// holds the place).
+    pub fn leave(&self, call: &str, role: Role, connection: u64) -> bool {
         let mut rooms = self.lock();
         let Some(room) = rooms.get_mut(call) else {
-            return;
+            return false;
         };
         let slot = room.slot(role);
-        if slot.as_ref().is_some_and(|p| p.connection == connection) {
+        let gone = slot.as_ref().is_some_and(|p| p.connection == connection);
+        if gone {
             let gone = slot.take().expect("checked");
             if let Some(o) = room.slot(other(role)).as_ref() {
                 deliver(
@@ -163,6 +165,7 @@ impl Rooms {
         if room.specialist.is_none() && room.customer.is_none() {
             rooms.remove(call);
         }
+        gone
     }
 
     /// Passes a message from `role`'s current connection to the other member, if connected.
@@ -210,7 +213,6 @@ impl Rooms {
     }
 
     /// Whether `role` has a page connected to the call.
-    #[cfg(test)]
     pub fn is_present(&self, call: &str, role: Role) -> bool {
         self.lock()
             .get_mut(call)

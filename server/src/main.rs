@@ -56,11 +56,12 @@ enum AgentCommand {
 
 #[derive(Args)]
 struct DbArgs {
-    /// The SQLite database file; created on first run.
+    /// The SQLite database file (a path or sqlite://path); created on first run.
     #[arg(
         long,
         env = "CALLQUEUE_DATABASE",
-        default_value = "data/callqueue.sqlite3"
+        default_value = "data/callqueue.sqlite3",
+        value_parser = db::parse_location
     )]
     database: PathBuf,
 }

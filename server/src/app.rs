@@ -18,31 +18,18 @@ use tower_http::{
 };
 
 use crate::{
-    auth::ClientInfo,
     config::Config,
     db,
-    error::ApiError,
-    headers::{self, SecurityHeaders},
+    http::BODY_LIMIT,
+    http::auth::ClientInfo,
+    http::error::ApiError,
+    http::headers::{self, SecurityHeaders},
+    http::routes::{agent, calls, health, reservations, signal, webhook, ws},
     limits::{Limits, StreamPermit},
-    routes::{agent, calls, health, reservations, signal, webhook, ws},
     signal::Rooms,
+    state::AppState,
     store::Store,
 };
-
-/// Largest request body accepted anywhere.
-pub const BODY_LIMIT: usize = 16 * 1024;
-
-/// What every handler gets.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    /// Per-client rate limits and stream caps.
-    pub limits: Arc<Limits>,
-    /// Who is connected to each call's signalling, and the relay between them.
-    pub rooms: Arc<Rooms>,
-    /// Fires on shutdown so open streams end and the server can stop.
-    pub shutdown: CancellationToken,
-}
 
 /// The long-lived routes: event streams and the WebSocket. They get no per-request layers, since
 /// each layer's state lives as long as the connection (compression alone cost ~14 KB per idle
@@ -68,7 +55,7 @@ async fn limit_streams(
 ) -> Response {
     let permit = match state.limits.open_stream(client.ip) {
         Ok(permit) => permit,
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     next.run(request).await.map(|body| {
         axum::body::Body::new(HeldBody {
@@ -193,7 +180,7 @@ impl Server {
         let shutdown = self.state.shutdown.clone();
         let sweeper = tokio::spawn(sweep(self.state.clone(), shutdown.clone()));
         let app = router(self.state.clone());
-        let result = crate::edge::serve(self.listener, app, self.state).await;
+        let result = crate::http::edge::serve(self.listener, app, self.state).await;
         shutdown.cancel();
         let _ = sweeper.await;
         result

@@ -1,18 +1,18 @@
 //! The callqueue server: the queue, the calls, their live streams, and the built app, on one
 //! address. `main.rs` is the command line; everything else is here so tests can run the real
 //! router on an ephemeral port.
+//!
+//! `store/` owns the queue and the calls (and never imports the HTTP layer), `http/` turns
+//! requests into store operations, `state.rs` is what handlers share, `signal/` the call rooms,
+//! `limits.rs` the rate limits and caps, `app.rs` the router and the server's lifetime.
 
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod db;
-pub mod edge;
-pub mod error;
 pub mod estimator;
-pub mod headers;
+pub mod http;
 pub mod limits;
-pub mod routes;
 pub mod signal;
-pub mod sse;
+pub mod state;
 pub mod store;
 pub mod tokens;

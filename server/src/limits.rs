@@ -18,7 +18,16 @@ use governor::{
     Quota, RateLimiter, clock::Clock, clock::DefaultClock, state::keyed::DefaultKeyedStateStore,
 };
 
-use crate::{config::Config, error::ApiError};
+use crate::config::Config;
+
+/// A request over a limit: what to tell the client and when to try again (the HTTP layer
+/// answers 429 with `Retry-After`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub message: String,
+    /// Seconds.
+    pub retry_after: u64,
+}
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
@@ -110,15 +119,15 @@ impl Limits {
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
     }
 
-    fn refused(&self, retry_after: Duration, what: &str) -> ApiError {
+    fn refused(&self, retry_after: Duration, what: &str) -> Refused {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        ApiError::TooManyRequests {
+        Refused {
             message: format!("too many {what}; try again in {secs} s"),
             retry_after: secs,
         }
     }
 
-    fn check(&self, limiter: &Keyed<IpAddr>, client: IpAddr, what: &str) -> Result<(), ApiError> {
+    fn check(&self, limiter: &Keyed<IpAddr>, client: IpAddr, what: &str) -> Result<(), Refused> {
         if !self.enabled {
             return Ok(());
         }
@@ -128,13 +137,13 @@ impl Limits {
     }
 
     /// One more reservation created by `client`.
-    pub fn join(&self, client: IpAddr) -> Result<(), ApiError> {
+    pub fn join(&self, client: IpAddr) -> Result<(), Refused> {
         self.check(&self.joins, client, "requests to join the queue")
     }
 
     /// A sign-in attempt by `client` for `user_id`: refused while either the client is over its
     /// rate or the user id is waiting after failures.
-    pub fn sign_in(&self, client: IpAddr, user_id: &str) -> Result<(), ApiError> {
+    pub fn sign_in(&self, client: IpAddr, user_id: &str) -> Result<(), Refused> {
         if !self.enabled {
             return Ok(());
         }
@@ -186,14 +195,14 @@ impl Limits {
     }
 
     /// Holds one of `client`'s stream places until dropped; refused when it has all of them.
-    pub fn open_stream(self: &Arc<Self>, client: IpAddr) -> Result<StreamPermit, ApiError> {
+    pub fn open_stream(self: &Arc<Self>, client: IpAddr) -> Result<StreamPermit, Refused> {
         if !self.enabled {
             return Ok(StreamPermit { held: None });
         }
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let n = streams.entry(client).or_insert(0);
         if *n >= self.streams_per_client {
-            return Err(ApiError::TooManyRequests {
+            return Err(Refused {
                 message: format!(
                     "this address already has {} live connections open; close some first",
                     self.streams_per_client
@@ -289,7 +298,7 @@ mod tests {
             l.join(ip("127.0.0.1")).unwrap();
         }
         match l.join(ip("127.0.0.1")) {
-            Err(ApiError::TooManyRequests { retry_after, .. }) => {
+            Err(Refused { retry_after, .. }) => {
                 assert!((1..=20).contains(&retry_after))
             }
             other => panic!("{other:?}"),
@@ -317,10 +326,7 @@ mod tests {
         for _ in 0..FREE_FAILURES + 2 {
             l.signed_in("dr", false);
         }
-        assert!(matches!(
-            l.sign_in(me, "dr"),
-            Err(ApiError::TooManyRequests { .. })
-        ));
+        assert!(matches!(l.sign_in(me, "dr"), Err(Refused { .. })));
         l.sign_in(me, "someone-else").unwrap();
         l.signed_in("dr", true);
         l.sign_in(me, "dr").unwrap();

@@ -511,7 +511,7 @@ async fn a_restart_keeps_the_queue_and_stream_ids() {
 
 #[tokio::test]
 async fn webhook_relays_signed_updates_only() {
-    use callqueue_server::routes::webhook::sign;
+    use callqueue_server::http::routes::webhook::sign;
     let off = TestServer::start().await;
     let r = client()
         .post(off.url("/api/webhooks/streem"))

@@ -7,6 +7,8 @@ use axum::{
 };
 use callqueue_protocol::{ErrorBody, ErrorDetail};
 
+use crate::{limits::Refused, store::StoreError};
+
 /// Everything a handler can answer besides success. Client mistakes are 4xx with a sentence a
 /// person can read; only the server's own failures are 5xx.
 #[derive(Debug, thiserror::Error)]
@@ -41,37 +43,32 @@ pub enum ApiError {
     Internal(String),
 }
 
-impl From<sqlx::Error> for ApiError {
-    /// Sorts a database error: unavailable (503, retry) or our own bug (500, logged).
-    fn from(e: sqlx::Error) -> Self {
-        if db_unavailable(&e) {
-            Self::Unavailable(e.to_string())
-        } else {
-            Self::Internal(format!("database: {e}"))
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(m) => Self::NotFound(m),
+            StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Forbidden(m) => Self::Forbidden(m),
+            StoreError::Unauthorized(m) => Self::Unauthorized(m),
+            StoreError::Unprocessable(m) => Self::Unprocessable(m),
+            StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Internal(m) => Self::Internal(m),
         }
     }
 }
 
-/// Whether a database error means "not now" rather than "never": the pool or connection is
-/// gone, the file is busy or locked, the disk is full or failing.
-pub fn db_unavailable(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            // SQLite's primary result codes (the low byte of an extended code): BUSY, LOCKED,
-            // NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
-            let code = db.code();
-            let sqlite_primary = code
-                .as_deref()
-                .and_then(|c| c.parse::<i64>().ok())
-                .map(|c| c & 0xff);
-            matches!(sqlite_primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
+impl From<Refused> for ApiError {
+    fn from(r: Refused) -> Self {
+        Self::TooManyRequests {
+            message: r.message,
+            retry_after: r.retry_after,
         }
-        _ => false,
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::from(e).into()
     }
 }
 
@@ -132,7 +129,7 @@ impl IntoResponse for ApiError {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         match rejection.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => Self::TooLarge(crate::app::BODY_LIMIT),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::TooLarge(crate::http::BODY_LIMIT),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType(
                 "send the body as JSON with Content-Type: application/json".into(),
             ),

@@ -9,11 +9,11 @@ use axum_extra::extract::CookieJar;
 use callqueue_protocol::{CreateReservationRequest, GroupStatus, Reservation, ReservationStatus};
 
 use crate::{
-    app::AppState,
-    auth::{CUSTOMER_COOKIE, Callers, ClientInfo, session_cookie},
-    error::{ApiError, ApiResult, Json, optional_json},
-    routes::check_id,
-    sse,
+    http::auth::{CUSTOMER_COOKIE, Callers, ClientInfo, session_cookie},
+    http::error::{ApiError, ApiResult, Json, optional_json},
+    http::routes::check_id,
+    http::sse,
+    state::AppState,
     store::{CUSTOMER_SESSION, ReservationChange, Store},
 };
 
@@ -135,6 +135,7 @@ pub async fn cancel(
         .finish_reservation(&sid, ReservationStatus::Canceled)
         .await
         .map(Json)
+        .map_err(ApiError::from)
 }
 
 /// `GET /events/g/{group}/r/{sid}`: the reservation stream. Each event is the reservation JSON in

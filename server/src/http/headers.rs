@@ -12,7 +12,7 @@ use axum::{
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The headers every response carries, the CSP among them.
 #[derive(Clone)]

@@ -10,8 +10,8 @@ use axum_extra::extract::{CookieJar, cookie::Cookie};
 use callqueue_protocol::Role;
 
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult},
+    http::error::{ApiError, ApiResult},
+    state::AppState,
     store::{Agent, Store},
 };
 

@@ -17,9 +17,9 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::{
-    app::AppState,
-    error::{ApiError, ApiResult, Json},
-    routes::check_id,
+    http::error::{ApiError, ApiResult, Json},
+    http::routes::check_id,
+    state::AppState,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-streem-signature";

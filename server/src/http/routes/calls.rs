@@ -11,11 +11,11 @@ use callqueue_protocol::{
 use chrono::Utc;
 
 use crate::{
-    app::AppState,
-    auth::Callers,
-    error::{ApiError, ApiResult, Json, optional_json},
-    routes::check_id,
-    sse,
+    http::auth::Callers,
+    http::error::{ApiError, ApiResult, Json, optional_json},
+    http::routes::check_id,
+    http::sse,
+    state::AppState,
     store::{CallRow, Caller},
 };
 

@@ -15,12 +15,12 @@ use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
-    app::AppState,
-    auth::{AGENT_COOKIE, Callers, ClientInfo, removal_cookie, session_cookie},
-    error::{ApiError, ApiResult, Json, optional_json},
-    routes::check_id,
-    sse,
-    store::{AGENT_SESSION, Agent},
+    http::auth::{AGENT_COOKIE, Callers, ClientInfo, removal_cookie, session_cookie},
+    http::error::{ApiError, ApiResult, Json, optional_json},
+    http::routes::check_id,
+    http::sse,
+    state::AppState,
+    store::{AGENT_SESSION, Agent, StoreError},
 };
 
 fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
@@ -55,7 +55,7 @@ pub async fn sign_in(
     let result = state.store.sign_in(&req.user_id, &req.secret).await;
     match &result {
         Ok(_) => state.limits.signed_in(&req.user_id, true),
-        Err(ApiError::Unauthorized(_)) => state.limits.signed_in(&req.user_id, false),
+        Err(StoreError::Unauthorized(_)) => state.limits.signed_in(&req.user_id, false),
         Err(_) => {}
     }
     let (agent, token) = result?;

@@ -29,11 +29,11 @@ use tokio::{
 use tokio_util::task::TaskTracker;
 
 use crate::{
-    app::AppState,
-    auth::Callers,
+    http::auth::Callers,
+    http::routes::reservations::{FeedEvent, ReservationFeed},
+    http::sse,
     limits::StreamPermit,
-    routes::reservations::{FeedEvent, ReservationFeed},
-    sse,
+    state::AppState,
 };
 
 /// The largest request head read before handing the connection to hyper (which then answers

@@ -20,9 +20,9 @@ use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
-    app::AppState,
-    auth::ClientInfo,
-    error::ApiError,
+    http::auth::ClientInfo,
+    http::error::ApiError,
+    state::AppState,
     store::{Agent, Audience},
 };
 

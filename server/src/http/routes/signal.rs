@@ -23,12 +23,12 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
-    app::AppState,
-    auth::{Callers, ClientInfo},
-    error::{ApiError, ApiResult},
+    http::auth::{Callers, ClientInfo},
+    http::error::{ApiError, ApiResult},
+    http::routes::calls::member_call,
     limits::StreamPermit,
-    routes::calls::member_call,
     signal::{Outgoing, QUEUE, ice},
+    state::AppState,
     store::{Audience, CallNote},
     tokens,
 };

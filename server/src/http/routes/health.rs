@@ -4,7 +4,7 @@ use axum::{extract::State, http::StatusCode, response::IntoResponse};
 use callqueue_protocol::Health;
 use chrono::Utc;
 
-use crate::{app::AppState, error::Json};
+use crate::{http::error::Json, state::AppState};
 
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let db_ok = sqlx::query("SELECT 1")

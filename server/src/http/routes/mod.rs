@@ -9,7 +9,7 @@ pub mod webhook;
 pub mod ws;
 
 use crate::{
-    error::{ApiError, ApiResult},
+    http::error::{ApiError, ApiResult},
     tokens,
 };
 

@@ -1,0 +1,218 @@
+//! Customers, specialists, their sessions and stream tokens, and the user events specialists hear.
+
+use super::*;
+
+impl Store {
+    // ---- who is asking ----
+
+    /// The customer behind a cookie token, if it is one we issued.
+    pub async fn customer_by_token(&self, token: &str) -> StoreResult<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM customers WHERE token_hash = ? AND expires_at > ?")
+                .bind(tokens::hash(token))
+                .bind(Utc::now())
+                .fetch_optional(&self.inner.db)
+                .await?,
+        )
+    }
+
+    /// Keeps a returning customer's session for another [`CUSTOMER_SESSION`] (their cookie is
+    /// sent again with the same lifetime).
+    pub async fn touch_customer(&self, id: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE customers SET expires_at = ? WHERE id = ?")
+            .bind(Utc::now() + CUSTOMER_SESSION)
+            .bind(id)
+            .execute(&self.inner.db)
+            .await?;
+        Ok(())
+    }
+
+    /// A new customer and the cookie token that identifies them; stored with their first
+    /// reservation (one transaction), see [`Store::create_reservation`].
+    pub fn new_customer() -> (NewCustomer, String) {
+        let token = tokens::random_token();
+        let customer = NewCustomer {
+            id: tokens::random_token(),
+            token_hash: tokens::hash(&token),
+        };
+        (customer, token)
+    }
+
+    /// The specialist behind a session cookie token, if the session is current.
+    pub async fn agent_by_session(&self, token: &str) -> StoreResult<Option<Agent>> {
+        let row = sqlx::query(
+            "SELECT a.user_id, a.role, a.groups FROM agent_sessions s \
+             JOIN agents a ON a.user_id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(tokens::hash(token))
+        .bind(Utc::now())
+        .fetch_optional(&self.inner.db)
+        .await?;
+        Ok(row.map(|row| agent_from_row(&row)).transpose()?.flatten())
+    }
+
+    // ---- specialists ----
+
+    /// Creates or replaces a specialist's credentials (the `agent add` subcommand).
+    pub async fn add_agent(
+        db: &SqlitePool,
+        user_id: &str,
+        role: Role,
+        groups: &[String],
+        secret: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO agents (user_id, role, groups, secret_hash, available, created_at) \
+             VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET \
+             role = excluded.role, groups = excluded.groups, secret_hash = excluded.secret_hash",
+        )
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(groups.join(","))
+        .bind(tokens::hash(secret))
+        .bind(Utc::now())
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+
+    /// Checks credentials and opens a session; returns the cookie token.
+    pub async fn sign_in(&self, user_id: &str, secret: &str) -> StoreResult<(Agent, String)> {
+        let row = sqlx::query(
+            "SELECT user_id, role, groups, available FROM agents WHERE user_id = ? AND secret_hash = ?",
+        )
+        .bind(user_id)
+        .bind(tokens::hash(secret))
+        .fetch_optional(&self.inner.db)
+        .await?
+        .ok_or_else(|| StoreError::Unauthorized("unknown user id or wrong secret".into()))?;
+        let agent = agent_from_row(&row)?.ok_or_else(|| {
+            StoreError::Forbidden(
+                "this account's role is not one this server knows; ask an administrator".into(),
+            )
+        })?;
+        let available: bool = row.try_get("available")?;
+        let token = tokens::random_token();
+        sqlx::query(
+            "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+        )
+        .bind(tokens::hash(&token))
+        .bind(user_id)
+        .bind(Utc::now() + AGENT_SESSION)
+        .execute(&self.inner.db)
+        .await?;
+        // The agent may have been added while the server ran.
+        let mut live = self.live_mut();
+        let entry = live
+            .agents
+            .entry(agent.user_id.clone())
+            .or_insert(AgentLive {
+                groups: Vec::new(),
+                available,
+                active_call: None,
+            });
+        entry.groups = agent.groups.clone();
+        Ok((agent, token))
+    }
+
+    pub async fn sign_out(&self, token: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM agent_sessions WHERE token_hash = ?")
+            .bind(tokens::hash(token))
+            .execute(&self.inner.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the specialist is available, and their open call with its reservation.
+    pub fn agent_status(&self, user_id: &str) -> (bool, Option<(String, String)>) {
+        let live = self.live();
+        let Some(agent) = live.agents.get(user_id) else {
+            return (false, None);
+        };
+        let call = agent
+            .active_call
+            .as_ref()
+            .and_then(|id| live.calls.get(id))
+            .map(|c| (c.id.clone(), c.reservation_sid.clone()));
+        (agent.available, call)
+    }
+
+    pub async fn set_available(&self, agent: &Agent, available: bool) -> StoreResult<()> {
+        let _w = self.inner.write.lock().await;
+        let versions: Vec<(String, u64)> = agent
+            .groups
+            .iter()
+            .filter(|g| self.has_group(g))
+            .map(|g| (g.clone(), self.next_version(g)))
+            .collect();
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query("UPDATE agents SET available = ? WHERE user_id = ?")
+            .bind(available)
+            .bind(&agent.user_id)
+            .execute(&mut *tx)
+            .await?;
+        for (g, v) in &versions {
+            bump_group(&mut tx, g, *v).await?;
+        }
+        tx.commit().await?;
+        let now = Utc::now();
+        let mut live = self.live_mut();
+        if let Some(a) = live.agents.get_mut(&agent.user_id) {
+            a.available = available;
+        }
+        for (g, v) in versions {
+            live.recompute(&g, now);
+            live.publish(&g, v, None);
+        }
+        Ok(())
+    }
+
+    /// How many specialists of the group are available now.
+    pub fn available_specialists(&self, group: &str) -> u32 {
+        self.live()
+            .agents
+            .values()
+            .filter(|a| a.available && a.groups.iter().any(|g| g == group))
+            .count() as u32
+    }
+
+    /// A short-lived token for the WebSocket handshake; only its hash is kept.
+    pub async fn stream_token(&self, agent: &Agent) -> StoreResult<(String, DateTime<Utc>)> {
+        let token = tokens::random_token();
+        let expires = Utc::now() + STREAM_TOKEN;
+        sqlx::query("INSERT INTO stream_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(tokens::hash(&token))
+            .bind(&agent.user_id)
+            .bind(expires)
+            .execute(&self.inner.db)
+            .await?;
+        Ok((token, expires))
+    }
+
+    /// Spends a stream token: valid once, within its minute.
+    pub async fn redeem_stream_token(&self, token: &str) -> StoreResult<Option<Agent>> {
+        let row = sqlx::query(
+            "DELETE FROM stream_tokens WHERE token_hash = ? AND expires_at > ? RETURNING user_id",
+        )
+        .bind(tokens::hash(token))
+        .bind(Utc::now())
+        .fetch_optional(&self.inner.db)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let user_id: String = row.try_get("user_id")?;
+        let row = sqlx::query("SELECT user_id, role, groups FROM agents WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_optional(&self.inner.db)
+            .await?;
+        Ok(row.map(|row| agent_from_row(&row)).transpose()?.flatten())
+    }
+
+    pub fn subscribe_user_events(&self) -> broadcast::Receiver<(Audience, UserEvent)> {
+        self.inner.user_events.subscribe()
+    }
+
+    /// Tells the specialists in `audience` on their channels.
+    pub fn user_event(&self, audience: Audience, event: UserEvent) {
+        let _ = self.inner.user_events.send((audience, event));
+    }
+}

@@ -1,0 +1,272 @@
+//! Calls: joining, extending, leaving, ending.
+
+use super::*;
+
+impl Store {
+    // ---- calls ----
+
+    /// A call, from memory while open, else from the database.
+    pub async fn call(&self, id: &str) -> StoreResult<Option<CallRow>> {
+        if let Some(call) = self.live().calls.get(id) {
+            return Ok(Some(call.clone()));
+        }
+        let row = sqlx::query("SELECT * FROM calls WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.inner.db)
+            .await?;
+        Ok(row.map(|r| CallRow::from_row(&r)).transpose()?)
+    }
+
+    /// Watches an open call; `None` once it has ended.
+    pub fn watch_call(&self, id: &str) -> Option<watch::Receiver<CallNote>> {
+        self.live().call_tx.get(id).map(|tx| tx.subscribe())
+    }
+
+    /// The response to any call request, as seen by `who`.
+    pub fn call_response(&self, call: &CallRow, role: Role) -> CallResponse {
+        CallResponse {
+            call: call.to_call(),
+            members: call.members(),
+            own_capabilities: self.config().capabilities(role),
+            own_role: role,
+            server_time: Utc::now(),
+        }
+    }
+
+    /// Joins a call: the first join starts the session and its timer.
+    pub async fn join_call(
+        &self,
+        id: &str,
+        role: Role,
+        max_duration_seconds: Option<u32>,
+    ) -> StoreResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let mut call = self.open_call(id).await?;
+        let mut event = CallEventType::Updated;
+        if let Some(secs) = max_duration_seconds {
+            call.max_duration_seconds = self.checked_duration(secs)?;
+        }
+        if call.started_at.is_none() {
+            call.started_at = Some(now);
+            event = CallEventType::SessionStarted;
+        }
+        call.timer_ends_at = call
+            .started_at
+            .map(|s| s + Duration::seconds(call.max_duration_seconds as i64));
+        match role {
+            Role::Specialist => {
+                call.specialist_joined_at = Some(now);
+                call.specialist_present = true;
+            }
+            Role::Patient => {
+                call.customer_joined_at = Some(now);
+                call.customer_present = true;
+            }
+        }
+        if call.timer_ends_at.is_some_and(|t| t <= now) {
+            return Err(StoreError::Unprocessable(
+                "that duration would end the call before now".into(),
+            ));
+        }
+        call.version += 1;
+        let started = event == CallEventType::SessionStarted;
+        // The session starting moves the specialist's expected free time, so the estimates of
+        // everyone waiting in the group: the group's version moves with it, in one transaction.
+        let group = call.group_name.clone();
+        let version = started.then(|| self.next_version(&group));
+        let mut tx = self.inner.db.begin().await?;
+        save_call_row(&mut tx, &call).await?;
+        if let Some(v) = version {
+            bump_group(&mut tx, &group, v).await?;
+        }
+        tx.commit().await?;
+        let mut live = self.live_mut();
+        live.calls.insert(call.id.clone(), call.clone());
+        self.notify_call(&live, &call, event);
+        if let Some(v) = version {
+            live.recompute(&group, now);
+            live.publish(&group, v, None);
+            drop(live);
+            self.user_event(
+                Audience::User(call.specialist_id.clone()),
+                UserEvent::CallStarted {
+                    call_id: call.id.clone(),
+                    call_type: call.call_type.clone(),
+                    reservation_sid: call.reservation_sid.clone(),
+                },
+            );
+        }
+        Ok(call)
+    }
+
+    /// Changes the session length; moves `timer_ends_at` for everyone.
+    pub async fn extend_call(&self, id: &str, max_duration_seconds: u32) -> StoreResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let mut call = self.open_call(id).await?;
+        call.max_duration_seconds = self.checked_duration(max_duration_seconds)?;
+        call.timer_ends_at = call
+            .started_at
+            .map(|s| s + Duration::seconds(call.max_duration_seconds as i64));
+        if call.timer_ends_at.is_some_and(|t| t <= now) {
+            return Err(StoreError::Unprocessable(format!(
+                "a session of {max_duration_seconds} s would already be over; choose a longer one"
+            )));
+        }
+        self.commit_call_change(call).await
+    }
+
+    /// A member leaves. A started call ends when the specialist leaves or nobody is left in it.
+    /// Deciding and ending happen under one hold of the write lock, so nothing (the sweeper,
+    /// the other member) changes the call in between. Leaving a call that has already ended
+    /// answers it as it ended.
+    pub async fn leave_call(&self, id: &str, role: Role) -> StoreResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        let mut call = match self.open_call(id).await {
+            Ok(call) => call,
+            Err(StoreError::Conflict(_)) => {
+                return self
+                    .call(id)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("the call"));
+            }
+            Err(e) => return Err(e),
+        };
+        match role {
+            Role::Specialist => call.specialist_present = false,
+            Role::Patient => call.customer_present = false,
+        }
+        // The specialist leaving ends a started call (nobody is left to serve the customer),
+        // and so does the last one present leaving.
+        let ends = call.started_at.is_some()
+            && (role == Role::Specialist || !(call.specialist_present || call.customer_present));
+        if ends {
+            return self.end_call_locked(id, CallEndReason::left(role)).await;
+        }
+        self.commit_call_change(call).await
+    }
+
+    /// Stores a changed open call (one version more) and tells its watchers it was updated.
+    pub(super) async fn commit_call_change(&self, mut call: CallRow) -> StoreResult<CallRow> {
+        call.version += 1;
+        self.save_call(&call).await?;
+        let mut live = self.live_mut();
+        live.calls.insert(call.id.clone(), call.clone());
+        self.notify_call(&live, &call, CallEventType::Updated);
+        Ok(call)
+    }
+
+    /// Ends an open call now (timer ran out, everyone left).
+    pub async fn end_call(&self, id: &str, reason: CallEndReason) -> StoreResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        self.end_call_locked(id, reason).await
+    }
+
+    /// [`Self::end_call`] for a caller that holds the write lock.
+    pub(super) async fn end_call_locked(
+        &self,
+        id: &str,
+        reason: CallEndReason,
+    ) -> StoreResult<CallRow> {
+        let now = Utc::now();
+        let call = self.open_call(id).await?;
+        let group = call.group_name.clone();
+        let version = self.next_version(&group);
+        let mut tx = self.inner.db.begin().await?;
+        end_call_row(&mut tx, &call, reason, now).await?;
+        bump_group(&mut tx, &group, version).await?;
+        tx.commit().await?;
+        let mut live = self.live_mut();
+        let ended = self.apply_call_end(&mut live, &call, reason, now);
+        // A matched reservation leaves memory with its call; it stays MATCHED in the database.
+        if let Some(r) = live.reservations.remove(&call.reservation_sid) {
+            live.by_customer.remove(&r.customer_id);
+        }
+        live.recompute(&group, now);
+        live.publish(&group, version, None);
+        Ok(ended)
+    }
+
+    pub(super) fn checked_duration(&self, secs: u32) -> StoreResult<u32> {
+        let max = self.config().max_call_seconds;
+        if secs == 0 || secs > max {
+            return Err(StoreError::Unprocessable(format!(
+                "max_duration_seconds must be between 1 and {max}"
+            )));
+        }
+        Ok(secs)
+    }
+
+    pub(super) async fn open_call(&self, id: &str) -> StoreResult<CallRow> {
+        if let Some(call) = self.live().calls.get(id) {
+            return Ok(call.clone());
+        }
+        match self.call(id).await? {
+            Some(_) => Err(StoreError::Conflict("the call has ended".into())),
+            None => Err(StoreError::not_found("the call")),
+        }
+    }
+
+    pub(super) async fn save_call(&self, call: &CallRow) -> StoreResult<()> {
+        let mut conn = self.inner.db.acquire().await?;
+        save_call_row(&mut conn, call).await?;
+        Ok(())
+    }
+
+    pub(super) fn notify_call(&self, live: &Live, call: &CallRow, event: CallEventType) {
+        if let Some(tx) = live.call_tx.get(&call.id) {
+            tx.send_replace(CallNote {
+                version: call.version,
+                event,
+            });
+        }
+    }
+
+    /// Memory's side of ending a call (the database side is [`end_call_row`]).
+    pub(super) fn apply_call_end(
+        &self,
+        live: &mut Live,
+        call: &CallRow,
+        reason: CallEndReason,
+        now: DateTime<Utc>,
+    ) -> CallRow {
+        let mut ended = call.clone();
+        ended.ended_at = Some(now);
+        ended.ended_reason = Some(reason);
+        ended.specialist_present = false;
+        ended.customer_present = false;
+        ended.version += 1;
+        live.calls.remove(&call.id);
+        if let Some(started) = call.started_at
+            && let Some(g) = live.groups.get_mut(&call.group_name)
+        {
+            push_history(
+                &mut g.history,
+                (now - started).num_milliseconds() as f64 / 1000.0,
+            );
+        }
+        if let Some(a) = live.agents.get_mut(&call.specialist_id)
+            && a.active_call.as_deref() == Some(&call.id)
+        {
+            a.active_call = None;
+        }
+        // Tell the watchers, then drop the sender so their streams know nothing more will come.
+        if let Some(tx) = live.call_tx.remove(&call.id) {
+            tx.send_replace(CallNote {
+                version: ended.version,
+                event: CallEventType::Ended,
+            });
+        }
+        self.user_event(
+            Audience::User(call.specialist_id.clone()),
+            UserEvent::CallEnded {
+                call_id: call.id.clone(),
+                call_type: call.call_type.clone(),
+                reservation_sid: call.reservation_sid.clone(),
+                reason,
+            },
+        );
+        ended
+    }
+}

@@ -1,0 +1,291 @@
+//! The queue and the calls: durable in SQLite, live in memory, one place for every change.
+//!
+//! SQLite is the source of truth; the in-memory [`Live`] copy of what is in flight (queued and
+//! matched reservations, open calls, specialists) serves reads and streams without touching the
+//! database. Every change takes the write lock, commits to SQLite, then updates memory and wakes
+//! the streams, so memory never shows what the database does not hold. On start the live copy is
+//! rebuilt from the database, which is what makes a restart (even `kill -9`) lose nothing.
+//!
+//! The parts: `memory.rs` the in-memory model (groups, positions, estimates, what each stream
+//! is told), `rows.rs` the stored rows and the SQL they share, `accounts.rs` customers,
+//! specialists, sessions and stream tokens, `reservations.rs` the queue (creates through one
+//! group-committing writer, leaving, accepting), `calls.rs` the calls, `sweep.rs` the deadlines.
+
+mod accounts;
+mod calls;
+pub mod error;
+mod memory;
+mod reservations;
+mod rows;
+mod sweep;
+
+pub use error::{StoreError, StoreResult};
+pub use rows::CallRow;
+
+use memory::*;
+use rows::*;
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard},
+};
+
+use callqueue_protocol::{
+    CALL_TYPE_APPOINTMENT, Call, CallEndReason, CallEventType, CallResponse, CallSession,
+    CallSettings, Limits, Member, QueueEvent, Reservation, ReservationStatus, Role, UserEvent,
+};
+use chrono::{DateTime, Duration, Utc};
+use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
+
+use crate::{config::Config, estimator, tokens};
+
+/// A customer not yet stored: created together with their first reservation.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    pub id: String,
+    pub token_hash: String,
+}
+
+/// How long a customer's session (their cookie) lasts after their last new reservation.
+pub const CUSTOMER_SESSION: Duration = Duration::hours(24);
+/// How long a specialist's session lasts after signing in.
+pub const AGENT_SESSION: Duration = Duration::hours(12);
+/// How long a WebSocket stream token may wait to be spent.
+const STREAM_TOKEN: Duration = Duration::seconds(60);
+
+/// Most creates committed in one transaction.
+const CREATE_BATCH: usize = 256;
+
+/// One waiting create, for the writer task.
+struct CreateJob {
+    group: String,
+    customer_id: String,
+    new_customer: Option<NewCustomer>,
+    reply: oneshot::Sender<StoreResult<(Reservation, bool)>>,
+}
+
+/// Who a user event is for.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Every specialist of a group.
+    Group(String),
+    /// One specialist.
+    User(String),
+}
+
+/// What the call watchers are told: the call's version and what happened.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallNote {
+    pub version: u64,
+    pub event: CallEventType,
+}
+
+/// A queue's deltas from `version` on, and the queue as it was at `version`.
+pub struct QueueSubscription {
+    pub events: broadcast::Receiver<(u64, QueueEvent)>,
+    pub version: u64,
+    pub reservations: Vec<Reservation>,
+}
+
+/// A signed-in specialist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agent {
+    pub user_id: String,
+    pub role: Role,
+    pub groups: Vec<String>,
+}
+
+/// Who is asking: a customer (by their cookie) or a specialist (by theirs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Caller {
+    Customer(String),
+    Agent(Agent),
+}
+
+/// What [`Store::reservation_change`] found.
+#[derive(Debug)]
+pub enum ReservationChange {
+    Same,
+    Changed(Reservation),
+    Gone,
+}
+
+/// The whole state of the server; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: SqlitePool,
+    config: Arc<Config>,
+    write: Mutex<()>,
+    live: RwLock<Live>,
+    user_events: broadcast::Sender<(Audience, UserEvent)>,
+    creates: mpsc::Sender<CreateJob>,
+}
+
+impl Store {
+    /// Rebuilds the live state from the database.
+    pub async fn open(db: SqlitePool, config: Arc<Config>) -> sqlx::Result<Self> {
+        for group in &config.groups {
+            sqlx::query("INSERT OR IGNORE INTO groups (name, version) VALUES (?, 0)")
+                .bind(group)
+                .execute(&db)
+                .await?;
+        }
+        let mut live = Live::default();
+        for row in sqlx::query(
+            "SELECT g.name, g.version, COALESCE(MAX(r.seq), 0) AS max_seq \
+             FROM groups g LEFT JOIN reservations r ON r.group_name = g.name GROUP BY g.name",
+        )
+        .fetch_all(&db)
+        .await?
+        {
+            let name: String = row.try_get("name")?;
+            let version: i64 = row.try_get("version")?;
+            let max_seq: i64 = row.try_get("max_seq")?;
+            live.groups
+                .insert(name, GroupLive::new(version as u64, max_seq + 1));
+        }
+        for row in sqlx::query("SELECT * FROM calls WHERE ended_at IS NULL")
+            .fetch_all(&db)
+            .await?
+        {
+            let call = CallRow::from_row(&row)?;
+            live.call_tx.insert(
+                call.id.clone(),
+                watch::channel(CallNote {
+                    version: call.version,
+                    event: call.snapshot_event(),
+                })
+                .0,
+            );
+            live.calls.insert(call.id.clone(), call);
+        }
+        for row in sqlx::query(
+            "SELECT group_name, (julianday(ended_at) - julianday(started_at)) * 86400.0 AS secs \
+             FROM calls WHERE ended_at IS NOT NULL AND started_at IS NOT NULL ORDER BY ended_at",
+        )
+        .fetch_all(&db)
+        .await?
+        {
+            let group: String = row.try_get("group_name")?;
+            let secs: f64 = row.try_get("secs")?;
+            if let Some(g) = live.groups.get_mut(&group) {
+                push_history(&mut g.history, secs);
+            }
+        }
+        for row in sqlx::query("SELECT user_id, groups, available FROM agents")
+            .fetch_all(&db)
+            .await?
+        {
+            let user_id: String = row.try_get("user_id")?;
+            let groups: String = row.try_get("groups")?;
+            let active_call = live
+                .calls
+                .values()
+                .find(|c| c.specialist_id == user_id)
+                .map(|c| c.id.clone());
+            live.agents.insert(
+                user_id,
+                AgentLive {
+                    groups: split_groups(&groups),
+                    available: row.try_get("available")?,
+                    active_call,
+                },
+            );
+        }
+        let now = Utc::now();
+        for row in sqlx::query(
+            "SELECT r.*, c.ended_at AS call_ended_at FROM reservations r \
+             LEFT JOIN calls c ON c.id = r.call_id \
+             WHERE r.status IN ('GROUP_RESERVATION_STATUS_QUEUED', 'GROUP_RESERVATION_STATUS_MATCHED') \
+             ORDER BY r.seq",
+        )
+        .fetch_all(&db)
+        .await?
+        {
+            let view = reservation_from_row(&row, now)?;
+            let call_ended: Option<DateTime<Utc>> = row.try_get("call_ended_at")?;
+            if view.reservation_status == ReservationStatus::Matched && call_ended.is_some() {
+                continue;
+            }
+            let seq: i64 = row.try_get("seq")?;
+            let customer_id: String = row.try_get("customer_id")?;
+            let group = live
+                .groups
+                .entry(view.group_name.clone())
+                .or_insert_with(|| GroupLive::new(0, seq + 1));
+            if view.reservation_status == ReservationStatus::Queued {
+                group.queue.insert(seq, view.reservation_sid.clone());
+            }
+            live.by_customer
+                .insert(customer_id.clone(), view.reservation_sid.clone());
+            live.reservations.insert(
+                view.reservation_sid.clone(),
+                ActiveReservation {
+                    customer_id,
+                    seq,
+                    matched_at: row.try_get("matched_at")?,
+                    view,
+                },
+            );
+        }
+        let names: Vec<String> = live.groups.keys().cloned().collect();
+        for name in names {
+            live.recompute(&name, now);
+        }
+        let (creates, jobs) = mpsc::channel(4 * CREATE_BATCH);
+        let store = Self {
+            inner: Arc::new(Inner {
+                db,
+                config,
+                write: Mutex::new(()),
+                live: RwLock::new(live),
+                user_events: broadcast::channel(1024).0,
+                creates,
+            }),
+        };
+        // The task holds the store weakly: when the last handle goes, the sender goes with it,
+        // the channel closes and the task ends.
+        tokio::spawn(Self::run_creates(Arc::downgrade(&store.inner), jobs));
+        Ok(store)
+    }
+
+    pub fn db(&self) -> &SqlitePool {
+        &self.inner.db
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    // A poisoned lock only means another task panicked mid-read; the data is still consistent
+    // because memory is only changed after the database commit, so carry on with it.
+    fn live(&self) -> RwLockReadGuard<'_, Live> {
+        self.inner.live.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live_mut(&self) -> RwLockWriteGuard<'_, Live> {
+        self.inner.live.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn has_group(&self, group: &str) -> bool {
+        self.live().groups.contains_key(group)
+    }
+
+    fn next_version(&self, group: &str) -> u64 {
+        self.live().groups.get(group).map_or(1, |g| g.version + 1)
+    }
+}
+
+/// `a, b,,c` → `[a, b, c]`: how group lists are written in flags and stored.
+pub fn split_groups(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(String::from)
+        .collect()
+}

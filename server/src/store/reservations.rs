@@ -1,0 +1,543 @@
+//! The queue: creates through one group-committing writer, reads, leaving, accepting.
+
+use super::*;
+
+impl Store {
+    // ---- reservations ----
+
+    /// The customer's active reservation, or a new one at the back of the queue.
+    /// The flag says whether it was created now.
+    ///
+    /// Creates go through one writer task that commits whatever is waiting in one transaction
+    /// (group commit): a create costs a few SQLite round trips however many arrive together.
+    pub async fn create_reservation(
+        &self,
+        group: &str,
+        customer_id: &str,
+        new_customer: Option<&NewCustomer>,
+    ) -> StoreResult<(Reservation, bool)> {
+        if !self.has_group(group) {
+            return Err(StoreError::not_found(&format!("the group {group:?}")));
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = CreateJob {
+            group: group.to_string(),
+            customer_id: customer_id.to_string(),
+            new_customer: new_customer.cloned(),
+            reply,
+        };
+        let gone = || StoreError::Unavailable("the writer task has stopped".into());
+        self.inner.creates.send(job).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// The writer task behind [`Store::create_reservation`].
+    pub(super) async fn run_creates(
+        inner: std::sync::Weak<Inner>,
+        mut jobs: mpsc::Receiver<CreateJob>,
+    ) {
+        let mut batch = Vec::with_capacity(CREATE_BATCH);
+        while jobs.recv_many(&mut batch, CREATE_BATCH).await > 0 {
+            let Some(inner) = inner.upgrade() else { return };
+            Self { inner }
+                .create_batch(std::mem::take(&mut batch))
+                .await;
+        }
+    }
+
+    pub(super) async fn create_batch(&self, jobs: Vec<CreateJob>) {
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        // Decide each job: an active reservation answers at once; a customer asking twice in
+        // one batch gets the one reservation made for them.
+        let mut planned: Vec<(CreateJob, String, i64, u64)> = Vec::new();
+        let mut repeats: Vec<(CreateJob, usize)> = Vec::new();
+        {
+            let live = self.live();
+            let mut next: HashMap<String, (i64, u64)> = HashMap::new();
+            let mut in_batch: HashMap<String, usize> = HashMap::new();
+            for job in jobs {
+                if let Some(view) = live
+                    .by_customer
+                    .get(&job.customer_id)
+                    .and_then(|sid| live.view(sid, now))
+                {
+                    let _ = job.reply.send(Ok((view, false)));
+                    continue;
+                }
+                if let Some(&first) = in_batch.get(&job.customer_id) {
+                    repeats.push((job, first));
+                    continue;
+                }
+                let Some(g) = live.groups.get(&job.group) else {
+                    let _ = job.reply.send(Err(StoreError::not_found("the group")));
+                    continue;
+                };
+                let (seq, version) = next
+                    .entry(job.group.clone())
+                    .or_insert((g.next_seq, g.version));
+                let planned_seq = *seq;
+                *seq += 1;
+                *version += 1;
+                in_batch.insert(job.customer_id.clone(), planned.len());
+                planned.push((job, tokens::random_token(), planned_seq, *version));
+            }
+        }
+        if planned.is_empty() {
+            return;
+        }
+        if let Err(e) = self.insert_batch(&planned, now).await {
+            tracing::error!(error = %e, "creating reservations failed");
+            // Every job of the batch gets the same answer, sorted as the error itself is.
+            let unavailable = error::db_unavailable(&e);
+            let message = e.to_string();
+            let answer = || {
+                Err(if unavailable {
+                    StoreError::Unavailable(message.clone())
+                } else {
+                    StoreError::Internal(format!("creating reservations: {message}"))
+                })
+            };
+            for (job, ..) in planned {
+                let _ = job.reply.send(answer());
+            }
+            for (job, _) in repeats {
+                let _ = job.reply.send(answer());
+            }
+            return;
+        }
+
+        let mut views = Vec::with_capacity(planned.len());
+        let mut waiting = Vec::with_capacity(planned.len());
+        {
+            let mut live = self.live_mut();
+            for (job, sid, seq, version) in &planned {
+                let group = job.group.as_str();
+                let view = Reservation {
+                    reservation_sid: sid.clone(),
+                    group_name: group.to_string(),
+                    reservation_status: ReservationStatus::Queued,
+                    queue_position: None,
+                    estimated_wait_until: None,
+                    created_at: now,
+                    updated_at: now,
+                    call_id: None,
+                    call_type: None,
+                    server_time: now,
+                };
+                live.reservations.insert(
+                    sid.clone(),
+                    ActiveReservation {
+                        customer_id: job.customer_id.clone(),
+                        seq: *seq,
+                        matched_at: None,
+                        view,
+                    },
+                );
+                live.by_customer
+                    .insert(job.customer_id.clone(), sid.clone());
+                let Some(g) = live.groups.get_mut(group) else {
+                    continue;
+                };
+                g.next_seq = seq + 1;
+                g.queue.insert(*seq, sid.clone());
+                let queue_length = g.queue.len() as u32;
+                // A new arrival joins at the back: nobody else's position or estimate moves.
+                let (busy, mean) = live.estimator_inputs(group);
+                let estimate =
+                    estimator::estimate_position(now, queue_length as usize, &busy, mean);
+                if let Some(r) = live.reservations.get_mut(sid) {
+                    r.view.queue_position = Some(queue_length);
+                    r.view.estimated_wait_until = estimate;
+                }
+                let view = live.view(sid, now).expect("just inserted");
+                live.publish(
+                    group,
+                    *version,
+                    Some(QueueEvent::Added {
+                        reservation: view.clone(),
+                        server_time: now,
+                    }),
+                );
+                waiting.push((
+                    Audience::Group(group.to_string()),
+                    UserEvent::CustomerWaiting {
+                        group_name: group.to_string(),
+                        reservation_sid: sid.clone(),
+                        queue_length,
+                    },
+                ));
+                views.push(view);
+            }
+        }
+        for (audience, event) in waiting {
+            self.user_event(audience, event);
+        }
+        for (job, first) in repeats {
+            let _ = job.reply.send(Ok((views[first].clone(), false)));
+        }
+        for ((job, ..), view) in planned.into_iter().zip(views) {
+            let _ = job.reply.send(Ok((view, true)));
+        }
+    }
+
+    /// The database side of a batch of creates: one transaction, one statement per table.
+    pub(super) async fn insert_batch(
+        &self,
+        planned: &[(CreateJob, String, i64, u64)],
+        now: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.inner.db.begin().await?;
+        let customers: Vec<&NewCustomer> = planned
+            .iter()
+            .filter_map(|(job, ..)| job.new_customer.as_ref())
+            .collect();
+        if !customers.is_empty() {
+            sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO customers (id, token_hash, created_at, expires_at) ",
+            )
+            .push_values(customers, |mut row, c| {
+                row.push_bind(&c.id)
+                    .push_bind(&c.token_hash)
+                    .push_bind(now)
+                    .push_bind(now + CUSTOMER_SESSION);
+            })
+            .build()
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, updated_at) ",
+        )
+        .push_values(planned, |mut row, (job, sid, seq, _)| {
+            row.push_bind(sid)
+                .push_bind(&job.group)
+                .push_bind(&job.customer_id)
+                .push_bind(ReservationStatus::Queued.as_str())
+                .push_bind(*seq)
+                .push_bind(now)
+                .push_bind(now);
+        })
+        .build()
+        .execute(&mut *tx)
+        .await?;
+        let mut last: HashMap<&str, u64> = HashMap::new();
+        for (job, _, _, version) in planned {
+            last.insert(&job.group, *version);
+        }
+        for (group, version) in last {
+            bump_group(&mut tx, group, version).await?;
+        }
+        tx.commit().await
+    }
+
+    /// The reservation if it says something other than `last` (its clock aside), or that it is
+    /// gone. Cheap when nothing changed: a reservation stream asks on every change of its group.
+    pub async fn reservation_change(
+        &self,
+        sid: &str,
+        last: Option<&Reservation>,
+    ) -> StoreResult<ReservationChange> {
+        {
+            let live = self.live();
+            if let Some(r) = live.reservations.get(sid) {
+                if last.is_some_and(|l| l.same_state(&r.view)) {
+                    return Ok(ReservationChange::Same);
+                }
+                return Ok(live
+                    .view(sid, Utc::now())
+                    .map_or(ReservationChange::Gone, ReservationChange::Changed));
+            }
+        }
+        // A finished reservation is only in the database. Boxed: the query's state would
+        // otherwise sit inside every idle stream's task.
+        Ok(
+            match Box::pin(self.stored_reservation(sid, Utc::now())).await? {
+                Some((r, _)) if last.is_some_and(|l| l.same_state(&r)) => ReservationChange::Same,
+                Some((r, _)) => ReservationChange::Changed(r),
+                None => ReservationChange::Gone,
+            },
+        )
+    }
+
+    /// A reservation as it is now, with the customer it belongs to.
+    pub async fn reservation(&self, sid: &str) -> StoreResult<Option<(Reservation, String)>> {
+        let now = Utc::now();
+        {
+            let live = self.live();
+            if let (Some(view), Some(r)) = (live.view(sid, now), live.reservations.get(sid)) {
+                return Ok(Some((view, r.customer_id.clone())));
+            }
+        }
+        self.stored_reservation(sid, now).await
+    }
+
+    /// A reservation as the database has it (the only copy once it has finished), with its
+    /// customer.
+    pub(super) async fn stored_reservation(
+        &self,
+        sid: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<(Reservation, String)>> {
+        let row = sqlx::query("SELECT * FROM reservations WHERE sid = ?")
+            .bind(sid)
+            .fetch_optional(&self.inner.db)
+            .await?;
+        match row {
+            Some(row) => {
+                let view = reservation_from_row(&row, now)?;
+                let customer: String = row.try_get("customer_id")?;
+                Ok(Some((view, customer)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Watches a group's version: it changes whenever anything in the group does.
+    pub fn watch_group(&self, group: &str) -> Option<watch::Receiver<u64>> {
+        self.live()
+            .groups
+            .get(group)
+            .map(|g| g.version_tx.subscribe())
+    }
+
+    /// The queue's deltas, and a snapshot of it taken after subscribing (so nothing falls between).
+    pub fn subscribe_queue(&self, group: &str) -> Option<QueueSubscription> {
+        let live = self.live();
+        let g = live.groups.get(group)?;
+        let events = g.events_tx.subscribe();
+        let now = Utc::now();
+        let reservations = g
+            .queue
+            .values()
+            .filter_map(|sid| live.view(sid, now))
+            .collect();
+        Some(QueueSubscription {
+            events,
+            version: g.version,
+            reservations,
+        })
+    }
+
+    /// How many are waiting in a group (`None`: no such group). Reads one number.
+    pub fn queue_length(&self, group: &str) -> Option<u32> {
+        self.live().groups.get(group).map(|g| g.queue.len() as u32)
+    }
+
+    /// The queued reservations of a group, in order.
+    pub fn queue(&self, group: &str) -> Option<Vec<Reservation>> {
+        self.subscribe_queue(group).map(|s| s.reservations)
+    }
+
+    /// Moves a reservation to a final status: cancel, expire. Ends its call if it had one.
+    /// Returns the reservation as it is afterwards; a reservation that is already final stays as
+    /// it is (statuses never move backwards).
+    pub async fn finish_reservation(
+        &self,
+        sid: &str,
+        status: ReservationStatus,
+    ) -> StoreResult<Reservation> {
+        debug_assert!(status.is_final());
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let Some(active) = self.live().reservations.get(sid).cloned() else {
+            return self
+                .reservation(sid)
+                .await?
+                .map(|(r, _)| r)
+                .ok_or_else(|| StoreError::not_found("the reservation"));
+        };
+        let group = active.view.group_name.clone();
+        let version = self.next_version(&group);
+        let call = active
+            .view
+            .call_id
+            .as_ref()
+            .and_then(|id| self.live().calls.get(id).cloned());
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query("UPDATE reservations SET status = ?, updated_at = ? WHERE sid = ?")
+            .bind(status.as_str())
+            .bind(now)
+            .bind(sid)
+            .execute(&mut *tx)
+            .await?;
+        let reason = if status == ReservationStatus::Expired {
+            CallEndReason::NotJoined
+        } else {
+            CallEndReason::Canceled
+        };
+        if let Some(call) = &call {
+            end_call_row(&mut tx, call, reason, now).await?;
+        }
+        bump_group(&mut tx, &group, version).await?;
+        tx.commit().await?;
+
+        let mut live = self.live_mut();
+        live.reservations.remove(sid);
+        live.by_customer.remove(&active.customer_id);
+        if let Some(g) = live.groups.get_mut(&group) {
+            g.queue.remove(&active.seq);
+        }
+        if let Some(call) = &call {
+            self.apply_call_end(&mut live, call, reason, now);
+        }
+        live.recompute(&group, now);
+        let view = Reservation {
+            reservation_status: status,
+            queue_position: None,
+            estimated_wait_until: None,
+            updated_at: now,
+            server_time: now,
+            ..active.view
+        };
+        live.publish(
+            &group,
+            version,
+            Some(QueueEvent::Removed {
+                reservation: view.clone(),
+                server_time: now,
+            }),
+        );
+        Ok(view)
+    }
+
+    /// A specialist takes the next customer of a group (or the one named): the reservation is
+    /// matched and a call created with both as members.
+    pub async fn accept(
+        &self,
+        agent: &Agent,
+        group: &str,
+        wanted: Option<&str>,
+    ) -> StoreResult<(Reservation, CallRow)> {
+        if !agent.groups.iter().any(|g| g == group) || !self.has_group(group) {
+            return Err(StoreError::not_found(&format!("the group {group:?}")));
+        }
+        let _w = self.inner.write.lock().await;
+        let now = Utc::now();
+        let active = {
+            let live = self.live();
+            let me = live.agents.get(&agent.user_id);
+            if !me.is_some_and(|a| a.available) {
+                return Err(StoreError::Conflict(
+                    "mark yourself available before accepting customers".into(),
+                ));
+            }
+            if let Some(call) = me.and_then(|a| a.active_call.clone()) {
+                return Err(StoreError::Conflict(format!(
+                    "you are still in call {call}; leave it first"
+                )));
+            }
+            let g = &live.groups[group];
+            let sid = match wanted {
+                Some(sid) => {
+                    let r = live.reservations.get(sid).filter(|r| {
+                        r.view.group_name == group
+                            && r.view.reservation_status == ReservationStatus::Queued
+                    });
+                    r.map(|r| r.view.reservation_sid.clone()).ok_or_else(|| {
+                        StoreError::NotFound(
+                            "that customer is no longer waiting in this group".into(),
+                        )
+                    })?
+                }
+                None => g
+                    .queue
+                    .values()
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| StoreError::Conflict("nobody is waiting".into()))?,
+            };
+            live.reservations[&sid].clone()
+        };
+        let sid = active.view.reservation_sid.clone();
+        let version = self.next_version(group);
+        let call = CallRow {
+            id: tokens::random_token(),
+            call_type: CALL_TYPE_APPOINTMENT.to_string(),
+            group_name: group.to_string(),
+            reservation_sid: sid.clone(),
+            specialist_id: agent.user_id.clone(),
+            customer_id: active.customer_id.clone(),
+            max_duration_seconds: self.config().call_seconds,
+            created_at: now,
+            started_at: None,
+            timer_ends_at: None,
+            ended_at: None,
+            ended_reason: None,
+            specialist_joined_at: None,
+            customer_joined_at: None,
+            specialist_present: false,
+            customer_present: false,
+            version: 1,
+        };
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query(
+            "UPDATE reservations SET status = ?, updated_at = ?, matched_at = ?, call_id = ?, call_type = ? \
+             WHERE sid = ?",
+        )
+        .bind(ReservationStatus::Matched.as_str())
+        .bind(now)
+        .bind(now)
+        .bind(&call.id)
+        .bind(&call.call_type)
+        .bind(&sid)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO calls (id, call_type, group_name, reservation_sid, specialist_id, customer_id, \
+             max_duration_seconds, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&call.id)
+        .bind(&call.call_type)
+        .bind(group)
+        .bind(&sid)
+        .bind(&call.specialist_id)
+        .bind(&call.customer_id)
+        .bind(call.max_duration_seconds as i64)
+        .bind(now)
+        .bind(call.version as i64)
+        .execute(&mut *tx)
+        .await?;
+        bump_group(&mut tx, group, version).await?;
+        tx.commit().await?;
+
+        let mut live = self.live_mut();
+        if let Some(g) = live.groups.get_mut(group) {
+            g.queue.remove(&active.seq);
+        }
+        let r = live
+            .reservations
+            .get_mut(&sid)
+            .expect("held under the write lock");
+        r.matched_at = Some(now);
+        r.view.reservation_status = ReservationStatus::Matched;
+        r.view.queue_position = None;
+        r.view.estimated_wait_until = None;
+        r.view.updated_at = now;
+        r.view.call_id = Some(call.id.clone());
+        r.view.call_type = Some(call.call_type.clone());
+        if let Some(a) = live.agents.get_mut(&agent.user_id) {
+            a.active_call = Some(call.id.clone());
+        }
+        live.call_tx.insert(
+            call.id.clone(),
+            watch::channel(CallNote {
+                version: call.version,
+                event: CallEventType::Updated,
+            })
+            .0,
+        );
+        live.calls.insert(call.id.clone(), call.clone());
+        live.recompute(group, now);
+        let view = live.view(&sid, now).expect("still active");
+        live.publish(
+            group,
+            version,
+            Some(QueueEvent::Removed {
+                reservation: view.clone(),
+                server_time: now,
+            }),
+        );
+        Ok((view, call))
+    }
+}

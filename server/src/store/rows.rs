@@ -1,0 +1,203 @@
+//! The stored rows and the SQL statements the other parts share.
+
+use super::*;
+
+/// A call as stored.
+#[derive(Debug, Clone)]
+pub struct CallRow {
+    pub id: String,
+    pub call_type: String,
+    pub group_name: String,
+    pub reservation_sid: String,
+    pub specialist_id: String,
+    pub customer_id: String,
+    pub max_duration_seconds: u32,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub timer_ends_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub ended_reason: Option<CallEndReason>,
+    pub specialist_joined_at: Option<DateTime<Utc>>,
+    pub customer_joined_at: Option<DateTime<Utc>>,
+    pub specialist_present: bool,
+    pub customer_present: bool,
+    pub version: u64,
+}
+
+impl CallRow {
+    pub(super) fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            call_type: row.try_get("call_type")?,
+            group_name: row.try_get("group_name")?,
+            reservation_sid: row.try_get("reservation_sid")?,
+            specialist_id: row.try_get("specialist_id")?,
+            customer_id: row.try_get("customer_id")?,
+            max_duration_seconds: row.try_get::<i64, _>("max_duration_seconds")? as u32,
+            created_at: row.try_get("created_at")?,
+            started_at: row.try_get("started_at")?,
+            timer_ends_at: row.try_get("timer_ends_at")?,
+            ended_at: row.try_get("ended_at")?,
+            ended_reason: row
+                .try_get::<Option<String>, _>("ended_reason")?
+                .map(|r| {
+                    CallEndReason::parse(&r).ok_or_else(|| {
+                        sqlx::Error::Decode(format!("unknown call end reason {r:?}").into())
+                    })
+                })
+                .transpose()?,
+            specialist_joined_at: row.try_get("specialist_joined_at")?,
+            customer_joined_at: row.try_get("customer_joined_at")?,
+            specialist_present: row.try_get("specialist_present")?,
+            customer_present: row.try_get("customer_present")?,
+            version: row.try_get::<i64, _>("version")? as u64,
+        })
+    }
+
+    /// The wire view of the call.
+    pub fn to_call(&self) -> Call {
+        Call {
+            id: self.id.clone(),
+            call_type: self.call_type.clone(),
+            reservation_sid: self.reservation_sid.clone(),
+            created_at: self.created_at,
+            settings: CallSettings {
+                limits: Limits {
+                    max_duration_seconds: self.max_duration_seconds,
+                },
+            },
+            session: CallSession {
+                started_at: self.started_at,
+                timer_ends_at: self.timer_ends_at,
+                ended_at: self.ended_at,
+                ended_reason: self.ended_reason,
+            },
+        }
+    }
+
+    pub fn members(&self) -> Vec<Member> {
+        vec![
+            Member {
+                user_id: self.specialist_id.clone(),
+                role: Role::Specialist,
+                joined_at: self.specialist_joined_at,
+            },
+            Member {
+                user_id: self.customer_id.clone(),
+                role: Role::Patient,
+                joined_at: self.customer_joined_at,
+            },
+        ]
+    }
+
+    /// The caller's role in this call, if they are a member.
+    pub fn role_of(&self, who: &Caller) -> Option<Role> {
+        match who {
+            Caller::Customer(id) if *id == self.customer_id => Some(Role::Patient),
+            Caller::Agent(agent) if agent.user_id == self.specialist_id => Some(Role::Specialist),
+            _ => None,
+        }
+    }
+
+    /// What a stream sends to describe the call as it is now.
+    pub fn snapshot_event(&self) -> CallEventType {
+        if self.ended_at.is_some() {
+            CallEventType::Ended
+        } else {
+            CallEventType::Updated
+        }
+    }
+}
+
+pub(super) fn reservation_from_row(
+    row: &SqliteRow,
+    now: DateTime<Utc>,
+) -> sqlx::Result<Reservation> {
+    let status: String = row.try_get("status")?;
+    let status = ReservationStatus::parse(&status)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
+    Ok(Reservation {
+        reservation_sid: row.try_get("sid")?,
+        group_name: row.try_get("group_name")?,
+        reservation_status: status,
+        queue_position: None,
+        estimated_wait_until: None,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        call_id: row.try_get("call_id")?,
+        call_type: row.try_get("call_type")?,
+        server_time: now,
+    })
+}
+
+/// A specialist's account; `None` (and a log line) when its stored role is not one we know:
+/// an account we cannot place gets no capabilities rather than a guessed role.
+pub(super) fn agent_from_row(row: &SqliteRow) -> sqlx::Result<Option<Agent>> {
+    let role: String = row.try_get("role")?;
+    let groups: String = row.try_get("groups")?;
+    let user_id: String = row.try_get("user_id")?;
+    let Some(role) = Role::parse(&role) else {
+        tracing::warn!(%user_id, %role, "account has an unknown role; refused");
+        return Ok(None);
+    };
+    Ok(Some(Agent {
+        user_id,
+        role,
+        groups: split_groups(&groups),
+    }))
+}
+
+pub(super) async fn bump_group(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    group: &str,
+    version: u64,
+) -> sqlx::Result<()> {
+    sqlx::query("UPDATE groups SET version = ? WHERE name = ?")
+        .bind(version as i64)
+        .bind(group)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn save_call_row(
+    conn: &mut sqlx::SqliteConnection,
+    call: &CallRow,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE calls SET max_duration_seconds = ?, started_at = ?, timer_ends_at = ?, \
+             specialist_joined_at = ?, customer_joined_at = ?, specialist_present = ?, \
+             customer_present = ?, version = ? WHERE id = ?",
+    )
+    .bind(call.max_duration_seconds as i64)
+    .bind(call.started_at)
+    .bind(call.timer_ends_at)
+    .bind(call.specialist_joined_at)
+    .bind(call.customer_joined_at)
+    .bind(call.specialist_present)
+    .bind(call.customer_present)
+    .bind(call.version as i64)
+    .bind(&call.id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn end_call_row(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    call: &CallRow,
+    reason: CallEndReason,
+    now: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE calls SET ended_at = ?, ended_reason = ?, specialist_present = 0, \
+         customer_present = 0, version = ? WHERE id = ?",
+    )
+    .bind(now)
+    .bind(reason.as_str())
+    .bind(call.version as i64 + 1)
+    .bind(&call.id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

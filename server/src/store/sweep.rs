@@ -1,0 +1,86 @@
+//! Deadlines: reservations that waited too long, matches not joined, calls whose timer ran out,
+//! and expired sessions and tokens.
+
+use super::*;
+
+impl Store {
+    // ---- deadlines ----
+
+    /// Expires what waited too long and ends calls whose timer ran out. Called by the sweeper.
+    pub async fn sweep(&self) -> StoreResult<()> {
+        let now = Utc::now();
+        let queue_timeout =
+            Duration::from_std(self.config().queue_timeout).unwrap_or(Duration::MAX);
+        let join_window = Duration::from_std(self.config().join_window).unwrap_or(Duration::MAX);
+        let (expired, ended) = {
+            let live = self.live();
+            let expired: Vec<String> = live
+                .reservations
+                .values()
+                .filter(|r| match r.view.reservation_status {
+                    ReservationStatus::Queued => r.view.created_at + queue_timeout <= now,
+                    ReservationStatus::Matched => {
+                        let joined = r
+                            .view
+                            .call_id
+                            .as_ref()
+                            .and_then(|id| live.calls.get(id))
+                            .is_some_and(|c| c.customer_joined_at.is_some());
+                        !joined && r.matched_at.is_some_and(|m| m + join_window <= now)
+                    }
+                    _ => false,
+                })
+                .map(|r| r.view.reservation_sid.clone())
+                .collect();
+            let ended: Vec<String> = live
+                .calls
+                .values()
+                .filter(|c| c.timer_ends_at.is_some_and(|t| t <= now))
+                .map(|c| c.id.clone())
+                .collect();
+            (expired, ended)
+        };
+        // Each transition stands alone: one that fails is logged and retried on the next sweep,
+        // and the others still happen.
+        let mut failed = 0usize;
+        for sid in expired {
+            if let Err(e) = self
+                .finish_reservation(&sid, ReservationStatus::Expired)
+                .await
+            {
+                tracing::warn!(%sid, error = %e, "expiring a reservation failed");
+                failed += 1;
+            }
+        }
+        for id in ended {
+            match self.end_call(&id, CallEndReason::TimeUp).await {
+                Ok(_) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(call = %id, error = %e, "ending a call at zero failed");
+                    failed += 1;
+                }
+            }
+        }
+        match failed {
+            0 => Ok(()),
+            n => Err(StoreError::Unavailable(format!(
+                "{n} deadline transitions failed"
+            ))),
+        }
+    }
+
+    /// Deletes what has expired: specialists' sessions, unspent stream tokens, customers'
+    /// sessions. Answers how many rows went.
+    pub async fn purge_expired(&self) -> StoreResult<u64> {
+        let now = Utc::now();
+        let mut purged = 0;
+        for table in ["agent_sessions", "stream_tokens", "customers"] {
+            purged += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
+                .bind(now)
+                .execute(&self.inner.db)
+                .await?
+                .rows_affected();
+        }
+        Ok(purged)
+    }
+}

@@ -97,8 +97,19 @@ impl Server {
         Ok(server)
     }
 
-    fn database(&self) -> PathBuf {
-        self.dir.path().join("callqueue.sqlite3")
+    /// The server's database: `CALLQUEUE_E2E_DATABASE` (a PostgreSQL URL, for the benchmarks'
+    /// PostgreSQL runs) or a file in the server's folder.
+    fn database(&self) -> String {
+        std::env::var("CALLQUEUE_E2E_DATABASE")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| {
+                self.dir
+                    .path()
+                    .join("callqueue.sqlite3")
+                    .to_string_lossy()
+                    .into_owned()
+            })
     }
 
     async fn spawn(&mut self) -> Result<()> {

@@ -150,16 +150,20 @@ pub fn router(state: AppState) -> Router {
 pub struct Server {
     pub listener: TcpListener,
     pub state: AppState,
+    /// This node's claim on a PostgreSQL database (see `db::claim`), held while it runs.
+    claim: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
 }
 
 impl Server {
     /// Opens the database, rebuilds the live state, binds the address.
     pub async fn bind(config: Config) -> Result<Self, BoxError> {
         let pool = db::open(&config.database).await?;
+        let claim = db::claim(&pool, &config.database).await?;
         let store = Store::open(pool, Arc::new(config.clone())).await?;
         let listener = TcpListener::bind(config.addr).await?;
         Ok(Self {
             listener,
+            claim,
             state: AppState {
                 limits: Limits::new(&config),
                 rooms: Arc::new(Rooms::default()),
@@ -177,12 +181,18 @@ impl Server {
 
     /// Serves until `shutdown` fires, then lets requests in flight finish.
     pub async fn run(self) -> std::io::Result<()> {
+        let claim = self.claim;
         let shutdown = self.state.shutdown.clone();
         let sweeper = tokio::spawn(sweep(self.state.clone(), shutdown.clone()));
         let app = router(self.state.clone());
         let result = crate::http::edge::serve(self.listener, app, self.state).await;
         shutdown.cancel();
         let _ = sweeper.await;
+        // Closing its session gives the database back at once for the next node.
+        if let Some(claim) = claim {
+            use sqlx::Connection;
+            let _ = claim.detach().close().await;
+        }
         result
     }
 }

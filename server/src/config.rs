@@ -8,7 +8,7 @@ use callqueue_protocol::{Capability, Role};
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
-    pub database: PathBuf,
+    pub database: crate::db::Location,
     /// The built app (`trunk build` output); `None` serves the API alone.
     pub dist: Option<PathBuf>,
     /// Groups customers may queue in.
@@ -86,7 +86,7 @@ impl Config {
     pub fn for_tests(database: PathBuf) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database,
+            database: database.into(),
             dist: None,
             groups: vec![callqueue_protocol::DEFAULT_GROUP.to_string()],
             queue_timeout: Duration::from_secs(1800),

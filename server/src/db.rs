@@ -1,19 +1,60 @@
-//! Opening the SQLite database: created and migrated on first run, write-ahead logged.
+//! Opening the database: an SQLite file (the default: created and migrated on first run,
+//! write-ahead logged) or PostgreSQL (migrated on start). The store talks to either through
+//! sqlx's `Any` driver with one set of SQL (`$1` placeholders, times as RFC 3339 text,
+//! integers as 64 bits), so the two cannot drift apart; each has its own migrations, kept in
+//! step (`migrations/sqlite`, `migrations/postgres`).
 
-use std::{
-    path::{Path, PathBuf},
-    str::FromStr,
-    time::Duration,
-};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use sqlx::{
-    SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    AnyPool, ConnectOptions, Connection, Executor,
+    any::{AnyPoolOptions, install_default_drivers},
+    sqlite::SqliteConnectOptions,
 };
 
-/// Reads `--database`: a file path, or `sqlite://path` / `sqlite:path`. Any other URL is an
-/// error saying so, instead of a file (or a folder called `postgres:`) of that name.
-pub fn parse_location(value: &str) -> Result<PathBuf, String> {
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL (`postgres://user:pass@host:port/db`).
+    Postgres(String),
+}
+
+impl Location {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+impl fmt::Display for Location {
+    /// The file, or the URL without its password (for logs).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "{}", path.display()),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => write!(f, "postgres://…"),
+            },
+        }
+    }
+}
+
+impl From<PathBuf> for Location {
+    fn from(path: PathBuf) -> Self {
+        Self::Sqlite(path)
+    }
+}
+
+/// Reads `--database`: a file path, `sqlite://path` / `sqlite:path`, or a `postgres://` /
+/// `postgresql://` URL. Any other URL is an error saying so, instead of a file (or a folder
+/// called `postgres:`) of that name.
+pub fn parse_location(value: &str) -> Result<Location, String> {
     let value = value.trim();
     if let Some(path) = value
         .strip_prefix("sqlite://")
@@ -22,42 +63,109 @@ pub fn parse_location(value: &str) -> Result<PathBuf, String> {
         return if path.is_empty() {
             Err("sqlite: needs a file path, e.g. sqlite://data/callqueue.sqlite3".into())
         } else {
-            Ok(PathBuf::from(path))
+            Ok(Location::Sqlite(PathBuf::from(path)))
         };
     }
     let scheme = value.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
-        Some("postgres" | "postgresql") => Err(
-            "PostgreSQL is not supported by this version yet: give an SQLite file \
-             (a path, or sqlite://path)"
-                .into(),
-        ),
+        Some("postgres" | "postgresql") => match url::Url::parse(value) {
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => {
+                Ok(Location::Postgres(value.to_string()))
+            }
+            _ => Err(
+                "a PostgreSQL URL looks like postgres://user:password@host:port/database".into(),
+            ),
+        },
         Some(other) => Err(format!(
-            "unknown database {other}://: give an SQLite file (a path, or sqlite://path)"
+            "unknown database {other}://: give an SQLite file (a path, or sqlite://path) or a \
+             postgres:// URL"
         )),
         None if value.is_empty() => Err("the database path is empty".into()),
-        None => Ok(PathBuf::from(value)),
+        None => Ok(Location::Sqlite(PathBuf::from(value))),
     }
 }
 
-pub async fn open(path: &Path) -> Result<SqlitePool, sqlx::Error> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+/// Opens (and migrates) the database; the error says which database and why.
+pub async fn open(location: &Location) -> Result<AnyPool, String> {
+    open_pool(location)
+        .await
+        .map_err(|e| format!("cannot open the database {location}: {e}"))
+}
+
+/// The advisory lock a node holds on a PostgreSQL database while it serves it.
+const NODE_LOCK: i64 = 0x6361_6c6c_7175_6575; // "callqueue"
+
+/// On PostgreSQL: this node's claim to serve the database, held (with its connection) for as
+/// long as the node runs. Until nodes share their state (LISTEN/NOTIFY, issue 12), each keeps
+/// the queue in memory, so a second node on the same database would show a queue the first
+/// does not know of; it is refused instead. `None` on SQLite (one process by design).
+pub async fn claim(
+    pool: &AnyPool,
+    location: &Location,
+) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Any>>, String> {
+    if !location.is_postgres() {
+        return Ok(None);
     }
-    let options = SqliteConnectOptions::from_str("sqlite:")?
-        .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // With WAL, NORMAL survives a process kill (not a power cut) and is much faster than FULL.
-        .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5));
-    let pool = SqlitePoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
-    Ok(pool)
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(NODE_LOCK)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    if got {
+        Ok(Some(conn))
+    } else {
+        Err(format!(
+            "another callqueue node is serving {location}; running several nodes on one \
+             database is not supported yet"
+        ))
+    }
+}
+
+async fn open_pool(location: &Location) -> Result<AnyPool, sqlx::Error> {
+    install_default_drivers();
+    match location {
+        Location::Sqlite(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            // The file as a URL, its path escaped as sqlx reads it back.
+            let url = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .to_url_lossy();
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // Write-ahead logged; with WAL, NORMAL survives a process kill (not a
+                        // power cut) and is much faster than FULL.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url.as_str())
+                .await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            Ok(pool)
+        }
+        Location::Postgres(url) => {
+            // One connection first, so that a wrong address or password is said as such
+            // rather than as a pool that timed out.
+            sqlx::AnyConnection::connect(url).await?.close().await?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Ok(pool)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -66,20 +174,25 @@ mod tests {
 
     #[test]
     fn a_database_is_a_file_or_a_clear_error() {
-        assert_eq!(
-            parse_location("data/x.sqlite3"),
-            Ok("data/x.sqlite3".into())
-        );
-        assert_eq!(parse_location("sqlite://data/x.db"), Ok("data/x.db".into()));
-        assert_eq!(parse_location("sqlite:x.db"), Ok("x.db".into()));
-        for url in [
-            "postgres://u:p@127.0.0.1:5432/db",
-            "postgresql://h/db",
-            "POSTGRES://h/db",
-        ] {
-            let e = parse_location(url).unwrap_err();
-            assert!(e.contains("PostgreSQL"), "{url}: {e}");
+        let file = |p: &str| Ok(Location::Sqlite(p.into()));
+        assert_eq!(parse_location("data/x.sqlite3"), file("data/x.sqlite3"));
+        assert_eq!(parse_location("sqlite://data/x.db"), file("data/x.db"));
+        assert_eq!(parse_location("sqlite:x.db"), file("x.db"));
+        for url in ["postgres://u:p@127.0.0.1:5432/db", "postgresql://h/db"] {
+            assert_eq!(parse_location(url), Ok(Location::Postgres(url.into())));
         }
+        assert!(
+            parse_location("postgres://")
+                .unwrap_err()
+                .contains("postgres://user:password@host:port/database")
+        );
+        // The password stays out of logs.
+        assert_eq!(
+            parse_location("postgres://u:secret@h:5432/db")
+                .unwrap()
+                .to_string(),
+            "postgres://u:***@h:5432/db"
+        );
         assert!(
             parse_location("mysql://h/db")
                 .unwrap_err()

@@ -63,7 +63,7 @@ struct DbArgs {
         default_value = "data/callqueue.sqlite3",
         value_parser = db::parse_location
     )]
-    database: PathBuf,
+    database: db::Location,
 }
 
 #[derive(Args)]
@@ -228,7 +228,7 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
         tracing::info!("shutting down");
         shutdown.cancel();
     });
-    tracing::info!(%addr, database = %config.database.display(), "callqueue is serving on http://{addr}/");
+    tracing::info!(%addr, database = %config.database, "callqueue is serving on http://{addr}/");
     server.run().await?;
     Ok(())
 }

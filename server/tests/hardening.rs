@@ -34,7 +34,7 @@ fn sid(r: &Value) -> String {
 
 /// The store behind a running test server's database, opened a second time (as `agent add`
 /// does) for changes no API makes.
-async fn db(server: &TestServer) -> sqlx::SqlitePool {
+async fn db(server: &TestServer) -> sqlx::AnyPool {
     callqueue_server::db::open(&server.config.database)
         .await
         .unwrap()
@@ -138,13 +138,26 @@ async fn one_failed_expiry_does_not_block_the_others() {
     }
     let poisoned = customers[3].1.clone();
     let pool = db(&server).await;
-    sqlx::query(&format!(
-        "CREATE TRIGGER refuse_one BEFORE UPDATE ON reservations WHEN old.sid = '{poisoned}' \
-         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
-    ))
-    .execute(&pool)
-    .await
-    .unwrap();
+    let refuse = if on_postgres() {
+        vec![
+            format!(
+                "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN \
+                 IF old.sid = '{poisoned}' THEN RAISE EXCEPTION 'refused for the test'; END IF; \
+                 RETURN new; END $$ LANGUAGE plpgsql"
+            ),
+            "CREATE TRIGGER refuse_one BEFORE UPDATE ON reservations \
+             FOR EACH ROW EXECUTE FUNCTION refuse_one()"
+                .to_string(),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER refuse_one BEFORE UPDATE ON reservations WHEN old.sid = '{poisoned}' \
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+        )]
+    };
+    for statement in refuse {
+        sqlx::query(&statement).execute(&pool).await.unwrap();
+    }
     tokio::time::sleep(Duration::from_millis(2000)).await;
     for (c, sid) in &customers {
         let r: Value = c
@@ -163,10 +176,12 @@ async fn one_failed_expiry_does_not_block_the_others() {
         assert_eq!(r["reservation_status"], want, "{sid}");
     }
     // Once the database takes it again, the next sweep expires it too.
-    sqlx::query("DROP TRIGGER refuse_one")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let drop = if on_postgres() {
+        "DROP TRIGGER refuse_one ON reservations"
+    } else {
+        "DROP TRIGGER refuse_one"
+    };
+    sqlx::query(drop).execute(&pool).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (c, sid) = &customers[3];
     let r: Value = c

@@ -463,8 +463,10 @@ async fn unmatched_and_unjoined_reservations_expire() {
     let bob = client();
     let b = join_queue(&server, &bob).await;
     let doc = specialist(&server, "dr-house").await;
+    // Bob by name: carol, ahead of him, may not have expired yet.
     let r = doc
         .post(server.url("/api/groups/default/accept"))
+        .json(&json!({"reservation_sid": sid(&b)}))
         .send()
         .await
         .unwrap();

@@ -8,19 +8,21 @@ impl Store {
     /// The customer behind a cookie token, if it is one we issued.
     pub async fn customer_by_token(&self, token: &str) -> StoreResult<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM customers WHERE token_hash = ? AND expires_at > ?")
-                .bind(tokens::hash(token))
-                .bind(Utc::now())
-                .fetch_optional(&self.inner.db)
-                .await?,
+            sqlx::query_scalar(
+                "SELECT id FROM customers WHERE token_hash = $1 AND expires_at > $2",
+            )
+            .bind(tokens::hash(token))
+            .bind(ts(Utc::now()))
+            .fetch_optional(&self.inner.db)
+            .await?,
         )
     }
 
     /// Keeps a returning customer's session for another [`CUSTOMER_SESSION`] (their cookie is
     /// sent again with the same lifetime).
     pub async fn touch_customer(&self, id: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE customers SET expires_at = ? WHERE id = ?")
-            .bind(Utc::now() + CUSTOMER_SESSION)
+        sqlx::query("UPDATE customers SET expires_at = $1 WHERE id = $2")
+            .bind(ts(Utc::now() + CUSTOMER_SESSION))
             .bind(id)
             .execute(&self.inner.db)
             .await?;
@@ -42,10 +44,10 @@ impl Store {
     pub async fn agent_by_session(&self, token: &str) -> StoreResult<Option<Agent>> {
         let row = sqlx::query(
             "SELECT a.user_id, a.role, a.groups FROM agent_sessions s \
-             JOIN agents a ON a.user_id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?",
+             JOIN agents a ON a.user_id = s.user_id WHERE s.token_hash = $1 AND s.expires_at > $2",
         )
         .bind(tokens::hash(token))
-        .bind(Utc::now())
+        .bind(ts(Utc::now()))
         .fetch_optional(&self.inner.db)
         .await?;
         Ok(row.map(|row| agent_from_row(&row)).transpose()?.flatten())
@@ -55,7 +57,7 @@ impl Store {
 
     /// Creates or replaces a specialist's credentials (the `agent add` subcommand).
     pub async fn add_agent(
-        db: &SqlitePool,
+        db: &AnyPool,
         user_id: &str,
         role: Role,
         groups: &[String],
@@ -63,14 +65,14 @@ impl Store {
     ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO agents (user_id, role, groups, secret_hash, available, created_at) \
-             VALUES (?, ?, ?, ?, 0, ?) ON CONFLICT (user_id) DO UPDATE SET \
+             VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (user_id) DO UPDATE SET \
              role = excluded.role, groups = excluded.groups, secret_hash = excluded.secret_hash",
         )
         .bind(user_id)
         .bind(role.as_str())
         .bind(groups.join(","))
         .bind(tokens::hash(secret))
-        .bind(Utc::now())
+        .bind(ts(Utc::now()))
         .execute(db)
         .await?;
         Ok(())
@@ -79,7 +81,7 @@ impl Store {
     /// Checks credentials and opens a session; returns the cookie token.
     pub async fn sign_in(&self, user_id: &str, secret: &str) -> StoreResult<(Agent, String)> {
         let row = sqlx::query(
-            "SELECT user_id, role, groups, available FROM agents WHERE user_id = ? AND secret_hash = ?",
+            "SELECT user_id, role, groups, available FROM agents WHERE user_id = $1 AND secret_hash = $2",
         )
         .bind(user_id)
         .bind(tokens::hash(secret))
@@ -91,14 +93,14 @@ impl Store {
                 "this account's role is not one this server knows; ask an administrator".into(),
             )
         })?;
-        let available: bool = row.try_get("available")?;
+        let available = row.flag("available")?;
         let token = tokens::random_token();
         sqlx::query(
-            "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES (?, ?, ?)",
+            "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
         )
         .bind(tokens::hash(&token))
         .bind(user_id)
-        .bind(Utc::now() + AGENT_SESSION)
+        .bind(ts(Utc::now() + AGENT_SESSION))
         .execute(&self.inner.db)
         .await?;
         // The agent may have been added while the server ran.
@@ -116,7 +118,7 @@ impl Store {
     }
 
     pub async fn sign_out(&self, token: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM agent_sessions WHERE token_hash = ?")
+        sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
             .bind(tokens::hash(token))
             .execute(&self.inner.db)
             .await?;
@@ -146,8 +148,8 @@ impl Store {
             .map(|g| (g.clone(), self.next_version(g)))
             .collect();
         let mut tx = self.inner.db.begin().await?;
-        sqlx::query("UPDATE agents SET available = ? WHERE user_id = ?")
-            .bind(available)
+        sqlx::query("UPDATE agents SET available = $1 WHERE user_id = $2")
+            .bind(available as i64)
             .bind(&agent.user_id)
             .execute(&mut *tx)
             .await?;
@@ -180,27 +182,29 @@ impl Store {
     pub async fn stream_token(&self, agent: &Agent) -> StoreResult<(String, DateTime<Utc>)> {
         let token = tokens::random_token();
         let expires = Utc::now() + STREAM_TOKEN;
-        sqlx::query("INSERT INTO stream_tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
-            .bind(tokens::hash(&token))
-            .bind(&agent.user_id)
-            .bind(expires)
-            .execute(&self.inner.db)
-            .await?;
+        sqlx::query(
+            "INSERT INTO stream_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(tokens::hash(&token))
+        .bind(&agent.user_id)
+        .bind(ts(expires))
+        .execute(&self.inner.db)
+        .await?;
         Ok((token, expires))
     }
 
     /// Spends a stream token: valid once, within its minute.
     pub async fn redeem_stream_token(&self, token: &str) -> StoreResult<Option<Agent>> {
         let row = sqlx::query(
-            "DELETE FROM stream_tokens WHERE token_hash = ? AND expires_at > ? RETURNING user_id",
+            "DELETE FROM stream_tokens WHERE token_hash = $1 AND expires_at > $2 RETURNING user_id",
         )
         .bind(tokens::hash(token))
-        .bind(Utc::now())
+        .bind(ts(Utc::now()))
         .fetch_optional(&self.inner.db)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let user_id: String = row.try_get("user_id")?;
-        let row = sqlx::query("SELECT user_id, role, groups FROM agents WHERE user_id = ?")
+        let row = sqlx::query("SELECT user_id, role, groups FROM agents WHERE user_id = $1")
             .bind(user_id)
             .fetch_optional(&self.inner.db)
             .await?;

@@ -10,7 +10,7 @@ impl Store {
         if let Some(call) = self.live().calls.get(id) {
             return Ok(Some(call.clone()));
         }
-        let row = sqlx::query("SELECT * FROM calls WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM calls WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.inner.db)
             .await?;

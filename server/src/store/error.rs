@@ -56,14 +56,23 @@ pub fn db_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_) => true,
         sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or_default();
             // SQLite's primary result codes (the low byte of an extended code): BUSY, LOCKED,
             // NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL.
-            let code = db.code();
-            let sqlite_primary = code
-                .as_deref()
-                .and_then(|c| c.parse::<i64>().ok())
-                .map(|c| c & 0xff);
-            matches!(sqlite_primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
+            let sqlite_primary = code.parse::<i64>().ok().map(|c| c & 0xff);
+            // PostgreSQL's SQLSTATEs: connection exceptions (08), insufficient resources (53),
+            // the server shutting down or starting (57P01-57P03), serialization failures and
+            // deadlocks (40001, 40P01), read-only transaction (25006).
+            // (SQLSTATEs are five characters; SQLite's codes are shorter numbers.)
+            let postgres = code.len() == 5
+                && (code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(
+                        code,
+                        "57P01" | "57P02" | "57P03" | "40001" | "40P01" | "25006"
+                    ));
+            postgres || matches!(sqlite_primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
         }
         _ => false,
     }

@@ -35,7 +35,7 @@ use callqueue_protocol::{
     CallSettings, Limits, Member, QueueEvent, Reservation, ReservationStatus, Role, UserEvent,
 };
 use chrono::{DateTime, Duration, Utc};
-use sqlx::{Row, SqlitePool, sqlite::SqliteRow};
+use sqlx::{AnyPool, Row, any::AnyRow};
 use tokio::sync::{Mutex, broadcast, mpsc, oneshot, watch};
 
 use crate::{config::Config, estimator, tokens};
@@ -118,7 +118,7 @@ pub struct Store {
 }
 
 struct Inner {
-    db: SqlitePool,
+    db: AnyPool,
     config: Arc<Config>,
     write: Mutex<()>,
     live: RwLock<Live>,
@@ -128,12 +128,14 @@ struct Inner {
 
 impl Store {
     /// Rebuilds the live state from the database.
-    pub async fn open(db: SqlitePool, config: Arc<Config>) -> sqlx::Result<Self> {
+    pub async fn open(db: AnyPool, config: Arc<Config>) -> sqlx::Result<Self> {
         for group in &config.groups {
-            sqlx::query("INSERT OR IGNORE INTO groups (name, version) VALUES (?, 0)")
-                .bind(group)
-                .execute(&db)
-                .await?;
+            sqlx::query(
+                "INSERT INTO groups (name, version) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(group)
+            .execute(&db)
+            .await?;
         }
         let mut live = Live::default();
         for row in sqlx::query(
@@ -165,14 +167,15 @@ impl Store {
             live.calls.insert(call.id.clone(), call);
         }
         for row in sqlx::query(
-            "SELECT group_name, (julianday(ended_at) - julianday(started_at)) * 86400.0 AS secs \
+            "SELECT group_name, started_at, ended_at \
              FROM calls WHERE ended_at IS NOT NULL AND started_at IS NOT NULL ORDER BY ended_at",
         )
         .fetch_all(&db)
         .await?
         {
             let group: String = row.try_get("group_name")?;
-            let secs: f64 = row.try_get("secs")?;
+            let secs = (row.time("ended_at")? - row.time("started_at")?).num_milliseconds() as f64
+                / 1000.0;
             if let Some(g) = live.groups.get_mut(&group) {
                 push_history(&mut g.history, secs);
             }
@@ -192,7 +195,7 @@ impl Store {
                 user_id,
                 AgentLive {
                     groups: split_groups(&groups),
-                    available: row.try_get("available")?,
+                    available: row.flag("available")?,
                     active_call,
                 },
             );
@@ -208,7 +211,7 @@ impl Store {
         .await?
         {
             let view = reservation_from_row(&row, now)?;
-            let call_ended: Option<DateTime<Utc>> = row.try_get("call_ended_at")?;
+            let call_ended = row.time_opt("call_ended_at")?;
             if view.reservation_status == ReservationStatus::Matched && call_ended.is_some() {
                 continue;
             }
@@ -228,7 +231,7 @@ impl Store {
                 ActiveReservation {
                     customer_id,
                     seq,
-                    matched_at: row.try_get("matched_at")?,
+                    matched_at: row.time_opt("matched_at")?,
                     view,
                 },
             );
@@ -254,7 +257,7 @@ impl Store {
         Ok(store)
     }
 
-    pub fn db(&self) -> &SqlitePool {
+    pub fn db(&self) -> &AnyPool {
         &self.inner.db
     }
 

@@ -192,35 +192,40 @@ impl Store {
             .iter()
             .filter_map(|(job, ..)| job.new_customer.as_ref())
             .collect();
+        // Written by hand rather than with sqlx's QueryBuilder: under the Any driver it writes
+        // `?` placeholders, which PostgreSQL does not take.
         if !customers.is_empty() {
-            sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO customers (id, token_hash, created_at, expires_at) ",
-            )
-            .push_values(customers, |mut row, c| {
-                row.push_bind(&c.id)
-                    .push_bind(&c.token_hash)
-                    .push_bind(now)
-                    .push_bind(now + CUSTOMER_SESSION);
-            })
-            .build()
-            .execute(&mut *tx)
-            .await?;
+            let sql = format!(
+                "INSERT INTO customers (id, token_hash, created_at, expires_at) VALUES {}",
+                values_list(customers.len(), 4)
+            );
+            let mut q = sqlx::query(&sql);
+            for c in &customers {
+                q = q
+                    .bind(&c.id)
+                    .bind(&c.token_hash)
+                    .bind(ts(now))
+                    .bind(ts(now + CUSTOMER_SESSION));
+            }
+            q.execute(&mut *tx).await?;
         }
-        sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, updated_at) ",
-        )
-        .push_values(planned, |mut row, (job, sid, seq, _)| {
-            row.push_bind(sid)
-                .push_bind(&job.group)
-                .push_bind(&job.customer_id)
-                .push_bind(ReservationStatus::Queued.as_str())
-                .push_bind(*seq)
-                .push_bind(now)
-                .push_bind(now);
-        })
-        .build()
-        .execute(&mut *tx)
-        .await?;
+        let sql = format!(
+            "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, \
+             updated_at) VALUES {}",
+            values_list(planned.len(), 7)
+        );
+        let mut q = sqlx::query(&sql);
+        for (job, sid, seq, _) in planned {
+            q = q
+                .bind(sid)
+                .bind(&job.group)
+                .bind(&job.customer_id)
+                .bind(ReservationStatus::Queued.as_str())
+                .bind(*seq)
+                .bind(ts(now))
+                .bind(ts(now));
+        }
+        q.execute(&mut *tx).await?;
         let mut last: HashMap<&str, u64> = HashMap::new();
         for (job, _, _, version) in planned {
             last.insert(&job.group, *version);
@@ -279,7 +284,7 @@ impl Store {
         sid: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<(Reservation, String)>> {
-        let row = sqlx::query("SELECT * FROM reservations WHERE sid = ?")
+        let row = sqlx::query("SELECT * FROM reservations WHERE sid = $1")
             .bind(sid)
             .fetch_optional(&self.inner.db)
             .await?;
@@ -355,9 +360,9 @@ impl Store {
             .as_ref()
             .and_then(|id| self.live().calls.get(id).cloned());
         let mut tx = self.inner.db.begin().await?;
-        sqlx::query("UPDATE reservations SET status = ?, updated_at = ? WHERE sid = ?")
+        sqlx::query("UPDATE reservations SET status = $1, updated_at = $2 WHERE sid = $3")
             .bind(status.as_str())
-            .bind(now)
+            .bind(ts(now))
             .bind(sid)
             .execute(&mut *tx)
             .await?;
@@ -472,12 +477,12 @@ impl Store {
         };
         let mut tx = self.inner.db.begin().await?;
         sqlx::query(
-            "UPDATE reservations SET status = ?, updated_at = ?, matched_at = ?, call_id = ?, call_type = ? \
-             WHERE sid = ?",
+            "UPDATE reservations SET status = $1, updated_at = $2, matched_at = $3, call_id = $4, call_type = $5 \
+             WHERE sid = $6",
         )
         .bind(ReservationStatus::Matched.as_str())
-        .bind(now)
-        .bind(now)
+        .bind(ts(now))
+        .bind(ts(now))
         .bind(&call.id)
         .bind(&call.call_type)
         .bind(&sid)
@@ -485,7 +490,7 @@ impl Store {
         .await?;
         sqlx::query(
             "INSERT INTO calls (id, call_type, group_name, reservation_sid, specialist_id, customer_id, \
-             max_duration_seconds, created_at, version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             max_duration_seconds, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&call.id)
         .bind(&call.call_type)
@@ -494,7 +499,7 @@ impl Store {
         .bind(&call.specialist_id)
         .bind(&call.customer_id)
         .bind(call.max_duration_seconds as i64)
-        .bind(now)
+        .bind(ts(now))
         .bind(call.version as i64)
         .execute(&mut *tx)
         .await?;

@@ -25,7 +25,7 @@ pub struct CallRow {
 }
 
 impl CallRow {
-    pub(super) fn from_row(row: &SqliteRow) -> sqlx::Result<Self> {
+    pub(super) fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
         Ok(Self {
             id: row.try_get("id")?,
             call_type: row.try_get("call_type")?,
@@ -34,10 +34,10 @@ impl CallRow {
             specialist_id: row.try_get("specialist_id")?,
             customer_id: row.try_get("customer_id")?,
             max_duration_seconds: row.try_get::<i64, _>("max_duration_seconds")? as u32,
-            created_at: row.try_get("created_at")?,
-            started_at: row.try_get("started_at")?,
-            timer_ends_at: row.try_get("timer_ends_at")?,
-            ended_at: row.try_get("ended_at")?,
+            created_at: row.time("created_at")?,
+            started_at: row.time_opt("started_at")?,
+            timer_ends_at: row.time_opt("timer_ends_at")?,
+            ended_at: row.time_opt("ended_at")?,
             ended_reason: row
                 .try_get::<Option<String>, _>("ended_reason")?
                 .map(|r| {
@@ -46,10 +46,10 @@ impl CallRow {
                     })
                 })
                 .transpose()?,
-            specialist_joined_at: row.try_get("specialist_joined_at")?,
-            customer_joined_at: row.try_get("customer_joined_at")?,
-            specialist_present: row.try_get("specialist_present")?,
-            customer_present: row.try_get("customer_present")?,
+            specialist_joined_at: row.time_opt("specialist_joined_at")?,
+            customer_joined_at: row.time_opt("customer_joined_at")?,
+            specialist_present: row.flag("specialist_present")?,
+            customer_present: row.flag("customer_present")?,
             version: row.try_get::<i64, _>("version")? as u64,
         })
     }
@@ -109,10 +109,7 @@ impl CallRow {
     }
 }
 
-pub(super) fn reservation_from_row(
-    row: &SqliteRow,
-    now: DateTime<Utc>,
-) -> sqlx::Result<Reservation> {
+pub(super) fn reservation_from_row(row: &AnyRow, now: DateTime<Utc>) -> sqlx::Result<Reservation> {
     let status: String = row.try_get("status")?;
     let status = ReservationStatus::parse(&status)
         .ok_or_else(|| sqlx::Error::Decode(format!("unknown status {status}").into()))?;
@@ -122,8 +119,8 @@ pub(super) fn reservation_from_row(
         reservation_status: status,
         queue_position: None,
         estimated_wait_until: None,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        created_at: row.time("created_at")?,
+        updated_at: row.time("updated_at")?,
         call_id: row.try_get("call_id")?,
         call_type: row.try_get("call_type")?,
         server_time: now,
@@ -132,7 +129,7 @@ pub(super) fn reservation_from_row(
 
 /// A specialist's account; `None` (and a log line) when its stored role is not one we know:
 /// an account we cannot place gets no capabilities rather than a guessed role.
-pub(super) fn agent_from_row(row: &SqliteRow) -> sqlx::Result<Option<Agent>> {
+pub(super) fn agent_from_row(row: &AnyRow) -> sqlx::Result<Option<Agent>> {
     let role: String = row.try_get("role")?;
     let groups: String = row.try_get("groups")?;
     let user_id: String = row.try_get("user_id")?;
@@ -148,11 +145,11 @@ pub(super) fn agent_from_row(row: &SqliteRow) -> sqlx::Result<Option<Agent>> {
 }
 
 pub(super) async fn bump_group(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     group: &str,
     version: u64,
 ) -> sqlx::Result<()> {
-    sqlx::query("UPDATE groups SET version = ? WHERE name = ?")
+    sqlx::query("UPDATE groups SET version = $1 WHERE name = $2")
         .bind(version as i64)
         .bind(group)
         .execute(&mut **tx)
@@ -161,21 +158,21 @@ pub(super) async fn bump_group(
 }
 
 pub(super) async fn save_call_row(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     call: &CallRow,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE calls SET max_duration_seconds = ?, started_at = ?, timer_ends_at = ?, \
-             specialist_joined_at = ?, customer_joined_at = ?, specialist_present = ?, \
-             customer_present = ?, version = ? WHERE id = ?",
+        "UPDATE calls SET max_duration_seconds = $1, started_at = $2, timer_ends_at = $3, \
+             specialist_joined_at = $4, customer_joined_at = $5, specialist_present = $6, \
+             customer_present = $7, version = $8 WHERE id = $9",
     )
     .bind(call.max_duration_seconds as i64)
-    .bind(call.started_at)
-    .bind(call.timer_ends_at)
-    .bind(call.specialist_joined_at)
-    .bind(call.customer_joined_at)
-    .bind(call.specialist_present)
-    .bind(call.customer_present)
+    .bind(ts_opt(call.started_at))
+    .bind(ts_opt(call.timer_ends_at))
+    .bind(ts_opt(call.specialist_joined_at))
+    .bind(ts_opt(call.customer_joined_at))
+    .bind(call.specialist_present as i64)
+    .bind(call.customer_present as i64)
     .bind(call.version as i64)
     .bind(&call.id)
     .execute(conn)
@@ -184,20 +181,95 @@ pub(super) async fn save_call_row(
 }
 
 pub(super) async fn end_call_row(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     call: &CallRow,
     reason: CallEndReason,
     now: DateTime<Utc>,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "UPDATE calls SET ended_at = ?, ended_reason = ?, specialist_present = 0, \
-         customer_present = 0, version = ? WHERE id = ?",
+        "UPDATE calls SET ended_at = $1, ended_reason = $2, specialist_present = 0, \
+         customer_present = 0, version = $3 WHERE id = $4",
     )
-    .bind(now)
+    .bind(ts(now))
     .bind(reason.as_str())
     .bind(call.version as i64 + 1)
     .bind(&call.id)
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// `($1, $2), ($3, $4)`: the placeholders of a multi-row insert of `rows` rows of `columns`.
+pub(super) fn values_list(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A time as stored: RFC 3339 UTC text, as sqlx's SQLite driver always wrote it (so older
+/// files read the same, and text order is time order).
+pub(super) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+}
+
+pub(super) fn ts_opt(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(ts)
+}
+
+fn parse_time(column: &str, text: &str) -> sqlx::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| sqlx::Error::Decode(format!("{column}: not a time: {text:?} ({e})").into()))
+}
+
+/// Reading the stored forms back: times from text, flags from integers.
+pub(super) trait RowExt {
+    fn time(&self, column: &str) -> sqlx::Result<DateTime<Utc>>;
+    fn time_opt(&self, column: &str) -> sqlx::Result<Option<DateTime<Utc>>>;
+    fn flag(&self, column: &str) -> sqlx::Result<bool>;
+}
+
+impl RowExt for AnyRow {
+    fn time(&self, column: &str) -> sqlx::Result<DateTime<Utc>> {
+        parse_time(column, &self.try_get::<String, _>(column)?)
+    }
+
+    fn time_opt(&self, column: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+        self.try_get::<Option<String>, _>(column)?
+            .map(|t| parse_time(column, &t))
+            .transpose()
+    }
+
+    fn flag(&self, column: &str) -> sqlx::Result<bool> {
+        Ok(self.try_get::<i64, _>(column)? != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_every_value_once() {
+        assert_eq!(values_list(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_list(1, 1), "($1)");
+    }
+
+    #[test]
+    fn times_are_stored_as_sqlx_wrote_them_and_sort_as_text() {
+        let t = DateTime::parse_from_rfc3339("2026-12-01T15:03:58.5+00:00")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(ts(t), "2026-12-01T15:03:58.500+00:00");
+        assert_eq!(parse_time("x", &ts(t)).unwrap(), t);
+        let later = t + Duration::milliseconds(1);
+        assert!(ts(later) > ts(t));
+        assert!(parse_time("x", "yesterday").is_err());
+    }
 }

@@ -75,8 +75,8 @@ impl Store {
         let now = Utc::now();
         let mut purged = 0;
         for table in ["agent_sessions", "stream_tokens", "customers"] {
-            purged += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= ?"))
-                .bind(now)
+            purged += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at <= $1"))
+                .bind(ts(now))
                 .execute(&self.inner.db)
                 .await?
                 .rows_affected();

@@ -17,8 +17,48 @@ pub struct TestServer {
     _dir: tempfile::TempDir,
 }
 
-pub fn test_config(dir: &tempfile::TempDir) -> Config {
-    Config::for_tests(dir.path().join("callqueue.sqlite3"))
+/// A test's own database: an SQLite file in `dir`, or, when `CALLQUEUE_TEST_POSTGRES` names a
+/// PostgreSQL server (its URL, with a role that may create databases), a new database there.
+/// The server's test command runs every suite both ways (scripts/test).
+pub async fn test_config(dir: &tempfile::TempDir) -> Config {
+    let mut config = Config::for_tests(dir.path().join("callqueue.sqlite3"));
+    if let Some(url) = postgres_url().await {
+        config.database = db::Location::Postgres(url);
+    }
+    config
+}
+
+/// Whether the suites run on PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("CALLQUEUE_TEST_POSTGRES").is_ok_and(|u| !u.is_empty())
+}
+
+/// A fresh, empty database on the test PostgreSQL server, if there is one.
+async fn postgres_url() -> Option<String> {
+    use sqlx::Connection;
+    let admin = std::env::var("CALLQUEUE_TEST_POSTGRES")
+        .ok()
+        .filter(|u| !u.is_empty())?;
+    let name = format!(
+        "t_{}",
+        callqueue_server::tokens::random_token().to_lowercase()
+    );
+    let name: String = name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(40)
+        .collect();
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("the test PostgreSQL server answers");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
 }
 
 impl TestServer {
@@ -28,7 +68,7 @@ impl TestServer {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = test_config(&dir);
+        let mut config = test_config(&dir).await;
         tweak(&mut config);
         Self::start_in(dir, config).await
     }

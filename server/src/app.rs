@@ -150,20 +150,16 @@ pub fn router(state: AppState) -> Router {
 pub struct Server {
     pub listener: TcpListener,
     pub state: AppState,
-    /// This node's claim on a PostgreSQL database (see `db::claim`), held while it runs.
-    claim: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
 }
 
 impl Server {
     /// Opens the database, rebuilds the live state, binds the address.
     pub async fn bind(config: Config) -> Result<Self, BoxError> {
         let pool = db::open(&config.database).await?;
-        let claim = db::claim(&pool, &config.database).await?;
         let store = Store::open(pool, Arc::new(config.clone())).await?;
         let listener = TcpListener::bind(config.addr).await?;
         Ok(Self {
             listener,
-            claim,
             state: AppState {
                 limits: Limits::new(&config),
                 rooms: Arc::new(Rooms::default()),
@@ -181,17 +177,25 @@ impl Server {
 
     /// Serves until `shutdown` fires, then lets requests in flight finish.
     pub async fn run(self) -> std::io::Result<()> {
-        let claim = self.claim;
         let shutdown = self.state.shutdown.clone();
         let sweeper = tokio::spawn(sweep(self.state.clone(), shutdown.clone()));
+        // On PostgreSQL: hear what the other nodes change.
+        let follower = match &self.state.store.config().database {
+            db::Location::Postgres(url) => {
+                let (store, url, shutdown) =
+                    (self.state.store.clone(), url.clone(), shutdown.clone());
+                Some(tokio::spawn(
+                    async move { store.follow(&url, shutdown).await },
+                ))
+            }
+            db::Location::Sqlite(_) => None,
+        };
         let app = router(self.state.clone());
         let result = crate::http::edge::serve(self.listener, app, self.state).await;
         shutdown.cancel();
         let _ = sweeper.await;
-        // Closing its session gives the database back at once for the next node.
-        if let Some(claim) = claim {
-            use sqlx::Connection;
-            let _ = claim.detach().close().await;
+        if let Some(follower) = follower {
+            let _ = follower.await;
         }
         result
     }

@@ -92,36 +92,6 @@ pub async fn open(location: &Location) -> Result<AnyPool, String> {
         .map_err(|e| format!("cannot open the database {location}: {e}"))
 }
 
-/// The advisory lock a node holds on a PostgreSQL database while it serves it.
-const NODE_LOCK: i64 = 0x6361_6c6c_7175_6575; // "callqueue"
-
-/// On PostgreSQL: this node's claim to serve the database, held (with its connection) for as
-/// long as the node runs. Until nodes share their state (LISTEN/NOTIFY, issue 12), each keeps
-/// the queue in memory, so a second node on the same database would show a queue the first
-/// does not know of; it is refused instead. `None` on SQLite (one process by design).
-pub async fn claim(
-    pool: &AnyPool,
-    location: &Location,
-) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Any>>, String> {
-    if !location.is_postgres() {
-        return Ok(None);
-    }
-    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(NODE_LOCK)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    if got {
-        Ok(Some(conn))
-    } else {
-        Err(format!(
-            "another callqueue node is serving {location}; running several nodes on one \
-             database is not supported yet"
-        ))
-    }
-}
-
 async fn open_pool(location: &Location) -> Result<AnyPool, sqlx::Error> {
     install_default_drivers();
     match location {

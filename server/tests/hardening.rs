@@ -12,24 +12,10 @@ use tokio::{
     net::TcpStream,
 };
 
-async fn join_queue(server: &TestServer, c: &reqwest::Client) -> Value {
-    let r = c
-        .post(server.url("/api/groups/default/reservations"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.status());
-    r.json().await.unwrap()
-}
-
 async fn post_json(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
     let r = c.post(url).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn sid(r: &Value) -> String {
-    r["reservation_sid"].as_str().unwrap().to_string()
 }
 
 /// The store behind a running test server's database, opened a second time (as `agent add`

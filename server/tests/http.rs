@@ -13,26 +13,6 @@ const MATCHED: &str = "GROUP_RESERVATION_STATUS_MATCHED";
 const EXPIRED: &str = "GROUP_RESERVATION_STATUS_EXPIRED";
 const CANCELED: &str = "GROUP_RESERVATION_STATUS_CANCELED";
 
-async fn join_queue(server: &TestServer, c: &reqwest::Client) -> Value {
-    let r = c
-        .post(server.url("/api/groups/default/reservations"))
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status() == 201 || r.status() == 200, "{}", r.status());
-    r.json().await.unwrap()
-}
-
-async fn get_json(c: &reqwest::Client, url: &str) -> (u16, Value) {
-    let r = c.get(url).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
-fn sid(r: &Value) -> String {
-    r["reservation_sid"].as_str().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn serves_the_app_health_and_json_errors() {
     let (_dist, path) = dist_with_index();

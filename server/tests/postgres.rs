@@ -1,13 +1,12 @@
-//! What is particular to PostgreSQL (every other suite runs on it too, see scripts/test): its
-//! migrations make the same tables as SQLite's, and until nodes share their state (issue 12)
-//! one database is served by one node: a second is refused with a message saying so, and may
-//! start once the first has stopped. Without `CALLQUEUE_TEST_POSTGRES` these say so and pass.
+//! What is particular to PostgreSQL (every other suite runs on it too, see scripts/test, and
+//! several nodes on one database are in cluster.rs): its migrations make the same tables as
+//! SQLite's. Without `CALLQUEUE_TEST_POSTGRES` this says so and passes.
 
 mod common;
 
 use std::collections::BTreeSet;
 
-use callqueue_server::{app::Server, db};
+use callqueue_server::db;
 use common::*;
 use sqlx::Row;
 
@@ -48,32 +47,4 @@ async fn the_two_migrations_make_the_same_tables() {
     .await;
     assert!(a.len() > 40, "{a:?}");
     assert_eq!(a, b, "migrations/sqlite and migrations/postgres differ");
-}
-
-#[tokio::test]
-async fn a_second_node_on_the_same_postgres_database_is_refused_until_the_first_stops() {
-    if !on_postgres() {
-        eprintln!("SQLite run: nothing to check (CALLQUEUE_TEST_POSTGRES is not set)");
-        return;
-    }
-    let first = TestServer::start().await;
-    let mut config = first.config.clone();
-    config.addr = "127.0.0.1:0".parse().unwrap();
-    let refused = match Server::bind(config.clone()).await {
-        Ok(_) => panic!("a second node started on the same database"),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        refused.contains("another callqueue node is serving"),
-        "{refused}"
-    );
-    assert!(
-        !refused.contains(":***@") || refused.contains("***"),
-        "{refused}"
-    );
-    let _ = first.stop().await;
-    let second = Server::bind(config)
-        .await
-        .expect("the database is free again");
-    drop(second);
 }

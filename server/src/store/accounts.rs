@@ -141,13 +141,17 @@ impl Store {
 
     pub async fn set_available(&self, agent: &Agent, available: bool) -> StoreResult<()> {
         let _w = self.inner.write.lock().await;
-        let versions: Vec<(String, u64)> = agent
+        let groups: Vec<&str> = agent
             .groups
             .iter()
+            .map(String::as_str)
             .filter(|g| self.has_group(g))
-            .map(|g| (g.clone(), self.next_version(g)))
             .collect();
-        let mut tx = self.inner.db.begin().await?;
+        let mut tx = self.begin_groups(&groups).await?;
+        let versions: Vec<(String, u64)> = groups
+            .iter()
+            .map(|g| (g.to_string(), self.next_version(g)))
+            .collect();
         sqlx::query("UPDATE agents SET available = $1 WHERE user_id = $2")
             .bind(available as i64)
             .bind(&agent.user_id)
@@ -156,6 +160,7 @@ impl Store {
         for (g, v) in &versions {
             bump_group(&mut tx, g, *v).await?;
         }
+        self.announce(&mut tx, &groups).await?;
         tx.commit().await?;
         let now = Utc::now();
         let mut live = self.live_mut();
@@ -215,8 +220,9 @@ impl Store {
         self.inner.user_events.subscribe()
     }
 
-    /// Tells the specialists in `audience` on their channels.
+    /// Tells the specialists in `audience` on their channels, on this node and the others.
     pub fn user_event(&self, audience: Audience, event: UserEvent) {
+        self.relay(&audience, &event);
         let _ = self.inner.user_events.send((audience, event));
     }
 }

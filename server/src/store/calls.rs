@@ -41,8 +41,8 @@ impl Store {
         max_duration_seconds: Option<u32>,
     ) -> StoreResult<CallRow> {
         let _w = self.inner.write.lock().await;
+        let (tx, mut call) = self.begin_call(id).await?;
         let now = Utc::now();
-        let mut call = self.open_call(id).await?;
         let mut event = CallEventType::Updated;
         if let Some(secs) = max_duration_seconds {
             call.max_duration_seconds = self.checked_duration(secs)?;
@@ -69,25 +69,8 @@ impl Store {
                 "that duration would end the call before now".into(),
             ));
         }
-        call.version += 1;
-        let started = event == CallEventType::SessionStarted;
-        // The session starting moves the specialist's expected free time, so the estimates of
-        // everyone waiting in the group: the group's version moves with it, in one transaction.
-        let group = call.group_name.clone();
-        let version = started.then(|| self.next_version(&group));
-        let mut tx = self.inner.db.begin().await?;
-        save_call_row(&mut tx, &call).await?;
-        if let Some(v) = version {
-            bump_group(&mut tx, &group, v).await?;
-        }
-        tx.commit().await?;
-        let mut live = self.live_mut();
-        live.calls.insert(call.id.clone(), call.clone());
-        self.notify_call(&live, &call, event);
-        if let Some(v) = version {
-            live.recompute(&group, now);
-            live.publish(&group, v, None);
-            drop(live);
+        let call = self.commit_call_change(tx, call, event).await?;
+        if event == CallEventType::SessionStarted {
             self.user_event(
                 Audience::User(call.specialist_id.clone()),
                 UserEvent::CallStarted {
@@ -103,8 +86,8 @@ impl Store {
     /// Changes the session length; moves `timer_ends_at` for everyone.
     pub async fn extend_call(&self, id: &str, max_duration_seconds: u32) -> StoreResult<CallRow> {
         let _w = self.inner.write.lock().await;
+        let (tx, mut call) = self.begin_call(id).await?;
         let now = Utc::now();
-        let mut call = self.open_call(id).await?;
         call.max_duration_seconds = self.checked_duration(max_duration_seconds)?;
         call.timer_ends_at = call
             .started_at
@@ -114,17 +97,18 @@ impl Store {
                 "a session of {max_duration_seconds} s would already be over; choose a longer one"
             )));
         }
-        self.commit_call_change(call).await
+        self.commit_call_change(tx, call, CallEventType::Updated)
+            .await
     }
 
     /// A member leaves. A started call ends when the specialist leaves or nobody is left in it.
-    /// Deciding and ending happen under one hold of the write lock, so nothing (the sweeper,
-    /// the other member) changes the call in between. Leaving a call that has already ended
-    /// answers it as it ended.
+    /// Deciding and ending happen under one hold of the write lock (and, on PostgreSQL, of the
+    /// group's row), so nothing (the sweeper, the other member, another node) changes the call
+    /// in between. Leaving a call that has already ended answers it as it ended.
     pub async fn leave_call(&self, id: &str, role: Role) -> StoreResult<CallRow> {
         let _w = self.inner.write.lock().await;
-        let mut call = match self.open_call(id).await {
-            Ok(call) => call,
+        let (tx, mut call) = match self.begin_call(id).await {
+            Ok(open) => open,
             Err(StoreError::Conflict(_)) => {
                 return self
                     .call(id)
@@ -142,43 +126,96 @@ impl Store {
         let ends = call.started_at.is_some()
             && (role == Role::Specialist || !(call.specialist_present || call.customer_present));
         if ends {
-            return self.end_call_locked(id, CallEndReason::left(role)).await;
+            return self
+                .end_call_locked(tx, &call, CallEndReason::left(role))
+                .await;
         }
-        self.commit_call_change(call).await
+        self.commit_call_change(tx, call, CallEventType::Updated)
+            .await
     }
 
-    /// Stores a changed open call (one version more) and tells its watchers it was updated.
-    pub(super) async fn commit_call_change(&self, mut call: CallRow) -> StoreResult<CallRow> {
+    /// Takes the lock of an open call's group (see `begin_groups`) and reads the call as it
+    /// is now: `Conflict` if it has ended, `NotFound` if there is no such call.
+    pub(super) async fn begin_call(&self, id: &str) -> StoreResult<(Tx, CallRow)> {
+        let known = self.live().calls.get(id).map(|c| c.group_name.clone());
+        let group = match known {
+            Some(group) => group,
+            None => match self.call(id).await? {
+                None => return Err(StoreError::not_found("the call")),
+                Some(c) if c.ended_at.is_some() => {
+                    return Err(StoreError::Conflict("the call has ended".into()));
+                }
+                // Open, made on another node this one has not heard of yet.
+                Some(c) => c.group_name,
+            },
+        };
+        let tx = self.begin_groups(&[&group]).await?;
+        let call = self.open_call(id).await?;
+        Ok((tx, call))
+    }
+
+    /// Stores a changed open call (one version more, and its group's), and tells its watchers.
+    pub(super) async fn commit_call_change(
+        &self,
+        mut tx: Tx,
+        mut call: CallRow,
+        event: CallEventType,
+    ) -> StoreResult<CallRow> {
         call.version += 1;
-        self.save_call(&call).await?;
+        // Every change of a call moves its group's version: it is how the other nodes (and a
+        // reconcile) know to read it again, and a session starting moves the specialist's
+        // expected free time, so the estimates of everyone waiting.
+        let group = call.group_name.clone();
+        let version = self.next_version(&group);
+        save_call_row(&mut tx, &call).await?;
+        bump_group(&mut tx, &group, version).await?;
+        self.announce(&mut tx, &[&group]).await?;
+        tx.commit().await?;
+        let now = Utc::now();
         let mut live = self.live_mut();
         live.calls.insert(call.id.clone(), call.clone());
-        self.notify_call(&live, &call, CallEventType::Updated);
+        self.notify_call(&live, &call, event);
+        if event == CallEventType::SessionStarted {
+            live.recompute(&group, now);
+        }
+        live.publish(&group, version, None);
         Ok(call)
     }
 
-    /// Ends an open call now (timer ran out, everyone left).
+    /// Ends an open call now (everyone left, cancelled).
     pub async fn end_call(&self, id: &str, reason: CallEndReason) -> StoreResult<CallRow> {
         let _w = self.inner.write.lock().await;
-        self.end_call_locked(id, reason).await
+        let (tx, call) = self.begin_call(id).await?;
+        self.end_call_locked(tx, &call, reason).await
     }
 
-    /// [`Self::end_call`] for a caller that holds the write lock.
+    /// Ends a call whose timer has run out, if it still has when checked under the lock (it may
+    /// have been extended, or ended, on another node): `Conflict` otherwise.
+    pub async fn end_call_at_zero(&self, id: &str) -> StoreResult<CallRow> {
+        let _w = self.inner.write.lock().await;
+        let (tx, call) = self.begin_call(id).await?;
+        if call.timer_ends_at.is_none_or(|t| t > Utc::now()) {
+            return Err(StoreError::Conflict("the call's time is not up".into()));
+        }
+        self.end_call_locked(tx, &call, CallEndReason::TimeUp).await
+    }
+
+    /// [`Self::end_call`] for a caller that holds the write lock and the group's.
     pub(super) async fn end_call_locked(
         &self,
-        id: &str,
+        mut tx: Tx,
+        call: &CallRow,
         reason: CallEndReason,
     ) -> StoreResult<CallRow> {
         let now = Utc::now();
-        let call = self.open_call(id).await?;
         let group = call.group_name.clone();
         let version = self.next_version(&group);
-        let mut tx = self.inner.db.begin().await?;
-        end_call_row(&mut tx, &call, reason, now).await?;
+        end_call_row(&mut tx, call, reason, now).await?;
         bump_group(&mut tx, &group, version).await?;
+        self.announce(&mut tx, &[&group]).await?;
         tx.commit().await?;
         let mut live = self.live_mut();
-        let ended = self.apply_call_end(&mut live, &call, reason, now);
+        let ended = self.apply_call_end(&mut live, call, reason, now);
         // A matched reservation leaves memory with its call; it stays MATCHED in the database.
         if let Some(r) = live.reservations.remove(&call.reservation_sid) {
             live.by_customer.remove(&r.customer_id);
@@ -206,12 +243,6 @@ impl Store {
             Some(_) => Err(StoreError::Conflict("the call has ended".into())),
             None => Err(StoreError::not_found("the call")),
         }
-    }
-
-    pub(super) async fn save_call(&self, call: &CallRow) -> StoreResult<()> {
-        let mut conn = self.inner.db.acquire().await?;
-        save_call_row(&mut conn, call).await?;
-        Ok(())
     }
 
     pub(super) fn notify_call(&self, live: &Live, call: &CallRow, event: CallEventType) {

@@ -13,15 +13,18 @@
 
 mod accounts;
 mod calls;
+mod cluster;
 pub mod error;
 mod memory;
 mod reservations;
 mod rows;
 mod sweep;
 
+pub use cluster::{LISTENER_NAME, RECONCILE_EVERY};
 pub use error::{StoreError, StoreResult};
 pub use rows::CallRow;
 
+use cluster::Tx;
 use memory::*;
 use rows::*;
 
@@ -124,6 +127,12 @@ struct Inner {
     live: RwLock<Live>,
     user_events: broadcast::Sender<(Audience, UserEvent)>,
     creates: mpsc::Sender<CreateJob>,
+    /// Whether other nodes share the database (PostgreSQL): see `cluster.rs`.
+    clustered: bool,
+    /// This node's name among them.
+    node: String,
+    /// User events on their way to the other nodes.
+    relay: Option<mpsc::Sender<String>>,
 }
 
 impl Store {
@@ -137,34 +146,34 @@ impl Store {
             .execute(&db)
             .await?;
         }
-        let mut live = Live::default();
-        for row in sqlx::query(
-            "SELECT g.name, g.version, COALESCE(MAX(r.seq), 0) AS max_seq \
-             FROM groups g LEFT JOIN reservations r ON r.group_name = g.name GROUP BY g.name",
-        )
-        .fetch_all(&db)
-        .await?
-        {
-            let name: String = row.try_get("name")?;
-            let version: i64 = row.try_get("version")?;
-            let max_seq: i64 = row.try_get("max_seq")?;
-            live.groups
-                .insert(name, GroupLive::new(version as u64, max_seq + 1));
-        }
-        for row in sqlx::query("SELECT * FROM calls WHERE ended_at IS NULL")
+        let clustered = config.database.is_postgres();
+        let (creates, jobs) = mpsc::channel(4 * CREATE_BATCH);
+        let (relay, relayed) = mpsc::channel(1024);
+        let store = Self {
+            inner: Arc::new(Inner {
+                db: db.clone(),
+                config,
+                write: Mutex::new(()),
+                live: RwLock::new(Live::default()),
+                user_events: broadcast::channel(1024).0,
+                creates,
+                clustered,
+                node: tokens::random_token(),
+                relay: clustered.then_some(relay),
+            }),
+        };
+        // Each group as the database has it, then the lengths of past calls for the estimates.
+        let groups: Vec<String> = sqlx::query_scalar("SELECT name FROM groups ORDER BY name")
             .fetch_all(&db)
-            .await?
+            .await?;
         {
-            let call = CallRow::from_row(&row)?;
-            live.call_tx.insert(
-                call.id.clone(),
-                watch::channel(CallNote {
-                    version: call.version,
-                    event: call.snapshot_event(),
-                })
-                .0,
-            );
-            live.calls.insert(call.id.clone(), call);
+            let mut conn = db.acquire().await?;
+            for group in &groups {
+                store
+                    .load_group(&mut conn, group)
+                    .await
+                    .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            }
         }
         for row in sqlx::query(
             "SELECT group_name, started_at, ended_at \
@@ -176,81 +185,17 @@ impl Store {
             let group: String = row.try_get("group_name")?;
             let secs = (row.time("ended_at")? - row.time("started_at")?).num_milliseconds() as f64
                 / 1000.0;
-            if let Some(g) = live.groups.get_mut(&group) {
+            if let Some(g) = store.live_mut().groups.get_mut(&group) {
                 push_history(&mut g.history, secs);
             }
         }
-        for row in sqlx::query("SELECT user_id, groups, available FROM agents")
-            .fetch_all(&db)
-            .await?
-        {
-            let user_id: String = row.try_get("user_id")?;
-            let groups: String = row.try_get("groups")?;
-            let active_call = live
-                .calls
-                .values()
-                .find(|c| c.specialist_id == user_id)
-                .map(|c| c.id.clone());
-            live.agents.insert(
-                user_id,
-                AgentLive {
-                    groups: split_groups(&groups),
-                    available: row.flag("available")?,
-                    active_call,
-                },
-            );
-        }
         let now = Utc::now();
-        for row in sqlx::query(
-            "SELECT r.*, c.ended_at AS call_ended_at FROM reservations r \
-             LEFT JOIN calls c ON c.id = r.call_id \
-             WHERE r.status IN ('GROUP_RESERVATION_STATUS_QUEUED', 'GROUP_RESERVATION_STATUS_MATCHED') \
-             ORDER BY r.seq",
-        )
-        .fetch_all(&db)
-        .await?
-        {
-            let view = reservation_from_row(&row, now)?;
-            let call_ended = row.time_opt("call_ended_at")?;
-            if view.reservation_status == ReservationStatus::Matched && call_ended.is_some() {
-                continue;
-            }
-            let seq: i64 = row.try_get("seq")?;
-            let customer_id: String = row.try_get("customer_id")?;
-            let group = live
-                .groups
-                .entry(view.group_name.clone())
-                .or_insert_with(|| GroupLive::new(0, seq + 1));
-            if view.reservation_status == ReservationStatus::Queued {
-                group.queue.insert(seq, view.reservation_sid.clone());
-            }
-            live.by_customer
-                .insert(customer_id.clone(), view.reservation_sid.clone());
-            live.reservations.insert(
-                view.reservation_sid.clone(),
-                ActiveReservation {
-                    customer_id,
-                    seq,
-                    matched_at: row.time_opt("matched_at")?,
-                    view,
-                },
-            );
+        for group in &groups {
+            store.live_mut().recompute(group, now);
         }
-        let names: Vec<String> = live.groups.keys().cloned().collect();
-        for name in names {
-            live.recompute(&name, now);
+        if clustered {
+            tokio::spawn(Self::run_relay(db, relayed));
         }
-        let (creates, jobs) = mpsc::channel(4 * CREATE_BATCH);
-        let store = Self {
-            inner: Arc::new(Inner {
-                db,
-                config,
-                write: Mutex::new(()),
-                live: RwLock::new(live),
-                user_events: broadcast::channel(1024).0,
-                creates,
-            }),
-        };
         // The task holds the store weakly: when the last handle goes, the sender goes with it,
         // the channel closes and the task ends.
         tokio::spawn(Self::run_creates(Arc::downgrade(&store.inner), jobs));

@@ -47,6 +47,19 @@ impl Store {
 
     pub(super) async fn create_batch(&self, jobs: Vec<CreateJob>) {
         let _w = self.inner.write.lock().await;
+        let mut groups: Vec<&str> = jobs.iter().map(|j| j.group.as_str()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let mut tx = match self.begin_groups(&groups).await {
+            Ok(tx) => tx,
+            Err(e) => {
+                tracing::error!(error = %e, "creating reservations failed");
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.clone()));
+                }
+                return;
+            }
+        };
         let now = Utc::now();
         // Decide each job: an active reservation answers at once; a customer asking twice in
         // one batch gets the one reservation made for them.
@@ -86,7 +99,11 @@ impl Store {
         if planned.is_empty() {
             return;
         }
-        if let Err(e) = self.insert_batch(&planned, now).await {
+        let written = match self.insert_batch(&mut tx, &planned, now).await {
+            Ok(()) => tx.commit().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             tracing::error!(error = %e, "creating reservations failed");
             // Every job of the batch gets the same answer, sorted as the error itself is.
             let unavailable = error::db_unavailable(&e);
@@ -184,10 +201,10 @@ impl Store {
     /// The database side of a batch of creates: one transaction, one statement per table.
     pub(super) async fn insert_batch(
         &self,
+        tx: &mut Tx,
         planned: &[(CreateJob, String, i64, u64)],
         now: DateTime<Utc>,
     ) -> sqlx::Result<()> {
-        let mut tx = self.inner.db.begin().await?;
         let customers: Vec<&NewCustomer> = planned
             .iter()
             .filter_map(|(job, ..)| job.new_customer.as_ref())
@@ -207,7 +224,7 @@ impl Store {
                     .bind(ts(now))
                     .bind(ts(now + CUSTOMER_SESSION));
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
         let sql = format!(
             "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, \
@@ -225,15 +242,16 @@ impl Store {
                 .bind(ts(now))
                 .bind(ts(now));
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
         let mut last: HashMap<&str, u64> = HashMap::new();
         for (job, _, _, version) in planned {
             last.insert(&job.group, *version);
         }
-        for (group, version) in last {
-            bump_group(&mut tx, group, version).await?;
+        for (&group, &version) in &last {
+            bump_group(tx, group, version).await?;
         }
-        tx.commit().await
+        let groups: Vec<&str> = last.into_keys().collect();
+        self.announce(tx, &groups).await
     }
 
     /// The reservation if it says something other than `last` (its clock aside), or that it is
@@ -342,16 +360,52 @@ impl Store {
         sid: &str,
         status: ReservationStatus,
     ) -> StoreResult<Reservation> {
+        self.finish_reservation_if(sid, status, false).await
+    }
+
+    /// [`Self::finish_reservation`]; with `only_if_due`, only when its deadline has passed, as
+    /// checked again under the lock (another node may have matched or expired it meanwhile):
+    /// `Conflict` otherwise.
+    pub(super) async fn finish_reservation_if(
+        &self,
+        sid: &str,
+        status: ReservationStatus,
+        only_if_due: bool,
+    ) -> StoreResult<Reservation> {
         debug_assert!(status.is_final());
         let _w = self.inner.write.lock().await;
+        let known = self
+            .live()
+            .reservations
+            .get(sid)
+            .map(|r| r.view.group_name.clone());
+        let group = match known {
+            Some(group) => group,
+            None => match self.stored_reservation(sid, Utc::now()).await? {
+                None => return Err(StoreError::not_found("the reservation")),
+                // Final, or matched with its call over: stays as it is. Only another node can
+                // have made one this node has not heard of yet.
+                Some((r, _)) if r.reservation_status.is_final() || !self.clustered() => {
+                    return Ok(r);
+                }
+                Some((r, _)) => r.group_name,
+            },
+        };
+        let mut tx = self.begin_groups(&[&group]).await?;
         let now = Utc::now();
         let Some(active) = self.live().reservations.get(sid).cloned() else {
+            drop(tx);
             return self
                 .reservation(sid)
                 .await?
                 .map(|(r, _)| r)
                 .ok_or_else(|| StoreError::not_found("the reservation"));
         };
+        if only_if_due && !self.deadline_passed(&self.live(), &active, now) {
+            return Err(StoreError::Conflict(
+                "the reservation is no longer due to expire".into(),
+            ));
+        }
         let group = active.view.group_name.clone();
         let version = self.next_version(&group);
         let call = active
@@ -359,7 +413,6 @@ impl Store {
             .call_id
             .as_ref()
             .and_then(|id| self.live().calls.get(id).cloned());
-        let mut tx = self.inner.db.begin().await?;
         sqlx::query("UPDATE reservations SET status = $1, updated_at = $2 WHERE sid = $3")
             .bind(status.as_str())
             .bind(ts(now))
@@ -375,6 +428,7 @@ impl Store {
             end_call_row(&mut tx, call, reason, now).await?;
         }
         bump_group(&mut tx, &group, version).await?;
+        self.announce(&mut tx, &[&group]).await?;
         tx.commit().await?;
 
         let mut live = self.live_mut();
@@ -418,6 +472,7 @@ impl Store {
             return Err(StoreError::not_found(&format!("the group {group:?}")));
         }
         let _w = self.inner.write.lock().await;
+        let mut tx = self.begin_groups(&[group]).await?;
         let now = Utc::now();
         let active = {
             let live = self.live();
@@ -475,7 +530,6 @@ impl Store {
             customer_present: false,
             version: 1,
         };
-        let mut tx = self.inner.db.begin().await?;
         sqlx::query(
             "UPDATE reservations SET status = $1, updated_at = $2, matched_at = $3, call_id = $4, call_type = $5 \
              WHERE sid = $6",
@@ -504,6 +558,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         bump_group(&mut tx, group, version).await?;
+        self.announce(&mut tx, &[group]).await?;
         tx.commit().await?;
 
         let mut live = self.live_mut();

@@ -9,27 +9,12 @@ impl Store {
     /// Expires what waited too long and ends calls whose timer ran out. Called by the sweeper.
     pub async fn sweep(&self) -> StoreResult<()> {
         let now = Utc::now();
-        let queue_timeout =
-            Duration::from_std(self.config().queue_timeout).unwrap_or(Duration::MAX);
-        let join_window = Duration::from_std(self.config().join_window).unwrap_or(Duration::MAX);
         let (expired, ended) = {
             let live = self.live();
             let expired: Vec<String> = live
                 .reservations
                 .values()
-                .filter(|r| match r.view.reservation_status {
-                    ReservationStatus::Queued => r.view.created_at + queue_timeout <= now,
-                    ReservationStatus::Matched => {
-                        let joined = r
-                            .view
-                            .call_id
-                            .as_ref()
-                            .and_then(|id| live.calls.get(id))
-                            .is_some_and(|c| c.customer_joined_at.is_some());
-                        !joined && r.matched_at.is_some_and(|m| m + join_window <= now)
-                    }
-                    _ => false,
-                })
+                .filter(|r| self.deadline_passed(&live, r, now))
                 .map(|r| r.view.reservation_sid.clone())
                 .collect();
             let ended: Vec<String> = live
@@ -44,16 +29,21 @@ impl Store {
         // and the others still happen.
         let mut failed = 0usize;
         for sid in expired {
-            if let Err(e) = self
-                .finish_reservation(&sid, ReservationStatus::Expired)
+            match self
+                .finish_reservation_if(&sid, ReservationStatus::Expired, true)
                 .await
             {
-                tracing::warn!(%sid, error = %e, "expiring a reservation failed");
-                failed += 1;
+                // Conflict: another node got there first, or it was matched meanwhile.
+                Ok(_) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(%sid, error = %e, "expiring a reservation failed");
+                    failed += 1;
+                }
             }
         }
         for id in ended {
-            match self.end_call(&id, CallEndReason::TimeUp).await {
+            match self.end_call_at_zero(&id).await {
+                // Conflict: ended already (here or on another node), or extended meanwhile.
                 Ok(_) | Err(StoreError::Conflict(_)) | Err(StoreError::NotFound(_)) => {}
                 Err(e) => {
                     tracing::warn!(call = %id, error = %e, "ending a call at zero failed");
@@ -66,6 +56,32 @@ impl Store {
             n => Err(StoreError::Unavailable(format!(
                 "{n} deadline transitions failed"
             ))),
+        }
+    }
+
+    /// Whether a queued reservation has waited too long, or a matched one was not joined in
+    /// time.
+    pub(super) fn deadline_passed(
+        &self,
+        live: &Live,
+        r: &ActiveReservation,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let queue_timeout =
+            Duration::from_std(self.config().queue_timeout).unwrap_or(Duration::MAX);
+        let join_window = Duration::from_std(self.config().join_window).unwrap_or(Duration::MAX);
+        match r.view.reservation_status {
+            ReservationStatus::Queued => r.view.created_at + queue_timeout <= now,
+            ReservationStatus::Matched => {
+                let joined = r
+                    .view
+                    .call_id
+                    .as_ref()
+                    .and_then(|id| live.calls.get(id))
+                    .is_some_and(|c| c.customer_joined_at.is_some());
+                !joined && r.matched_at.is_some_and(|m| m + join_window <= now)
+            }
+            _ => false,
         }
     }
 

@@ -147,6 +147,29 @@ fn json_headers() -> reqwest::header::HeaderMap {
     h
 }
 
+/// A customer joins the default group's queue (or is answered their active reservation).
+pub async fn join_queue(server: &TestServer, c: &reqwest::Client) -> serde_json::Value {
+    let r = c
+        .post(server.url("/api/groups/default/reservations"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status() == 201 || r.status() == 200, "{}", r.status());
+    r.json().await.unwrap()
+}
+
+/// A GET's status and JSON body (`null` if it has none).
+pub async fn get_json(c: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
+    let r = c.get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A reservation's id.
+pub fn sid(r: &serde_json::Value) -> String {
+    r["reservation_sid"].as_str().unwrap().to_string()
+}
+
 /// A signed-in, available specialist.
 pub async fn specialist(server: &TestServer, user_id: &str) -> reqwest::Client {
     server.add_agent(user_id, "secret-1").await;

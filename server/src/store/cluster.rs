@@ -1,0 +1,442 @@
+//! Several nodes on one PostgreSQL database.
+//!
+//! Every node keeps the same in-memory model, as a cache of the database. A change locks its
+//! group's row (`SELECT … FOR UPDATE`), so changes to one group are serialized in the database
+//! whichever node makes them; under that lock the node compares the group's stored version with
+//! its own and re-reads the group if another node changed it, decides, writes, bumps the
+//! version and `NOTIFY`s the group's name, delivered when the transaction commits. The other
+//! nodes take a notification as a hint to re-read that group (the rows are the only copy of
+//! anything); a periodic reconcile compares every group's version, so a notification lost with
+//! a dropped listening connection heals within a second. Notices for specialists' channels
+//! (`UserEvent`) travel on a second channel, since they are about something that happened
+//! rather than state to re-read.
+//!
+//! On SQLite (one process) the same calls cost nothing: memory is the only cache, always
+//! current, and nothing is announced.
+
+use std::time::Duration as StdDuration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+
+pub(super) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// Carries group names: "re-read this group".
+const GROUP_CHANNEL: &str = "callqueue_group";
+/// Carries relayed [`UserEvent`]s.
+const USER_CHANNEL: &str = "callqueue_user";
+/// How often every group's version is compared with the database, whatever was heard.
+pub const RECONCILE_EVERY: StdDuration = StdDuration::from_secs(1);
+/// The listening connection's name in `pg_stat_activity`.
+pub const LISTENER_NAME: &str = "callqueue-listener";
+
+/// A user event on its way to the other nodes.
+#[derive(Serialize, Deserialize)]
+struct Relayed {
+    /// The node it came from, which has already delivered it.
+    node: String,
+    group: Option<String>,
+    user: Option<String>,
+    event: UserEvent,
+}
+
+impl Store {
+    /// Whether this node shares its database with others (PostgreSQL).
+    pub fn clustered(&self) -> bool {
+        self.inner.clustered
+    }
+
+    /// Begins a change to `groups`: on PostgreSQL locks their rows (in name order, so two
+    /// nodes never wait for each other) and re-reads any group another node changed since this
+    /// one last looked, so the decision that follows sees the database as it is. The caller
+    /// holds the write lock.
+    pub(super) async fn begin_groups(&self, groups: &[&str]) -> StoreResult<Tx> {
+        let mut tx = self.inner.db.begin().await?;
+        if self.inner.clustered {
+            let mut sorted = groups.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            for group in sorted {
+                let stored: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM groups WHERE name = $1 FOR UPDATE")
+                        .bind(group)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if stored.is_some_and(|v| Some(v as u64) != self.group_version(group)) {
+                    self.load_group(&mut tx, group).await?;
+                }
+            }
+        }
+        Ok(tx)
+    }
+
+    /// Tells the other nodes, when `tx` commits, that these groups changed.
+    pub(super) async fn announce(&self, tx: &mut Tx, groups: &[&str]) -> sqlx::Result<()> {
+        if self.inner.clustered {
+            for group in groups {
+                // `::text`: the Any driver has no decoder for pg_notify's `void`.
+                sqlx::query("SELECT pg_notify($1, $2)::text")
+                    .bind(GROUP_CHANNEL)
+                    .bind(*group)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn group_version(&self, group: &str) -> Option<u64> {
+        self.live().groups.get(group).map(|g| g.version)
+    }
+
+    /// Re-reads one group from the database — its version, queued and matched reservations,
+    /// open calls, and the specialists — and replaces memory's copy, waking whatever watches
+    /// what changed. Used at start, under a change's lock, and when another node says so.
+    pub(super) async fn load_group(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        group: &str,
+    ) -> StoreResult<()> {
+        let now = Utc::now();
+        let Some(row) = sqlx::query(
+            "SELECT version, (SELECT COALESCE(MAX(seq), 0) FROM reservations WHERE group_name = $1) \
+             AS max_seq FROM groups WHERE name = $1",
+        )
+        .bind(group)
+        .fetch_optional(&mut *conn)
+        .await?
+        else {
+            return Ok(());
+        };
+        let version = row.try_get::<i64, _>("version")? as u64;
+        let max_seq: i64 = row.try_get("max_seq")?;
+        let mut active = Vec::new();
+        for row in sqlx::query(
+            "SELECT r.*, c.ended_at AS call_ended_at FROM reservations r \
+             LEFT JOIN calls c ON c.id = r.call_id \
+             WHERE r.group_name = $1 AND r.status IN \
+             ('GROUP_RESERVATION_STATUS_QUEUED', 'GROUP_RESERVATION_STATUS_MATCHED') \
+             ORDER BY r.seq",
+        )
+        .bind(group)
+        .fetch_all(&mut *conn)
+        .await?
+        {
+            let view = reservation_from_row(&row, now)?;
+            // A matched reservation leaves memory with its call; it stays MATCHED in the rows.
+            if view.reservation_status == ReservationStatus::Matched
+                && row.time_opt("call_ended_at")?.is_some()
+            {
+                continue;
+            }
+            active.push(ActiveReservation {
+                customer_id: row.try_get("customer_id")?,
+                seq: row.try_get("seq")?,
+                matched_at: row.time_opt("matched_at")?,
+                view,
+            });
+        }
+        let mut open = Vec::new();
+        for row in sqlx::query("SELECT * FROM calls WHERE group_name = $1 AND ended_at IS NULL")
+            .bind(group)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            open.push(CallRow::from_row(&row)?);
+        }
+        // Calls memory holds as open that the database has ended (on another node).
+        let gone: Vec<String> = self
+            .live()
+            .calls
+            .values()
+            .filter(|c| c.group_name == group && !open.iter().any(|o| o.id == c.id))
+            .map(|c| c.id.clone())
+            .collect();
+        let mut ended = Vec::new();
+        for id in gone {
+            if let Some(row) = sqlx::query("SELECT * FROM calls WHERE id = $1")
+                .bind(&id)
+                .fetch_optional(&mut *conn)
+                .await?
+            {
+                ended.push(CallRow::from_row(&row)?);
+            }
+        }
+        let mut agents = Vec::new();
+        for row in sqlx::query("SELECT user_id, groups, available FROM agents")
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let groups: String = row.try_get("groups")?;
+            agents.push((
+                row.try_get::<String, _>("user_id")?,
+                split_groups(&groups),
+                row.flag("available")?,
+            ));
+        }
+
+        let mut guard = self.live_mut();
+        let live = &mut *guard;
+        let g = live
+            .groups
+            .entry(group.to_string())
+            .or_insert_with(|| GroupLive::new(version, max_seq + 1));
+        let before: Vec<String> = g.queue.values().cloned().collect();
+        g.queue.clear();
+        g.next_seq = g.next_seq.max(max_seq + 1);
+        let stale: Vec<(String, String)> = live
+            .reservations
+            .iter()
+            .filter(|(_, r)| r.view.group_name == group)
+            .map(|(sid, r)| (sid.clone(), r.customer_id.clone()))
+            .collect();
+        for (sid, customer) in stale {
+            live.reservations.remove(&sid);
+            if live.by_customer.get(&customer) == Some(&sid) {
+                live.by_customer.remove(&customer);
+            }
+        }
+        for r in active {
+            let sid = r.view.reservation_sid.clone();
+            if r.view.reservation_status == ReservationStatus::Queued {
+                g.queue.insert(r.seq, sid.clone());
+            }
+            live.by_customer.insert(r.customer_id.clone(), sid.clone());
+            live.reservations.insert(sid, r);
+        }
+        let after: Vec<String> = g.queue.values().cloned().collect();
+        for call in ended {
+            let Some(held) = live.calls.remove(&call.id) else {
+                continue;
+            };
+            if let (Some(started), Some(end)) = (held.started_at, call.ended_at) {
+                push_history(
+                    &mut g.history,
+                    (end - started).num_milliseconds() as f64 / 1000.0,
+                );
+            }
+            if let Some(tx) = live.call_tx.remove(&call.id) {
+                tx.send_replace(CallNote {
+                    version: call.version,
+                    event: CallEventType::Ended,
+                });
+            }
+        }
+        for call in open {
+            let event = match live.calls.get(&call.id) {
+                Some(held) if held.version == call.version => continue,
+                Some(held) if held.started_at.is_none() && call.started_at.is_some() => {
+                    CallEventType::SessionStarted
+                }
+                _ => CallEventType::Updated,
+            };
+            let note = CallNote {
+                version: call.version,
+                event,
+            };
+            match live.call_tx.get(&call.id) {
+                Some(tx) => {
+                    tx.send_replace(note);
+                }
+                None => {
+                    live.call_tx.insert(call.id.clone(), watch::channel(note).0);
+                }
+            }
+            live.calls.insert(call.id.clone(), call);
+        }
+        for (user_id, groups, available) in agents {
+            let active_call = live
+                .calls
+                .values()
+                .find(|c| c.specialist_id == user_id)
+                .map(|c| c.id.clone());
+            live.agents.insert(
+                user_id,
+                AgentLive {
+                    groups,
+                    available,
+                    active_call,
+                },
+            );
+        }
+        live.recompute(group, now);
+        let event = (before != after).then(|| QueueEvent::Snapshot {
+            group_name: group.to_string(),
+            reservations: after.iter().filter_map(|sid| live.view(sid, now)).collect(),
+            server_time: now,
+        });
+        live.publish(group, version, event);
+        Ok(())
+    }
+
+    /// Re-reads every group whose stored version differs from memory's.
+    pub async fn reconcile(&self) -> StoreResult<usize> {
+        let stored: Vec<(String, i64)> = sqlx::query_as("SELECT name, version FROM groups")
+            .fetch_all(&self.inner.db)
+            .await?;
+        let mut reloaded = 0;
+        for (group, version) in stored {
+            if self.group_version(&group) != Some(version as u64) {
+                self.reload(&group).await?;
+                reloaded += 1;
+            }
+        }
+        Ok(reloaded)
+    }
+
+    /// Re-reads one group if another node changed it.
+    async fn reload_if_changed(&self, group: &str) -> StoreResult<()> {
+        let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM groups WHERE name = $1")
+            .bind(group)
+            .fetch_optional(&self.inner.db)
+            .await?;
+        if stored.is_some_and(|v| Some(v as u64) != self.group_version(group)) {
+            self.reload(group).await?;
+        }
+        Ok(())
+    }
+
+    async fn reload(&self, group: &str) -> StoreResult<()> {
+        let _w = self.inner.write.lock().await;
+        let mut conn = self.inner.db.acquire().await?;
+        self.load_group(&mut conn, group).await
+    }
+
+    /// Sends a user event to the other nodes (in order, through one task).
+    pub(super) fn relay(&self, audience: &Audience, event: &UserEvent) {
+        let Some(relay) = &self.inner.relay else {
+            return;
+        };
+        let (group, user) = match audience {
+            Audience::Group(g) => (Some(g.clone()), None),
+            Audience::User(u) => (None, Some(u.clone())),
+        };
+        let relayed = Relayed {
+            node: self.inner.node.clone(),
+            group,
+            user,
+            event: event.clone(),
+        };
+        match serde_json::to_string(&relayed) {
+            Ok(json) => {
+                if relay.try_send(json).is_err() {
+                    tracing::warn!("user events are piling up for the other nodes; one dropped");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "a user event could not be relayed"),
+        }
+    }
+
+    /// The task behind [`Store::relay`].
+    pub(super) async fn run_relay(db: AnyPool, mut events: mpsc::Receiver<String>) {
+        while let Some(json) = events.recv().await {
+            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)::text")
+                .bind(USER_CHANNEL)
+                .bind(&json)
+                .execute(&db)
+                .await
+            {
+                tracing::warn!(error = %e, "relaying a user event failed");
+            }
+        }
+    }
+
+    /// Follows the other nodes until `shutdown`: listens for their notifications and re-reads
+    /// what they changed, and reconciles every [`RECONCILE_EVERY`]. A lost listening
+    /// connection is reconnected (by sqlx) and followed by a reconcile.
+    pub async fn follow(&self, url: &str, shutdown: CancellationToken) {
+        if !self.inner.clustered {
+            return;
+        }
+        let options = match url.parse::<PgConnectOptions>() {
+            Ok(o) => o.application_name(LISTENER_NAME),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot follow the other nodes");
+                return;
+            }
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(StdDuration::from_secs(5))
+            .connect_lazy_with(options);
+        let mut tick = tokio::time::interval(RECONCILE_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut listener: Option<PgListener> = None;
+        loop {
+            if listener.is_none() {
+                match Self::listen(&pool).await {
+                    Ok(l) => {
+                        listener = Some(l);
+                        // Whatever was said while nobody listened.
+                        self.reconcile_logged().await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen to the other nodes; retrying");
+                    }
+                }
+            }
+            let heard = async {
+                match listener.as_mut() {
+                    Some(l) => l.try_recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => self.reconcile_logged().await,
+                heard = heard => match heard {
+                    Ok(Some(n)) => self.heard(n.channel(), n.payload()).await,
+                    // The connection was lost: listen again, then reconcile.
+                    Ok(None) => {
+                        tracing::warn!("lost the connection listening to the other nodes");
+                        listener = None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listening to the other nodes failed");
+                        listener = None;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<PgListener> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen_all([GROUP_CHANNEL, USER_CHANNEL]).await?;
+        Ok(listener)
+    }
+
+    async fn reconcile_logged(&self) {
+        match self.reconcile().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(groups = n, "reconciled groups changed elsewhere"),
+            Err(e) => tracing::warn!(error = %e, "reconciling with the database failed"),
+        }
+    }
+
+    async fn heard(&self, channel: &str, payload: &str) {
+        match channel {
+            GROUP_CHANNEL => {
+                if let Err(e) = self.reload_if_changed(payload).await {
+                    tracing::warn!(group = payload, error = %e, "re-reading a group failed");
+                }
+            }
+            USER_CHANNEL => match serde_json::from_str::<Relayed>(payload) {
+                Ok(r) if r.node == self.inner.node => {}
+                Ok(r) => {
+                    let audience = match (r.group, r.user) {
+                        (Some(g), _) => Audience::Group(g),
+                        (None, Some(u)) => Audience::User(u),
+                        (None, None) => return,
+                    };
+                    let _ = self.inner.user_events.send((audience, r.event));
+                }
+                Err(e) => tracing::warn!(error = %e, "an unreadable relayed user event"),
+            },
+            _ => {}
+        }
+    }
+}

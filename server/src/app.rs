@@ -158,11 +158,36 @@ impl Server {
         let pool = db::open(&config.database).await?;
         let store = Store::open(pool, Arc::new(config.clone())).await?;
         let listener = TcpListener::bind(config.addr).await?;
+        let rooms = if store.clustered() {
+            // Calls whose members are on different nodes: signalling through the database.
+            let out = store.clone();
+            let rooms = Arc::new(Rooms::with_bus(Box::new(move |text| out.send_signal(text))));
+            let mut heard = store.signals();
+            let weak = Arc::downgrade(&rooms);
+            tokio::spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                loop {
+                    match heard.recv().await {
+                        Ok(text) => match weak.upgrade() {
+                            Some(rooms) => rooms.heard(&text),
+                            None => return,
+                        },
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(missed = n, "signalling from other nodes fell behind");
+                        }
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
+            rooms
+        } else {
+            Arc::new(Rooms::default())
+        };
         Ok(Self {
             listener,
             state: AppState {
                 limits: Limits::new(&config),
-                rooms: Arc::new(Rooms::default()),
+                rooms,
                 store,
                 shutdown: CancellationToken::new(),
             },

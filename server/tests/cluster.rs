@@ -316,3 +316,58 @@ async fn a_specialists_channel_hears_customers_joining_on_another_node() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn the_two_members_signal_each_other_through_different_nodes() {
+    use common::signalling as sig;
+    let Some((a, b)) = two_nodes(|_| {}).await else {
+        return;
+    };
+    let alice = sig::customer(&a).await;
+    let doc = sig::specialist_cookie(&b, "dr-b").await;
+    let call = sig::accept(&b, &doc).await;
+
+    // The customer's page on A, the specialist's on B.
+    let mut customer = sig::open(&a, &call, Some(&alice)).await.unwrap();
+    let welcome = sig::hello(&mut customer, "alice-1").await;
+    assert_eq!(welcome["peer"], Value::Null);
+    let mut specialist = sig::open(&b, &call, Some(&doc)).await.unwrap();
+    sig::hello(&mut specialist, "doc-1").await;
+    // Each hears of the other, whichever node it is on.
+    let joined = recv(&mut customer).await.unwrap();
+    assert_eq!(joined["type"], "peer_joined", "{joined}");
+    assert_eq!(joined["peer"]["session"], "doc-1");
+    let joined = recv(&mut specialist).await.unwrap();
+    assert_eq!(joined["type"], "peer_joined", "{joined}");
+    assert_eq!(joined["peer"]["session"], "alice-1");
+
+    // A session description longer than one PostgreSQL notification arrives whole.
+    let sdp = format!("v=0\r\n{}", "a=candidate:xyz\r\n".repeat(1_200));
+    assert!(sdp.len() > 8_000);
+    send(
+        &mut specialist,
+        json!({"type": "description", "description": {"type": "offer", "sdp": sdp}}),
+    )
+    .await;
+    let got = recv(&mut customer).await.unwrap();
+    assert_eq!(got["type"], "description", "{got}");
+    assert_eq!(got["from"], "doc-1");
+    assert_eq!(got["description"]["sdp"], sdp.as_str());
+    // And back, small.
+    send(
+        &mut customer,
+        json!({"type": "candidate", "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}),
+    )
+    .await;
+    let got = recv(&mut specialist).await.unwrap();
+    assert_eq!(got["type"], "candidate", "{got}");
+    assert_eq!(got["from"], "alice-1");
+
+    // The customer's page goes: the specialist hears it on B.
+    drop(customer);
+    let left = recv(&mut specialist).await.unwrap();
+    assert_eq!(left["type"], "peer_left", "{left}");
+    assert_eq!(left["session"], "alice-1");
+    a.stop().await;
+    b.stop().await;
+}

@@ -3,100 +3,10 @@
 
 mod common;
 
-use common::*;
+use common::{signalling::*, *};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::{
-    connect_async,
-    tungstenite::{Message, client::IntoClientRequest},
-};
-
-fn cookie_of(r: &reqwest::Response) -> String {
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-/// A customer in the queue: their cookie.
-async fn customer(server: &TestServer) -> String {
-    let r = plain_client()
-        .post(server.url("/api/groups/default/reservations"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    cookie_of(&r)
-}
-
-/// A signed-in, available specialist: their cookie.
-async fn specialist_cookie(server: &TestServer, name: &str) -> String {
-    server.add_agent(name, "pw").await;
-    let r = plain_client()
-        .post(server.url("/api/agent/session"))
-        .json(&json!({"user_id": name, "secret": "pw"}))
-        .send()
-        .await
-        .unwrap();
-    let cookie = cookie_of(&r);
-    plain_client()
-        .put(server.url("/api/agent/availability"))
-        .header("cookie", &cookie)
-        .json(&json!({"available": true}))
-        .send()
-        .await
-        .unwrap();
-    cookie
-}
-
-/// The specialist accepts the next customer: the call's id.
-async fn accept(server: &TestServer, doc: &str) -> String {
-    let r: Value = plain_client()
-        .post(server.url("/api/groups/default/accept"))
-        .header("cookie", doc)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["call"]["call"]["id"].as_str().unwrap().to_string()
-}
-
-fn signal_url(server: &TestServer, call: &str) -> String {
-    server
-        .url(&format!("/api/calls/appointment/{call}/signal"))
-        .replace("http://", "ws://")
-}
-
-/// Opens the signal socket with a cookie; the HTTP status when refused.
-async fn open(server: &TestServer, call: &str, cookie: Option<&str>) -> Result<Socket, u16> {
-    let mut request = signal_url(server, call).into_client_request().unwrap();
-    if let Some(cookie) = cookie {
-        request
-            .headers_mut()
-            .insert("cookie", cookie.parse().unwrap());
-    }
-    match connect_async(request).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-async fn hello(ws: &mut Socket, session: &str) -> Value {
-    send(
-        ws,
-        json!({"type": "hello", "session": session, "media": {"audio": true, "video": true}}),
-    )
-    .await;
-    let welcome = recv(ws).await.unwrap();
-    assert_eq!(welcome["type"], "welcome", "{welcome}");
-    welcome
-}
+use tokio_tungstenite::{connect_async, tungstenite::Message};
 
 #[tokio::test]
 async fn only_the_calls_two_members_may_signal() {

@@ -1,9 +1,11 @@
 //! Call signalling: which member of each call is connected (presence) and relaying what one
 //! member's page says to the other's. The socket itself is `routes::signal`.
 //!
-//! In memory, one process: a member's two browsers meet on the node that holds both sockets.
-//! (Running several nodes is issue 12's business: the relay would go through the database's
-//! notifications there.)
+//! Each node holds the sockets connected to it. With several nodes (PostgreSQL) the two members
+//! of a call may be on different nodes: each node then tells the others (through the store's
+//! signalling channel, [`Wire`]) when a member arrives or leaves, answers an arrival with the
+//! member it holds, and passes on what its member says when the other one is not here. A room
+//! remembers the other node's member as a remote peer.
 
 pub mod ice;
 
@@ -19,6 +21,7 @@ use callqueue_protocol::{
     Role,
     signal::{MediaState, Peer, SignalServer},
 };
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 /// What a member's socket is told to do.
@@ -44,6 +47,9 @@ struct Present {
 struct Room {
     specialist: Option<Present>,
     customer: Option<Present>,
+    /// Members connected to other nodes.
+    remote_specialist: Option<Peer>,
+    remote_customer: Option<Peer>,
 }
 
 impl Room {
@@ -53,7 +59,35 @@ impl Room {
             Role::Patient => &mut self.customer,
         }
     }
+
+    fn remote(&mut self, role: Role) -> &mut Option<Peer> {
+        match role {
+            Role::Specialist => &mut self.remote_specialist,
+            Role::Patient => &mut self.remote_customer,
+        }
+    }
 }
+
+/// What nodes tell each other about calls' members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Wire {
+    /// A member's page connected to the sending node.
+    Enter { call: String, peer: Peer },
+    /// The answer to `Enter` from a node holding the other member.
+    Here { call: String, peer: Peer },
+    /// A member's page left the sending node.
+    Leave { call: String, peer: Peer },
+    /// For the member `to`, from the other one.
+    Relay {
+        call: String,
+        to: Role,
+        message: SignalServer,
+    },
+}
+
+/// Sends a [`Wire`] message (as JSON) to the other nodes.
+pub type Bus = Box<dyn Fn(String) + Send + Sync>;
 
 fn other(role: Role) -> Role {
     match role {
@@ -83,6 +117,8 @@ fn deliver(p: &Present, message: Outgoing) {
 pub struct Rooms {
     rooms: Mutex<HashMap<String, Room>>,
     next: AtomicU64,
+    /// The other nodes, when there are any.
+    bus: Option<Bus>,
 }
 
 /// A member's place in a room, as [`Rooms::enter`] gives it.
@@ -93,6 +129,115 @@ pub struct Entered {
 }
 
 impl Rooms {
+    /// Rooms shared with other nodes through `bus`; what they send goes to [`Rooms::heard`].
+    pub fn with_bus(bus: Bus) -> Self {
+        Self {
+            bus: Some(bus),
+            ..Self::default()
+        }
+    }
+
+    fn tell(&self, wire: &Wire) {
+        if let Some(bus) = &self.bus {
+            match serde_json::to_string(wire) {
+                Ok(text) => bus(text),
+                Err(e) => tracing::warn!(error = %e, "signalling could not be passed on"),
+            }
+        }
+    }
+
+    /// A message from another node.
+    pub fn heard(&self, text: &str) {
+        let wire: Wire = match serde_json::from_str(text) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable signalling from another node");
+                return;
+            }
+        };
+        let mut answer = None;
+        {
+            let mut rooms = self.lock();
+            // Only calls with a member here are this node's business.
+            let call = match &wire {
+                Wire::Enter { call, .. }
+                | Wire::Here { call, .. }
+                | Wire::Leave { call, .. }
+                | Wire::Relay { call, .. } => call,
+            };
+            let Some(room) = rooms.get_mut(call) else {
+                return;
+            };
+            match &wire {
+                Wire::Enter { call, peer } | Wire::Here { call, peer } => {
+                    let role = peer.role;
+                    if matches!(wire, Wire::Enter { .. })
+                        && let Some(old) = room.slot(role).take()
+                    {
+                        // The same member opened the call in a tab served by another node.
+                        deliver(
+                            &old,
+                            Outgoing::Close(
+                                callqueue_protocol::signal::close::REPLACED,
+                                "the call continues in another tab",
+                            ),
+                        );
+                    }
+                    let known = room.remote(role).as_ref() == Some(peer);
+                    *room.remote(role) = Some(peer.clone());
+                    if let Some(o) = room.slot(other(role)).as_ref() {
+                        if !known {
+                            deliver(
+                                o,
+                                Outgoing::Send(SignalServer::PeerJoined { peer: peer.clone() }),
+                            );
+                        }
+                        if matches!(wire, Wire::Enter { .. }) {
+                            answer = Some(Wire::Here {
+                                call: call.clone(),
+                                peer: self::peer(other(role), o),
+                            });
+                        }
+                    }
+                }
+                Wire::Leave { peer, .. } => {
+                    let role = peer.role;
+                    if room
+                        .remote(role)
+                        .as_ref()
+                        .is_some_and(|p| p.session == peer.session)
+                    {
+                        *room.remote(role) = None;
+                        if let Some(o) = room.slot(other(role)).as_ref() {
+                            deliver(
+                                o,
+                                Outgoing::Send(SignalServer::PeerLeft {
+                                    session: peer.session.clone(),
+                                }),
+                            );
+                        }
+                    }
+                }
+                Wire::Relay { to, message, .. } => {
+                    if let (SignalServer::Media { media, .. }, Some(r)) =
+                        (message, room.remote(other(*to)).as_mut())
+                    {
+                        r.media = *media;
+                    }
+                    if let Some(p) = room.slot(*to).as_ref() {
+                        deliver(p, Outgoing::Send(message.clone()));
+                    }
+                }
+            }
+            if room.specialist.is_none() && room.customer.is_none() {
+                rooms.remove(call);
+            }
+        }
+        if let Some(answer) = answer {
+            self.tell(&answer);
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
         // Nothing here is left half-changed by a panic: carry on with what is there.
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
@@ -126,14 +271,27 @@ impl Rooms {
                 ),
             );
         }
+        *room.remote(role) = None;
         let joined = room.slot(role).as_ref().map(|p| peer(role, p));
         let other_role = other(role);
-        let mut found = None;
+        let mut found = room.remote(other_role).clone();
         if let Some(o) = room.slot(other_role).as_ref() {
             found = Some(peer(other_role, o));
-            if let Some(joined) = joined {
-                deliver(o, Outgoing::Send(SignalServer::PeerJoined { peer: joined }));
+            if let Some(joined) = &joined {
+                deliver(
+                    o,
+                    Outgoing::Send(SignalServer::PeerJoined {
+                        peer: joined.clone(),
+                    }),
+                );
             }
+        }
+        drop(rooms);
+        if let Some(peer) = joined {
+            self.tell(&Wire::Enter {
+                call: call.to_string(),
+                peer,
+            });
         }
         Entered {
             connection,
@@ -151,19 +309,28 @@ impl Rooms {
         };
         let slot = room.slot(role);
         let gone = slot.as_ref().is_some_and(|p| p.connection == connection);
+        let mut told = None;
         if gone {
             let gone = slot.take().expect("checked");
             if let Some(o) = room.slot(other(role)).as_ref() {
                 deliver(
                     o,
                     Outgoing::Send(SignalServer::PeerLeft {
-                        session: gone.session,
+                        session: gone.session.clone(),
                     }),
                 );
             }
+            told = Some(Wire::Leave {
+                call: call.to_string(),
+                peer: peer(role, &gone),
+            });
         }
         if room.specialist.is_none() && room.customer.is_none() {
             rooms.remove(call);
+        }
+        drop(rooms);
+        if let Some(wire) = told {
+            self.tell(&wire);
         }
         gone
     }
@@ -184,7 +351,15 @@ impl Rooms {
         }
         if let Some(o) = room.slot(other(role)).as_ref() {
             deliver(o, Outgoing::Send(message));
+            return;
         }
+        // The other member is on another node, or not connected anywhere yet.
+        drop(rooms);
+        self.tell(&Wire::Relay {
+            call: call.to_string(),
+            to: other(role),
+            message,
+        });
     }
 
     /// A member switched their microphone or camera.
@@ -212,11 +387,12 @@ impl Rooms {
         );
     }
 
-    /// Whether `role` has a page connected to the call.
+    /// Whether `role` has a page connected to the call (here, or on a node that said so to a
+    /// member here).
     pub fn is_present(&self, call: &str, role: Role) -> bool {
         self.lock()
             .get_mut(call)
-            .is_some_and(|r| r.slot(role).is_some())
+            .is_some_and(|r| r.slot(role).is_some() || r.remote(role).is_some())
     }
 
     /// Closes every socket of a call that has ended.

@@ -22,6 +22,21 @@ impl Store {
         self.live().call_tx.get(id).map(|tx| tx.subscribe())
     }
 
+    /// [`Self::watch_call`], first catching up with the other nodes when this one does not
+    /// know the call: it may have been made on another a moment ago.
+    pub async fn watch_call_fresh(
+        &self,
+        id: &str,
+    ) -> StoreResult<Option<watch::Receiver<CallNote>>> {
+        if let Some(rx) = self.watch_call(id) {
+            return Ok(Some(rx));
+        }
+        if self.clustered() {
+            self.reconcile().await?;
+        }
+        Ok(self.watch_call(id))
+    }
+
     /// The response to any call request, as seen by `who`.
     pub fn call_response(&self, call: &CallRow, role: Role) -> CallResponse {
         CallResponse {

@@ -28,6 +28,13 @@ pub(super) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 const GROUP_CHANNEL: &str = "callqueue_group";
 /// Carries relayed [`UserEvent`]s.
 const USER_CHANNEL: &str = "callqueue_user";
+/// Carries call signalling between members whose sockets are on different nodes, as frames
+/// `node|message id|part|parts|text`: PostgreSQL takes at most 8,000 bytes per notification and a
+/// session description can be longer, so long messages go in parts (sent in one statement, so
+/// one transaction, so delivered together and in order).
+const SIGNAL_CHANNEL: &str = "callqueue_signal";
+/// Most text in one notification's part.
+const PART: usize = 7_000;
 /// How often every group's version is compared with the database, whatever was heard.
 pub const RECONCILE_EVERY: StdDuration = StdDuration::from_secs(1);
 /// The listening connection's name in `pg_stat_activity`.
@@ -322,7 +329,7 @@ impl Store {
         };
         match serde_json::to_string(&relayed) {
             Ok(json) => {
-                if relay.try_send(json).is_err() {
+                if relay.try_send((USER_CHANNEL, vec![json])).is_err() {
                     tracing::warn!("user events are piling up for the other nodes; one dropped");
                 }
             }
@@ -330,16 +337,50 @@ impl Store {
         }
     }
 
-    /// The task behind [`Store::relay`].
-    pub(super) async fn run_relay(db: AnyPool, mut events: mpsc::Receiver<String>) {
-        while let Some(json) = events.recv().await {
-            if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)::text")
-                .bind(USER_CHANNEL)
-                .bind(&json)
-                .execute(&db)
-                .await
-            {
-                tracing::warn!(error = %e, "relaying a user event failed");
+    /// Sends call signalling (a JSON text) to the other nodes; what they send arrives on
+    /// [`Store::signals`]. Nothing happens on SQLite.
+    pub fn send_signal(&self, text: String) {
+        let Some(relay) = &self.inner.relay else {
+            return;
+        };
+        let id = self
+            .inner
+            .signal_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let parts = split_text(&text, PART);
+        let n = parts.len();
+        let frames = parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, part)| format!("{}|{id}|{i}|{n}|{part}", self.inner.node))
+            .collect();
+        if relay.try_send((SIGNAL_CHANNEL, frames)).is_err() {
+            tracing::warn!("signalling is piling up for the other nodes; a message dropped");
+        }
+    }
+
+    /// Call signalling from the other nodes.
+    pub fn signals(&self) -> broadcast::Receiver<String> {
+        self.inner.signals.subscribe()
+    }
+
+    /// The task behind [`Store::relay`] and [`Store::send_signal`]: one message at a time, in
+    /// order, each message's parts in one statement.
+    pub(super) async fn run_relay(
+        db: AnyPool,
+        mut messages: mpsc::Receiver<(&'static str, Vec<String>)>,
+    ) {
+        while let Some((channel, parts)) = messages.recv().await {
+            let calls: Vec<String> = (0..parts.len())
+                .map(|i| format!("pg_notify($1, ${})::text", i + 2))
+                .collect();
+            let sql = format!("SELECT {}", calls.join(", "));
+            let mut q = sqlx::query(&sql).bind(channel);
+            for part in &parts {
+                q = q.bind(part);
+            }
+            if let Err(e) = q.execute(&db).await {
+                tracing::warn!(error = %e, channel, "relaying to the other nodes failed");
             }
         }
     }
@@ -365,6 +406,7 @@ impl Store {
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut listener: Option<PgListener> = None;
+        let mut parts = Parts::default();
         loop {
             if listener.is_none() {
                 match Self::listen(&pool).await {
@@ -388,6 +430,11 @@ impl Store {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => self.reconcile_logged().await,
                 heard = heard => match heard {
+                    Ok(Some(n)) if n.channel() == SIGNAL_CHANNEL => {
+                        if let Some(text) = parts.add(&self.inner.node, n.payload()) {
+                            let _ = self.inner.signals.send(text);
+                        }
+                    }
                     Ok(Some(n)) => self.heard(n.channel(), n.payload()).await,
                     // The connection was lost: listen again, then reconcile.
                     Ok(None) => {
@@ -405,7 +452,9 @@ impl Store {
 
     async fn listen(pool: &sqlx::PgPool) -> sqlx::Result<PgListener> {
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen_all([GROUP_CHANNEL, USER_CHANNEL]).await?;
+        listener
+            .listen_all([GROUP_CHANNEL, USER_CHANNEL, SIGNAL_CHANNEL])
+            .await?;
         Ok(listener)
     }
 
@@ -438,5 +487,93 @@ impl Store {
             },
             _ => {}
         }
+    }
+}
+
+/// `text` in pieces of at most `max` bytes, cut between characters.
+fn split_text(text: &str, max: usize) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while rest.len() > max {
+        let mut cut = max;
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (part, tail) = rest.split_at(cut);
+        parts.push(part);
+        rest = tail;
+    }
+    parts.push(rest);
+    parts
+}
+
+/// Signalling messages from other nodes being put back together from their parts.
+#[derive(Default)]
+struct Parts {
+    waiting: HashMap<(String, u64), Vec<String>>,
+}
+
+/// Most messages half-received at once; more means parts were lost: start afresh.
+const MOST_WAITING: usize = 256;
+
+impl Parts {
+    /// Takes one frame; answers a whole message once its last part is in. Frames from this
+    /// node (`own`), malformed ones and parts out of order are dropped.
+    fn add(&mut self, own: &str, frame: &str) -> Option<String> {
+        let mut fields = frame.splitn(5, '|');
+        let node = fields.next()?;
+        let id: u64 = fields.next()?.parse().ok()?;
+        let i: usize = fields.next()?.parse().ok()?;
+        let n: usize = fields.next()?.parse().ok()?;
+        let text = fields.next()?;
+        if node == own || n == 0 || i >= n {
+            return None;
+        }
+        if n == 1 {
+            return Some(text.to_string());
+        }
+        if self.waiting.len() >= MOST_WAITING {
+            self.waiting.clear();
+        }
+        let key = (node.to_string(), id);
+        let got = self.waiting.entry(key.clone()).or_default();
+        if got.len() != i {
+            self.waiting.remove(&key);
+            return None;
+        }
+        got.push(text.to_string());
+        if got.len() < n {
+            return None;
+        }
+        self.waiting.remove(&key).map(|p| p.concat())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_signalling_goes_in_parts_and_comes_back_whole() {
+        let text = "é".repeat(10_000) + "end";
+        let parts = split_text(&text, PART);
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|p| p.len() <= PART));
+        let mut got = Parts::default();
+        let frames: Vec<String> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("other|7|{i}|3|{p}"))
+            .collect();
+        assert_eq!(got.add("me", &frames[0]), None);
+        // Another node's short message in between is whole at once.
+        assert_eq!(got.add("me", "third|1|0|1|{}").as_deref(), Some("{}"));
+        assert_eq!(got.add("me", &frames[1]), None);
+        assert_eq!(got.add("me", &frames[2]), Some(text));
+        // Our own, malformed, and a part whose predecessor was lost: dropped.
+        assert_eq!(got.add("other", "other|8|0|1|{}"), None);
+        assert_eq!(got.add("me", "x|y"), None);
+        assert_eq!(got.add("me", "other|9|1|2|{}"), None);
+        assert!(got.waiting.is_empty());
     }
 }

@@ -131,8 +131,12 @@ struct Inner {
     clustered: bool,
     /// This node's name among them.
     node: String,
-    /// User events on their way to the other nodes.
-    relay: Option<mpsc::Sender<String>>,
+    /// User events and signalling on their way to the other nodes: (channel, parts).
+    relay: Option<mpsc::Sender<(&'static str, Vec<String>)>>,
+    /// Signalling from the other nodes.
+    signals: broadcast::Sender<String>,
+    /// Numbers this node's signalling messages (to put their parts together).
+    signal_seq: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -160,6 +164,8 @@ impl Store {
                 clustered,
                 node: tokens::random_token(),
                 relay: clustered.then_some(relay),
+                signals: broadcast::channel(1024).0,
+                signal_seq: Default::default(),
             }),
         };
         // Each group as the database has it, then the lengths of past calls for the estimates.

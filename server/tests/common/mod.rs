@@ -2,6 +2,8 @@
 //! Server-Sent Events the way a browser would.
 #![allow(dead_code)]
 
+pub mod signalling;
+
 use std::{path::PathBuf, time::Duration};
 
 use callqueue_protocol::Role;

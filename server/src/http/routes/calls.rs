@@ -144,12 +144,7 @@ pub async fn events(
     check_id("call id", &id)?;
     // Subscribe first, then read: a change between the two is then still seen, and a call that
     // ends between them is read as ended (its subscription says so too).
-    let mut notes = state.store.watch_call(&id);
-    if notes.is_none() && state.store.clustered() {
-        // Perhaps made or started on another node a moment ago: catch up, then watch.
-        state.store.reconcile().await?;
-        notes = state.store.watch_call(&id);
-    }
+    let mut notes = state.store.watch_call_fresh(&id).await?;
     #[cfg(test)]
     tests::between_subscribe_and_read().await;
     let (call, _) = member_call(&state, &callers, &call_type, &id).await?;

@@ -48,7 +48,8 @@ pub async fn upgrade(
     let (call, role) = member_call(&state, &callers, &call_type, &id).await?;
     let Some(ended) = state
         .store
-        .watch_call(&id)
+        .watch_call_fresh(&id)
+        .await?
         .filter(|_| call.ended_at.is_none())
     else {
         return Err(ApiError::Conflict("the call has ended".into()));

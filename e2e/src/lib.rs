@@ -9,6 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod cluster;
+
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
 use tokio::process::{Child, Command};
@@ -58,6 +60,9 @@ pub struct ServerOptions {
     pub rate_limits: bool,
     /// More flags for `serve` (ICE servers, say).
     pub extra_args: Vec<String>,
+    /// A PostgreSQL URL to serve (a cluster's node); otherwise `CALLQUEUE_E2E_DATABASE`, or
+    /// else a file of its own.
+    pub database: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -69,6 +74,7 @@ impl Default for ServerOptions {
             call_seconds: 3600,
             rate_limits: true,
             extra_args: Vec::new(),
+            database: None,
         }
     }
 }
@@ -100,8 +106,10 @@ impl Server {
     /// The server's database: `CALLQUEUE_E2E_DATABASE` (a PostgreSQL URL, for the benchmarks'
     /// PostgreSQL runs) or a file in the server's folder.
     fn database(&self) -> String {
-        std::env::var("CALLQUEUE_E2E_DATABASE")
-            .ok()
+        self.options
+            .database
+            .clone()
+            .or_else(|| std::env::var("CALLQUEUE_E2E_DATABASE").ok())
             .filter(|d| !d.is_empty())
             .unwrap_or_else(|| {
                 self.dir
@@ -727,7 +735,12 @@ async fn read_response(stream: &mut tokio::net::TcpStream) -> Result<()> {
 
 /// A customer starts a chat from the home page; answers their reservation id.
 pub async fn start_chat(b: &Browser, server: &Server) -> Result<String> {
-    b.goto(&server.url("/")).await?;
+    start_chat_at(b, &server.base).await
+}
+
+/// [`start_chat`] on the app at `base` (a node, or the load balancer in front of several).
+pub async fn start_chat_at(b: &Browser, base: &str) -> Result<String> {
+    b.goto(&format!("{base}/")).await?;
     b.click_text("Start video chat").await?;
     let url = b.wait_url(|u| u.contains("/hold/r/")).await?;
     Ok(url.rsplit('/').next().unwrap_or_default().to_string())
@@ -735,8 +748,18 @@ pub async fn start_chat(b: &Browser, server: &Server) -> Result<String> {
 
 /// Signs a new specialist in on the console and makes them available.
 pub async fn sign_in_specialist(b: &Browser, server: &Server, name: &str) -> Result<()> {
+    sign_in_specialist_at(b, server, &server.base, name).await
+}
+
+/// [`sign_in_specialist`], the account made in `server`'s database, on the console at `base`.
+pub async fn sign_in_specialist_at(
+    b: &Browser,
+    server: &Server,
+    base: &str,
+    name: &str,
+) -> Result<()> {
     server.add_specialist(name, "e2e-secret").await?;
-    b.goto(&server.url("/agent")).await?;
+    b.goto(&format!("{base}/agent")).await?;
     b.find("input[name=user_id]").await?.send_keys(name).await?;
     b.find("input[name=secret]")
         .await?

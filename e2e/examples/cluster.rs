@@ -11,13 +11,7 @@ async fn main() -> Result<()> {
     if nodes == 0 || nodes > 16 {
         return Err("between 1 and 16 nodes".into());
     }
-    let options = ServerOptions {
-        // Every client comes from HAProxy's address; a real deployment sets the forwarded
-        // address instead (README).
-        rate_limits: false,
-        ..Default::default()
-    };
-    let cluster = Cluster::start_at(nodes, options, port).await?;
+    let cluster = Cluster::start_at(nodes, ServerOptions::default(), port).await?;
     cluster.nodes[0]
         .add_specialist("demo", "demo-secret")
         .await?;

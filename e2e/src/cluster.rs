@@ -172,8 +172,9 @@ fn path_str(p: &Path) -> Result<&str> {
         .ok_or_else(|| format!("not a UTF-8 path: {}", p.display()).into())
 }
 
-/// HAProxy in front of nodes: round robin, health checks every 300 ms, a dead node's
-/// connections retried on another, and hour-long timeouts so event streams and WebSockets stay
+/// HAProxy in front of nodes: round robin, the client's address passed on (X-Forwarded-For),
+/// health checks every 300 ms, a dead node's connections retried on another, and hour-long
+/// timeouts so event streams and WebSockets stay
 /// open (HAProxy does not buffer responses, so events pass as they come).
 pub struct Haproxy {
     pub port: u16,
@@ -191,7 +192,7 @@ pub fn haproxy_config(port: u16, backends: &[u16]) -> String {
         .collect();
     format!(
         "global\n  maxconn 8000\n\n\
-         defaults\n  mode http\n  option redispatch\n  retries 3\n  timeout connect 2s\n  \
+         defaults\n  mode http\n  option forwardfor\n  option redispatch\n  retries 3\n  timeout connect 2s\n  \
          timeout client 1h\n  timeout server 1h\n  timeout tunnel 1h\n  timeout http-keep-alive 10s\n\n\
          frontend callqueue\n  bind 127.0.0.1:{port}\n  default_backend nodes\n\n\
          backend nodes\n  balance roundrobin\n  option httpchk GET /api/health\n  \
@@ -264,10 +265,14 @@ impl Cluster {
         let postgres = Postgres::start().await?;
         let mut nodes = Vec::with_capacity(n);
         for _ in 0..n {
-            let options = ServerOptions {
+            let mut options = ServerOptions {
                 database: Some(postgres.url()),
                 ..options.clone()
             };
+            // HAProxy says who the client is (X-Forwarded-For): per-client limits hold.
+            options
+                .extra_args
+                .extend(["--trusted-proxy".to_string(), "127.0.0.1".to_string()]);
             nodes.push(Server::start(options).await?);
         }
         let ports: Vec<u16> = nodes.iter().map(|s| s.port).collect();

@@ -95,7 +95,7 @@ async fn through_haproxy_positions_are_dense_and_a_killed_node_loses_nothing() -
     let mut cluster = Cluster::start(
         2,
         ServerOptions {
-            // Every client comes from HAProxy's address: per-address limits would refuse them.
+            // 200 customers from one machine: per-address limits would refuse most of them.
             rate_limits: false,
             ..Default::default()
         },

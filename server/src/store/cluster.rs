@@ -286,8 +286,7 @@ impl Store {
             .await?;
         let mut reloaded = 0;
         for (group, version) in stored {
-            if self.group_version(&group) != Some(version as u64) {
-                self.reload(&group).await?;
+            if self.reload_unless_at(&group, version as u64).await? {
                 reloaded += 1;
             }
         }
@@ -300,16 +299,27 @@ impl Store {
             .bind(group)
             .fetch_optional(&self.inner.db)
             .await?;
-        if stored.is_some_and(|v| Some(v as u64) != self.group_version(group)) {
-            self.reload(group).await?;
+        if let Some(v) = stored {
+            self.reload_unless_at(group, v as u64).await?;
         }
         Ok(())
     }
 
-    async fn reload(&self, group: &str) -> StoreResult<()> {
+    /// Re-reads `group` unless memory is already at `version` or past it. Checked again under
+    /// the write lock: a notification of this node's own change can arrive while the change is
+    /// still being applied to memory, and must not cost a re-read.
+    async fn reload_unless_at(&self, group: &str, version: u64) -> StoreResult<bool> {
+        let current = |s: &Self| s.group_version(group).is_some_and(|v| v >= version);
+        if current(self) {
+            return Ok(false);
+        }
         let _w = self.inner.write.lock().await;
+        if current(self) {
+            return Ok(false);
+        }
         let mut conn = self.inner.db.acquire().await?;
-        self.load_group(&mut conn, group).await
+        self.load_group(&mut conn, group).await?;
+        Ok(true)
     }
 
     /// Sends a user event to the other nodes (in order, through one task).

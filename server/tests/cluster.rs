@@ -54,6 +54,15 @@ async fn reservation_stream(node: &TestServer, c: &reqwest::Client, sid: &str) -
 
 /// The next event of `stream` whose JSON satisfies `want`, within `within`.
 async fn until(stream: &mut SseReader, within: Duration, want: impl Fn(&Value) -> bool) -> Value {
+    until_event(stream, within, want).await.json()
+}
+
+/// [`until`], answering the whole event (its id too).
+async fn until_event(
+    stream: &mut SseReader,
+    within: Duration,
+    want: impl Fn(&Value) -> bool,
+) -> SseEvent {
     let deadline = Instant::now() + within;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -61,9 +70,8 @@ async fn until(stream: &mut SseReader, within: Duration, want: impl Fn(&Value) -
             .next_within(left)
             .await
             .unwrap_or_else(|| panic!("no such event within {within:?}"));
-        let v = ev.json();
-        if want(&v) {
-            return v;
+        if want(&ev.json()) {
+            return ev;
         }
     }
 }
@@ -88,12 +96,19 @@ async fn an_accept_on_one_node_reaches_the_streams_on_the_other() {
 
     let started = Instant::now();
     let accepted = accept(&b, &doc).await;
-    let matched = until(&mut mine, Duration::from_secs(3), |v| {
+    let matched = until_event(&mut mine, Duration::from_secs(3), |v| {
         v["reservation_status"] == MATCHED
     })
     .await;
+    let last = matched.id();
+    let matched = matched.json();
     eprintln!("accept on B → frame on A: {:?}", started.elapsed());
     assert_eq!(matched["call_id"], accepted["call"]["call"]["id"]);
+    // Ids are the database's versions: reconnecting to the other node resumes at the same one.
+    let mut there = reservation_stream(&b, &alice, &sid).await;
+    let first_there = there.next_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first_there.json()["reservation_status"], MATCHED);
+    assert_eq!(first_there.id(), last, "the same id from either node");
     // A's queue stream hears the queue empty.
     until(&mut queue_a, Duration::from_secs(3), |v| {
         v["reservations"].as_array().is_some_and(|r| r.is_empty())
@@ -368,6 +383,52 @@ async fn the_two_members_signal_each_other_through_different_nodes() {
     let left = recv(&mut specialist).await.unwrap();
     assert_eq!(left["type"], "peer_left", "{left}");
     assert_eq!(left["session"], "alice-1");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn deadlines_are_swept_once_whichever_node_gets_there() {
+    let Some((a, b)) = two_nodes(|c| {
+        c.queue_timeout = Duration::from_secs(1);
+        c.sweep_interval = Duration::from_millis(10);
+    })
+    .await
+    else {
+        return;
+    };
+    const N: usize = 20;
+    let customers: Vec<reqwest::Client> = (0..N).map(|_| client()).collect();
+    let made = futures_util::future::join_all(
+        customers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| join_queue(if i % 2 == 0 { &a } else { &b }, c)),
+    )
+    .await;
+    // Both nodes race to expire all of them after a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (c, r) in customers.iter().zip(&made) {
+        let url = b.url(&format!("/api/groups/default/reservations/{}", sid(r)));
+        loop {
+            let (_, v) = get_json(c, &url).await;
+            if v["reservation_status"] == "GROUP_RESERVATION_STATUS_EXPIRED" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Every change moves the group's version by one: 20 joins and exactly 20 expiries.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pool = callqueue_server::db::open(&a.config.database)
+        .await
+        .unwrap();
+    let version: i64 = sqlx::query_scalar("SELECT version FROM groups WHERE name = 'default'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(version, 2 * N as i64, "one transition per reservation");
     a.stop().await;
     b.stop().await;
 }

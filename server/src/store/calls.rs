@@ -182,7 +182,7 @@ impl Store {
         // expected free time, so the estimates of everyone waiting.
         let group = call.group_name.clone();
         let version = self.next_version(&group);
-        save_call_row(&mut tx, &call).await?;
+        save_call_row(&mut tx, &call, version).await?;
         bump_group(&mut tx, &group, version).await?;
         self.announce(&mut tx, &[&group]).await?;
         tx.commit().await?;
@@ -225,7 +225,7 @@ impl Store {
         let now = Utc::now();
         let group = call.group_name.clone();
         let version = self.next_version(&group);
-        end_call_row(&mut tx, call, reason, now).await?;
+        end_call_row(&mut tx, call, reason, now, version).await?;
         bump_group(&mut tx, &group, version).await?;
         self.announce(&mut tx, &[&group]).await?;
         tx.commit().await?;

@@ -99,15 +99,20 @@ impl Store {
         self.live().groups.get(group).map(|g| g.version)
     }
 
-    /// Re-reads one group from the database — its version, queued and matched reservations,
-    /// open calls, and the specialists — and replaces memory's copy, waking whatever watches
-    /// what changed. Used at start, under a change's lock, and when another node says so.
+    /// Brings memory's copy of one group up to the database: everything on first sight (at
+    /// start), afterwards only the reservations and calls changed since the version memory
+    /// holds (each row carries the group version of its last change, `gv`), and always the
+    /// specialists (a few rows). Wakes whatever watches what changed, and tells the queue
+    /// streams each change with its own version, as the node that made it did. Used at start,
+    /// under a change's lock, and when another node says so; the caller holds the write lock
+    /// and reads one snapshot (a transaction holding the group's row, or a repeatable read).
     pub(super) async fn load_group(
         &self,
         conn: &mut sqlx::AnyConnection,
         group: &str,
     ) -> StoreResult<()> {
         let now = Utc::now();
+        let since = self.group_version(group);
         let Some(row) = sqlx::query(
             "SELECT version, (SELECT COALESCE(MAX(seq), 0) FROM reservations WHERE group_name = $1) \
              AS max_seq FROM groups WHERE name = $1",
@@ -120,57 +125,59 @@ impl Store {
         };
         let version = row.try_get::<i64, _>("version")? as u64;
         let max_seq: i64 = row.try_get("max_seq")?;
-        let mut active = Vec::new();
-        for row in sqlx::query(
-            "SELECT r.*, c.ended_at AS call_ended_at FROM reservations r \
-             LEFT JOIN calls c ON c.id = r.call_id \
-             WHERE r.group_name = $1 AND r.status IN \
-             ('GROUP_RESERVATION_STATUS_QUEUED', 'GROUP_RESERVATION_STATUS_MATCHED') \
-             ORDER BY r.seq",
-        )
-        .bind(group)
-        .fetch_all(&mut *conn)
-        .await?
-        {
-            let view = reservation_from_row(&row, now)?;
-            // A matched reservation leaves memory with its call; it stays MATCHED in the rows.
-            if view.reservation_status == ReservationStatus::Matched
-                && row.time_opt("call_ended_at")?.is_some()
-            {
-                continue;
-            }
-            active.push(ActiveReservation {
-                customer_id: row.try_get("customer_id")?,
-                seq: row.try_get("seq")?,
-                matched_at: row.time_opt("matched_at")?,
-                view,
-            });
-        }
-        let mut open = Vec::new();
-        for row in sqlx::query("SELECT * FROM calls WHERE group_name = $1 AND ended_at IS NULL")
+        let (reservations_sql, calls_sql) = match since {
+            None => (
+                "SELECT r.*, c.ended_at AS call_ended_at FROM reservations r \
+                 LEFT JOIN calls c ON c.id = r.call_id \
+                 WHERE r.group_name = $1 AND r.gv >= $2 AND r.status IN \
+                 ('GROUP_RESERVATION_STATUS_QUEUED', 'GROUP_RESERVATION_STATUS_MATCHED') \
+                 ORDER BY r.seq",
+                "SELECT * FROM calls WHERE group_name = $1 AND gv >= $2 AND ended_at IS NULL",
+            ),
+            Some(_) => (
+                "SELECT r.*, c.ended_at AS call_ended_at FROM reservations r \
+                 LEFT JOIN calls c ON c.id = r.call_id \
+                 WHERE r.group_name = $1 AND r.gv > $2 ORDER BY r.gv",
+                "SELECT * FROM calls WHERE group_name = $1 AND gv > $2",
+            ),
+        };
+        let first_sight = since.is_none();
+        let since = since.unwrap_or(0) as i64;
+        // (gv, the reservation as it is now, whether it is still in flight)
+        let mut changed = Vec::new();
+        for row in sqlx::query(reservations_sql)
             .bind(group)
+            .bind(since)
             .fetch_all(&mut *conn)
             .await?
         {
-            open.push(CallRow::from_row(&row)?);
+            let view = reservation_from_row(&row, now)?;
+            // A matched reservation leaves memory with its call; it stays MATCHED in the rows.
+            let in_flight = match view.reservation_status {
+                ReservationStatus::Queued => true,
+                ReservationStatus::Matched => row.time_opt("call_ended_at")?.is_none(),
+                _ => false,
+            };
+            let gv: i64 = row.try_get("gv")?;
+            changed.push((
+                gv as u64,
+                ActiveReservation {
+                    customer_id: row.try_get("customer_id")?,
+                    seq: row.try_get("seq")?,
+                    matched_at: row.time_opt("matched_at")?,
+                    view,
+                },
+                in_flight,
+            ));
         }
-        // Calls memory holds as open that the database has ended (on another node).
-        let gone: Vec<String> = self
-            .live()
-            .calls
-            .values()
-            .filter(|c| c.group_name == group && !open.iter().any(|o| o.id == c.id))
-            .map(|c| c.id.clone())
-            .collect();
-        let mut ended = Vec::new();
-        for id in gone {
-            if let Some(row) = sqlx::query("SELECT * FROM calls WHERE id = $1")
-                .bind(&id)
-                .fetch_optional(&mut *conn)
-                .await?
-            {
-                ended.push(CallRow::from_row(&row)?);
-            }
+        let mut calls = Vec::new();
+        for row in sqlx::query(calls_sql)
+            .bind(group)
+            .bind(since)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            calls.push(CallRow::from_row(&row)?);
         }
         let mut agents = Vec::new();
         for row in sqlx::query("SELECT user_id, groups, available FROM agents")
@@ -191,48 +198,69 @@ impl Store {
             .groups
             .entry(group.to_string())
             .or_insert_with(|| GroupLive::new(version, max_seq + 1));
-        let before: Vec<String> = g.queue.values().cloned().collect();
-        g.queue.clear();
         g.next_seq = g.next_seq.max(max_seq + 1);
-        let stale: Vec<(String, String)> = live
-            .reservations
-            .iter()
-            .filter(|(_, r)| r.view.group_name == group)
-            .map(|(sid, r)| (sid.clone(), r.customer_id.clone()))
-            .collect();
-        for (sid, customer) in stale {
-            live.reservations.remove(&sid);
-            if live.by_customer.get(&customer) == Some(&sid) {
-                live.by_customer.remove(&customer);
-            }
-        }
-        for r in active {
+        // What the queue streams are told: (version, joined the queue?, the reservation).
+        let mut moves = Vec::new();
+        for (gv, r, in_flight) in changed {
             let sid = r.view.reservation_sid.clone();
-            if r.view.reservation_status == ReservationStatus::Queued {
+            let was_queued = match live.reservations.remove(&sid) {
+                Some(old) => {
+                    if live.by_customer.get(&old.customer_id) == Some(&sid) {
+                        live.by_customer.remove(&old.customer_id);
+                    }
+                    g.queue.remove(&old.seq);
+                    old.view.reservation_status == ReservationStatus::Queued
+                }
+                None => false,
+            };
+            let queued = in_flight && r.view.reservation_status == ReservationStatus::Queued;
+            match (was_queued, queued) {
+                _ if first_sight => {}
+                (false, true) => moves.push((gv, true, sid.clone())),
+                (true, false) => moves.push((gv, false, sid.clone())),
+                _ => {}
+            }
+            if !in_flight {
+                if was_queued {
+                    // Kept for the removal event only.
+                    live.reservations.insert(sid, r);
+                }
+                continue;
+            }
+            if queued {
                 g.queue.insert(r.seq, sid.clone());
             }
             live.by_customer.insert(r.customer_id.clone(), sid.clone());
             live.reservations.insert(sid, r);
         }
-        let after: Vec<String> = g.queue.values().cloned().collect();
-        for call in ended {
-            let Some(held) = live.calls.remove(&call.id) else {
+        for call in calls {
+            if call.ended_at.is_some() {
+                if let Some(held) = live.calls.remove(&call.id)
+                    && let (Some(started), Some(end)) = (held.started_at, call.ended_at)
+                {
+                    push_history(
+                        &mut g.history,
+                        (end - started).num_milliseconds() as f64 / 1000.0,
+                    );
+                }
+                if let Some(tx) = live.call_tx.remove(&call.id) {
+                    tx.send_replace(CallNote {
+                        version: call.version,
+                        event: CallEventType::Ended,
+                    });
+                }
+                // Its reservation leaves memory with it.
+                if let Some(r) = live.reservations.get(&call.reservation_sid)
+                    && r.view.reservation_status == ReservationStatus::Matched
+                {
+                    let customer = r.customer_id.clone();
+                    live.reservations.remove(&call.reservation_sid);
+                    if live.by_customer.get(&customer) == Some(&call.reservation_sid) {
+                        live.by_customer.remove(&customer);
+                    }
+                }
                 continue;
-            };
-            if let (Some(started), Some(end)) = (held.started_at, call.ended_at) {
-                push_history(
-                    &mut g.history,
-                    (end - started).num_milliseconds() as f64 / 1000.0,
-                );
             }
-            if let Some(tx) = live.call_tx.remove(&call.id) {
-                tx.send_replace(CallNote {
-                    version: call.version,
-                    event: CallEventType::Ended,
-                });
-            }
-        }
-        for call in open {
             let event = match live.calls.get(&call.id) {
                 Some(held) if held.version == call.version => continue,
                 Some(held) if held.started_at.is_none() && call.started_at.is_some() => {
@@ -270,12 +298,36 @@ impl Store {
             );
         }
         live.recompute(group, now);
-        let event = (before != after).then(|| QueueEvent::Snapshot {
-            group_name: group.to_string(),
-            reservations: after.iter().filter_map(|sid| live.view(sid, now)).collect(),
-            server_time: now,
-        });
-        live.publish(group, version, event);
+        for (gv, joined, sid) in moves {
+            let event = if joined {
+                live.view(&sid, now).map(|reservation| QueueEvent::Added {
+                    reservation,
+                    server_time: now,
+                })
+            } else {
+                let reservation = live.reservations.get(&sid).map(|r| Reservation {
+                    queue_position: None,
+                    estimated_wait_until: None,
+                    server_time: now,
+                    ..r.view.clone()
+                });
+                // A finished reservation was kept only for this event.
+                if reservation
+                    .as_ref()
+                    .is_some_and(|r| r.reservation_status.is_final())
+                {
+                    live.reservations.remove(&sid);
+                }
+                reservation.map(|reservation| QueueEvent::Removed {
+                    reservation,
+                    server_time: now,
+                })
+            };
+            if event.is_some() && gv > live.groups.get(group).map_or(0, |g| g.version) {
+                live.publish(group, gv, event);
+            }
+        }
+        live.publish(group, version, None);
         Ok(())
     }
 
@@ -317,8 +369,13 @@ impl Store {
         if current(self) {
             return Ok(false);
         }
-        let mut conn = self.inner.db.acquire().await?;
-        self.load_group(&mut conn, group).await?;
+        // One snapshot for the group's version and its rows.
+        let mut tx = self.inner.db.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        self.load_group(&mut tx, group).await?;
+        tx.commit().await?;
         Ok(true)
     }
 

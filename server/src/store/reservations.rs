@@ -228,11 +228,11 @@ impl Store {
         }
         let sql = format!(
             "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, \
-             updated_at) VALUES {}",
-            values_list(planned.len(), 7)
+             updated_at, gv) VALUES {}",
+            values_list(planned.len(), 8)
         );
         let mut q = sqlx::query(&sql);
-        for (job, sid, seq, _) in planned {
+        for (job, sid, seq, version) in planned {
             q = q
                 .bind(sid)
                 .bind(&job.group)
@@ -240,7 +240,8 @@ impl Store {
                 .bind(ReservationStatus::Queued.as_str())
                 .bind(*seq)
                 .bind(ts(now))
-                .bind(ts(now));
+                .bind(ts(now))
+                .bind(*version as i64);
         }
         q.execute(&mut **tx).await?;
         let mut last: HashMap<&str, u64> = HashMap::new();
@@ -413,9 +414,10 @@ impl Store {
             .call_id
             .as_ref()
             .and_then(|id| self.live().calls.get(id).cloned());
-        sqlx::query("UPDATE reservations SET status = $1, updated_at = $2 WHERE sid = $3")
+        sqlx::query("UPDATE reservations SET status = $1, updated_at = $2, gv = $3 WHERE sid = $4")
             .bind(status.as_str())
             .bind(ts(now))
+            .bind(version as i64)
             .bind(sid)
             .execute(&mut *tx)
             .await?;
@@ -425,7 +427,7 @@ impl Store {
             CallEndReason::Canceled
         };
         if let Some(call) = &call {
-            end_call_row(&mut tx, call, reason, now).await?;
+            end_call_row(&mut tx, call, reason, now, version).await?;
         }
         bump_group(&mut tx, &group, version).await?;
         self.announce(&mut tx, &[&group]).await?;
@@ -531,20 +533,22 @@ impl Store {
             version: 1,
         };
         sqlx::query(
-            "UPDATE reservations SET status = $1, updated_at = $2, matched_at = $3, call_id = $4, call_type = $5 \
-             WHERE sid = $6",
+            "UPDATE reservations SET status = $1, updated_at = $2, matched_at = $3, call_id = $4, \
+             call_type = $5, gv = $6 WHERE sid = $7",
         )
         .bind(ReservationStatus::Matched.as_str())
         .bind(ts(now))
         .bind(ts(now))
         .bind(&call.id)
         .bind(&call.call_type)
+        .bind(version as i64)
         .bind(&sid)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
             "INSERT INTO calls (id, call_type, group_name, reservation_sid, specialist_id, customer_id, \
-             max_duration_seconds, created_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             max_duration_seconds, created_at, version, gv) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&call.id)
         .bind(&call.call_type)
@@ -555,6 +559,7 @@ impl Store {
         .bind(call.max_duration_seconds as i64)
         .bind(ts(now))
         .bind(call.version as i64)
+        .bind(version as i64)
         .execute(&mut *tx)
         .await?;
         bump_group(&mut tx, group, version).await?;

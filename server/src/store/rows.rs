@@ -157,14 +157,16 @@ pub(super) async fn bump_group(
     Ok(())
 }
 
+/// Stores an open call's changes; `gv` is the group version of the change.
 pub(super) async fn save_call_row(
     conn: &mut sqlx::AnyConnection,
     call: &CallRow,
+    gv: u64,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE calls SET max_duration_seconds = $1, started_at = $2, timer_ends_at = $3, \
              specialist_joined_at = $4, customer_joined_at = $5, specialist_present = $6, \
-             customer_present = $7, version = $8 WHERE id = $9",
+             customer_present = $7, version = $8, gv = $9 WHERE id = $10",
     )
     .bind(call.max_duration_seconds as i64)
     .bind(ts_opt(call.started_at))
@@ -174,25 +176,29 @@ pub(super) async fn save_call_row(
     .bind(call.specialist_present as i64)
     .bind(call.customer_present as i64)
     .bind(call.version as i64)
+    .bind(gv as i64)
     .bind(&call.id)
     .execute(conn)
     .await?;
     Ok(())
 }
 
+/// Ends a call in the database; `gv` is the group version of the change.
 pub(super) async fn end_call_row(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     call: &CallRow,
     reason: CallEndReason,
     now: DateTime<Utc>,
+    gv: u64,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "UPDATE calls SET ended_at = $1, ended_reason = $2, specialist_present = 0, \
-         customer_present = 0, version = $3 WHERE id = $4",
+         customer_present = 0, version = $3, gv = $4 WHERE id = $5",
     )
     .bind(ts(now))
     .bind(reason.as_str())
     .bind(call.version as i64 + 1)
+    .bind(gv as i64)
     .bind(&call.id)
     .execute(&mut **tx)
     .await?;

@@ -160,7 +160,8 @@ impl Store {
         for (g, v) in &versions {
             bump_group(&mut tx, g, *v).await?;
         }
-        self.announce(&mut tx, &groups).await?;
+        let changes: Vec<(&str, u64)> = versions.iter().map(|(g, v)| (g.as_str(), *v)).collect();
+        self.announce(&mut tx, &changes).await?;
         tx.commit().await?;
         let now = Utc::now();
         let mut live = self.live_mut();

@@ -184,7 +184,7 @@ impl Store {
         let version = self.next_version(&group);
         save_call_row(&mut tx, &call, version).await?;
         bump_group(&mut tx, &group, version).await?;
-        self.announce(&mut tx, &[&group]).await?;
+        self.announce(&mut tx, &[(&group, version)]).await?;
         tx.commit().await?;
         let now = Utc::now();
         let mut live = self.live_mut();
@@ -227,7 +227,7 @@ impl Store {
         let version = self.next_version(&group);
         end_call_row(&mut tx, call, reason, now, version).await?;
         bump_group(&mut tx, &group, version).await?;
-        self.announce(&mut tx, &[&group]).await?;
+        self.announce(&mut tx, &[(&group, version)]).await?;
         tx.commit().await?;
         let mut live = self.live_mut();
         let ended = self.apply_call_end(&mut live, call, reason, now);

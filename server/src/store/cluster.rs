@@ -24,7 +24,7 @@ use super::*;
 
 pub(super) type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// Carries group names: "re-read this group".
+/// Carries `group|version`: "this group is at this version; re-read it if you are not".
 const GROUP_CHANNEL: &str = "callqueue_group";
 /// Carries relayed [`UserEvent`]s.
 const USER_CHANNEL: &str = "callqueue_user";
@@ -33,6 +33,8 @@ const USER_CHANNEL: &str = "callqueue_user";
 /// session description can be longer, so long messages go in parts (sent in one statement, so
 /// one transaction, so delivered together and in order).
 const SIGNAL_CHANNEL: &str = "callqueue_signal";
+/// Most messages relayed in one statement.
+const RELAY_BATCH: usize = 64;
 /// Most text in one notification's part.
 const PART: usize = 7_000;
 /// How often every group's version is compared with the database, whatever was heard.
@@ -80,14 +82,15 @@ impl Store {
         Ok(tx)
     }
 
-    /// Tells the other nodes, when `tx` commits, that these groups changed.
-    pub(super) async fn announce(&self, tx: &mut Tx, groups: &[&str]) -> sqlx::Result<()> {
+    /// Tells the other nodes, when `tx` commits, that these groups changed, and to which
+    /// versions (`group|version`: a node that already has that version reads nothing).
+    pub(super) async fn announce(&self, tx: &mut Tx, changes: &[(&str, u64)]) -> sqlx::Result<()> {
         if self.inner.clustered {
-            for group in groups {
+            for (group, version) in changes {
                 // `::text`: the Any driver has no decoder for pg_notify's `void`.
                 sqlx::query("SELECT pg_notify($1, $2)::text")
                     .bind(GROUP_CHANNEL)
-                    .bind(*group)
+                    .bind(format!("{group}|{version}"))
                     .execute(&mut **tx)
                     .await?;
             }
@@ -233,8 +236,22 @@ impl Store {
             live.by_customer.insert(r.customer_id.clone(), sid.clone());
             live.reservations.insert(sid, r);
         }
+        // The specialists' notices for what another node did, told here as that node told its
+        // own specialists (so they need not travel: the rows say what happened).
+        let mut notices = Vec::new();
         for call in calls {
             if call.ended_at.is_some() {
+                if let (false, Some(reason)) = (first_sight, call.ended_reason) {
+                    notices.push((
+                        Audience::User(call.specialist_id.clone()),
+                        UserEvent::CallEnded {
+                            call_id: call.id.clone(),
+                            call_type: call.call_type.clone(),
+                            reservation_sid: call.reservation_sid.clone(),
+                            reason,
+                        },
+                    ));
+                }
                 if let Some(held) = live.calls.remove(&call.id)
                     && let (Some(started), Some(end)) = (held.started_at, call.ended_at)
                 {
@@ -268,6 +285,16 @@ impl Store {
                 }
                 _ => CallEventType::Updated,
             };
+            if event == CallEventType::SessionStarted {
+                notices.push((
+                    Audience::User(call.specialist_id.clone()),
+                    UserEvent::CallStarted {
+                        call_id: call.id.clone(),
+                        call_type: call.call_type.clone(),
+                        reservation_sid: call.reservation_sid.clone(),
+                    },
+                ));
+            }
             let note = CallNote {
                 version: call.version,
                 event,
@@ -298,7 +325,18 @@ impl Store {
             );
         }
         live.recompute(group, now);
+        let queue_length = live.groups.get(group).map_or(0, |g| g.queue.len() as u32);
         for (gv, joined, sid) in moves {
+            if joined {
+                notices.push((
+                    Audience::Group(group.to_string()),
+                    UserEvent::CustomerWaiting {
+                        group_name: group.to_string(),
+                        reservation_sid: sid.clone(),
+                        queue_length,
+                    },
+                ));
+            }
             let event = if joined {
                 live.view(&sid, now).map(|reservation| QueueEvent::Added {
                     reservation,
@@ -328,6 +366,11 @@ impl Store {
             }
         }
         live.publish(group, version, None);
+        drop(guard);
+        for notice in notices {
+            // No receivers is fine: no specialist's channel is open on this node.
+            let _ = self.inner.user_events.send(notice);
+        }
         Ok(())
     }
 
@@ -379,11 +422,16 @@ impl Store {
         Ok(true)
     }
 
-    /// Sends a user event to the other nodes (in order, through one task).
+    /// Sends a user event to the other nodes (in order, through one task): only what the
+    /// database does not hold (a customer's page coming and going); the others each node
+    /// derives from the rows it re-reads (`load_group`).
     pub(super) fn relay(&self, audience: &Audience, event: &UserEvent) {
         let Some(relay) = &self.inner.relay else {
             return;
         };
+        if !matches!(event, UserEvent::CustomerPresence { .. }) {
+            return;
+        }
         let (group, user) = match audience {
             Audience::Group(g) => (Some(g.clone()), None),
             Audience::User(u) => (None, Some(u.clone())),
@@ -431,24 +479,31 @@ impl Store {
         self.inner.signals.subscribe()
     }
 
-    /// The task behind [`Store::relay`] and [`Store::send_signal`]: one message at a time, in
-    /// order, each message's parts in one statement.
+    /// The task behind [`Store::relay`] and [`Store::send_signal`]: in order, whatever is
+    /// waiting in one statement (so one round trip and one transaction: a message's parts
+    /// arrive together), at most [`RELAY_BATCH`] messages at a time.
     pub(super) async fn run_relay(
         db: AnyPool,
         mut messages: mpsc::Receiver<(&'static str, Vec<String>)>,
     ) {
-        while let Some((channel, parts)) = messages.recv().await {
-            let calls: Vec<String> = (0..parts.len())
-                .map(|i| format!("pg_notify($1, ${})::text", i + 2))
+        let mut batch = Vec::with_capacity(RELAY_BATCH);
+        while messages.recv_many(&mut batch, RELAY_BATCH).await > 0 {
+            let notes: Vec<(&str, &String)> = batch
+                .iter()
+                .flat_map(|(channel, parts)| parts.iter().map(move |p| (*channel, p)))
+                .collect();
+            let calls: Vec<String> = (0..notes.len())
+                .map(|i| format!("pg_notify(${}, ${})::text", 2 * i + 1, 2 * i + 2))
                 .collect();
             let sql = format!("SELECT {}", calls.join(", "));
-            let mut q = sqlx::query(&sql).bind(channel);
-            for part in &parts {
-                q = q.bind(part);
+            let mut q = sqlx::query(&sql);
+            for (channel, part) in &notes {
+                q = q.bind(*channel).bind(*part);
             }
             if let Err(e) = q.execute(&db).await {
-                tracing::warn!(error = %e, channel, "relaying to the other nodes failed");
+                tracing::warn!(error = %e, messages = batch.len(), "relaying to the other nodes failed");
             }
+            batch.clear();
         }
     }
 
@@ -536,7 +591,14 @@ impl Store {
     async fn heard(&self, channel: &str, payload: &str) {
         match channel {
             GROUP_CHANNEL => {
-                if let Err(e) = self.reload_if_changed(payload).await {
+                let result = match payload.rsplit_once('|') {
+                    Some((group, version)) => match version.parse() {
+                        Ok(v) => self.reload_unless_at(group, v).await.map(drop),
+                        Err(_) => self.reload_if_changed(group).await,
+                    },
+                    None => self.reload_if_changed(payload).await,
+                };
+                if let Err(e) = result {
                     tracing::warn!(group = payload, error = %e, "re-reading a group failed");
                 }
             }

@@ -251,8 +251,8 @@ impl Store {
         for (&group, &version) in &last {
             bump_group(tx, group, version).await?;
         }
-        let groups: Vec<&str> = last.into_keys().collect();
-        self.announce(tx, &groups).await
+        let changes: Vec<(&str, u64)> = last.into_iter().collect();
+        self.announce(tx, &changes).await
     }
 
     /// The reservation if it says something other than `last` (its clock aside), or that it is
@@ -430,7 +430,7 @@ impl Store {
             end_call_row(&mut tx, call, reason, now, version).await?;
         }
         bump_group(&mut tx, &group, version).await?;
-        self.announce(&mut tx, &[&group]).await?;
+        self.announce(&mut tx, &[(&group, version)]).await?;
         tx.commit().await?;
 
         let mut live = self.live_mut();
@@ -563,7 +563,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         bump_group(&mut tx, group, version).await?;
-        self.announce(&mut tx, &[group]).await?;
+        self.announce(&mut tx, &[(group, version)]).await?;
         tx.commit().await?;
 
         let mut live = self.live_mut();

@@ -125,3 +125,122 @@ pub(super) fn push_history(history: &mut VecDeque<f64>, secs: f64) {
     }
     history.push_back(secs.max(0.0));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(live: &mut Live, group: &str, seq: i64, sid: &str, now: DateTime<Utc>) {
+        let view = Reservation {
+            reservation_sid: sid.into(),
+            group_name: group.into(),
+            reservation_status: ReservationStatus::Queued,
+            queue_position: None,
+            estimated_wait_until: None,
+            created_at: now,
+            updated_at: now,
+            call_id: None,
+            call_type: None,
+            server_time: now,
+        };
+        live.reservations.insert(
+            sid.into(),
+            ActiveReservation {
+                customer_id: format!("c-{sid}"),
+                seq,
+                matched_at: None,
+                view,
+            },
+        );
+        live.groups
+            .get_mut(group)
+            .unwrap()
+            .queue
+            .insert(seq, sid.into());
+    }
+
+    fn positions(live: &Live, sids: &[&str]) -> Vec<Option<u32>> {
+        sids.iter()
+            .map(|s| live.reservations[*s].view.queue_position)
+            .collect()
+    }
+
+    #[test]
+    fn positions_follow_queue_order_and_stay_dense_after_a_removal() {
+        let now = Utc::now();
+        let mut live = Live::default();
+        live.groups.insert("g".into(), GroupLive::new(0, 1));
+        // Sequence numbers with gaps, inserted out of order: order is by seq.
+        for (seq, sid) in [(7, "c"), (2, "a"), (5, "b")] {
+            queued(&mut live, "g", seq, sid, now);
+        }
+        live.recompute("g", now);
+        assert_eq!(
+            positions(&live, &["a", "b", "c"]),
+            [Some(1), Some(2), Some(3)]
+        );
+        live.groups.get_mut("g").unwrap().queue.remove(&2);
+        live.reservations.remove("a");
+        live.recompute("g", now);
+        assert_eq!(positions(&live, &["b", "c"]), [Some(1), Some(2)]);
+        // No estimate without an available specialist.
+        assert!(live.reservations["b"].view.estimated_wait_until.is_none());
+    }
+
+    #[test]
+    fn estimates_appear_with_an_available_specialist_and_grow_with_position() {
+        let now = Utc::now();
+        let mut live = Live::default();
+        let mut g = GroupLive::new(0, 1);
+        for _ in 0..5 {
+            push_history(&mut g.history, 600.0);
+        }
+        live.groups.insert("g".into(), g);
+        live.agents.insert(
+            "doc".into(),
+            AgentLive {
+                groups: vec!["g".into()],
+                available: true,
+                active_call: None,
+            },
+        );
+        for (seq, sid) in [(1, "a"), (2, "b")] {
+            queued(&mut live, "g", seq, sid, now);
+        }
+        live.recompute("g", now);
+        let a = live.reservations["a"].view.estimated_wait_until.unwrap();
+        let b = live.reservations["b"].view.estimated_wait_until.unwrap();
+        assert!(b > a, "{a} then {b}");
+    }
+
+    #[test]
+    fn publishing_moves_the_version_and_tells_subscribers_in_order() {
+        let now = Utc::now();
+        let mut live = Live::default();
+        live.groups.insert("g".into(), GroupLive::new(4, 1));
+        let mut versions = live.groups["g"].version_tx.subscribe();
+        let mut events = live.groups["g"].events_tx.subscribe();
+        queued(&mut live, "g", 1, "a", now);
+        let view = live.view("a", now).unwrap();
+        live.publish(
+            "g",
+            5,
+            Some(QueueEvent::Added {
+                reservation: view,
+                server_time: now,
+            }),
+        );
+        live.publish("g", 6, None);
+        assert_eq!(live.groups["g"].version, 6);
+        assert_eq!(*versions.borrow_and_update(), 6);
+        let (v, event) = events.try_recv().unwrap();
+        assert_eq!(v, 5);
+        assert!(matches!(event, QueueEvent::Added { .. }));
+        assert!(
+            events.try_recv().is_err(),
+            "a version change alone sends no event"
+        );
+        // Unknown groups are ignored.
+        live.publish("nope", 9, None);
+    }
+}

@@ -17,23 +17,12 @@ use std::{
 use callqueue_e2e::{
     Result, ServerOptions,
     cluster::{Cluster, Sse},
-    join_queue, open_reservation_stream, percentile,
+    join_queue, open_reservation_stream, percentile, rss_kb,
 };
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
 const MATCHED: &str = "GROUP_RESERVATION_STATUS_MATCHED";
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// `rounds` accepts on B of customers watching on A: the latencies in ms.
 async fn rounds(cluster: &Cluster, doc: &reqwest::Client, rounds: usize) -> Result<Vec<f64>> {

@@ -21,22 +21,11 @@ use std::{
 };
 
 use callqueue_e2e::{
-    Result, Server, ServerOptions, join_queue, open_reservation_stream, percentile,
+    Result, Server, ServerOptions, join_queue, open_reservation_stream, percentile, rss_kb,
 };
 use std::sync::Mutex;
 
 use tokio::io::AsyncReadExt;
-
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// CPU time the process has used, user and system, in milliseconds.
 fn cpu_ms(pid: u32) -> f64 {

@@ -13,7 +13,6 @@ use std::{
 
 use common::*;
 use serde_json::{Value, json};
-use tokio_tungstenite::connect_async;
 
 const MATCHED: &str = "GROUP_RESERVATION_STATUS_MATCHED";
 
@@ -300,34 +299,17 @@ async fn a_specialists_channel_hears_customers_joining_on_another_node() {
     let Some((a, b)) = two_nodes(|_| {}).await else {
         return;
     };
-    let doc = specialist(&a, "dr-a").await;
-    let token: Value = doc
-        .post(a.url("/api/agent/stream-token"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = a.url("/api/ws").replace("http://", "ws://");
-    let mut ws = connect_async(url).await.unwrap().0;
-    send(
-        &mut ws,
-        json!({"type": "authrequest", "token": token["token"]}),
-    )
-    .await;
-    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
-    send(&mut ws, json!({"type": "startusereventrequest"})).await;
-    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+    let doc = common::signalling::specialist_cookie(&a, "dr-a").await;
+    let mut ws = common::signalling::user_channel(&a, &doc).await;
 
     let r = join_queue(&b, &client()).await;
     let heard = loop {
-        let m = recv(&mut ws).await.unwrap();
-        if m["type"] == "userevent" && m["event"]["event_type"] == "customer_waiting" {
-            break m;
+        let event = common::signalling::user_event(&mut ws).await;
+        if event["event_type"] == "customer_waiting" {
+            break event;
         }
     };
-    assert_eq!(heard["event"]["reservation_sid"], r["reservation_sid"]);
+    assert_eq!(heard["reservation_sid"], r["reservation_sid"]);
     a.stop().await;
     b.stop().await;
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{signalling::*, *};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::{connect_async, tungstenite::Message};
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn only_the_calls_two_members_may_signal() {
@@ -231,33 +231,6 @@ async fn ice_servers_come_from_configuration_with_turn_credentials() {
     assert!(expiry > now + 3600, "lasts longer than any call");
     assert!(servers[1]["credential"].as_str().unwrap().len() == 28);
     server.stop().await;
-}
-
-/// The specialist's notice channel, past its handshake.
-async fn user_channel(server: &TestServer, cookie: &str) -> Socket {
-    let t: Value = plain_client()
-        .post(server.url("/api/agent/stream-token"))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = server.url("/api/ws").replace("http://", "ws://");
-    let mut ws = connect_async(url).await.unwrap().0;
-    send(&mut ws, json!({"type": "authrequest", "token": t["token"]})).await;
-    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
-    send(&mut ws, json!({"type": "startusereventrequest"})).await;
-    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
-    ws
-}
-
-/// The next user event on the channel.
-async fn user_event(ws: &mut Socket) -> Value {
-    let m = recv(ws).await.unwrap();
-    assert_eq!(m["type"], "userevent", "{m}");
-    m["event"].clone()
 }
 
 #[tokio::test]

@@ -231,10 +231,6 @@ impl Store {
         tx.commit().await?;
         let mut live = self.live_mut();
         let ended = self.apply_call_end(&mut live, call, reason, now);
-        // A matched reservation leaves memory with its call; it stays MATCHED in the database.
-        if let Some(r) = live.reservations.remove(&call.reservation_sid) {
-            live.by_customer.remove(&r.customer_id);
-        }
         live.recompute(&group, now);
         live.publish(&group, version, None);
         Ok(ended)
@@ -269,7 +265,7 @@ impl Store {
         }
     }
 
-    /// Memory's side of ending a call (the database side is [`end_call_row`]).
+    /// Memory's side of ending a call here (the database side is [`end_call_row`]).
     pub(super) fn apply_call_end(
         &self,
         live: &mut Live,
@@ -283,36 +279,9 @@ impl Store {
         ended.specialist_present = false;
         ended.customer_present = false;
         ended.version += 1;
-        live.calls.remove(&call.id);
-        if let Some(started) = call.started_at
-            && let Some(g) = live.groups.get_mut(&call.group_name)
-        {
-            push_history(
-                &mut g.history,
-                (now - started).num_milliseconds() as f64 / 1000.0,
-            );
+        if let Some((audience, event)) = live.forget_call(&ended) {
+            self.user_event(audience, event);
         }
-        if let Some(a) = live.agents.get_mut(&call.specialist_id)
-            && a.active_call.as_deref() == Some(&call.id)
-        {
-            a.active_call = None;
-        }
-        // Tell the watchers, then drop the sender so their streams know nothing more will come.
-        if let Some(tx) = live.call_tx.remove(&call.id) {
-            tx.send_replace(CallNote {
-                version: ended.version,
-                event: CallEventType::Ended,
-            });
-        }
-        self.user_event(
-            Audience::User(call.specialist_id.clone()),
-            UserEvent::CallEnded {
-                call_id: call.id.clone(),
-                call_type: call.call_type.clone(),
-                reservation_sid: call.reservation_sid.clone(),
-                reason,
-            },
-        );
         ended
     }
 }

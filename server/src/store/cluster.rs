@@ -241,40 +241,10 @@ impl Store {
         let mut notices = Vec::new();
         for call in calls {
             if call.ended_at.is_some() {
-                if let (false, Some(reason)) = (first_sight, call.ended_reason) {
-                    notices.push((
-                        Audience::User(call.specialist_id.clone()),
-                        UserEvent::CallEnded {
-                            call_id: call.id.clone(),
-                            call_type: call.call_type.clone(),
-                            reservation_sid: call.reservation_sid.clone(),
-                            reason,
-                        },
-                    ));
-                }
-                if let Some(held) = live.calls.remove(&call.id)
-                    && let (Some(started), Some(end)) = (held.started_at, call.ended_at)
+                if let Some(notice) = live.forget_call(&call)
+                    && !first_sight
                 {
-                    push_history(
-                        &mut g.history,
-                        (end - started).num_milliseconds() as f64 / 1000.0,
-                    );
-                }
-                if let Some(tx) = live.call_tx.remove(&call.id) {
-                    tx.send_replace(CallNote {
-                        version: call.version,
-                        event: CallEventType::Ended,
-                    });
-                }
-                // Its reservation leaves memory with it.
-                if let Some(r) = live.reservations.get(&call.reservation_sid)
-                    && r.view.reservation_status == ReservationStatus::Matched
-                {
-                    let customer = r.customer_id.clone();
-                    live.reservations.remove(&call.reservation_sid);
-                    if live.by_customer.get(&customer) == Some(&call.reservation_sid) {
-                        live.by_customer.remove(&customer);
-                    }
+                    notices.push(notice);
                 }
                 continue;
             }
@@ -386,18 +356,6 @@ impl Store {
             }
         }
         Ok(reloaded)
-    }
-
-    /// Re-reads one group if another node changed it.
-    async fn reload_if_changed(&self, group: &str) -> StoreResult<()> {
-        let stored: Option<i64> = sqlx::query_scalar("SELECT version FROM groups WHERE name = $1")
-            .bind(group)
-            .fetch_optional(&self.inner.db)
-            .await?;
-        if let Some(v) = stored {
-            self.reload_unless_at(group, v as u64).await?;
-        }
-        Ok(())
     }
 
     /// Re-reads `group` unless memory is already at `version` or past it. Checked again under
@@ -591,15 +549,16 @@ impl Store {
     async fn heard(&self, channel: &str, payload: &str) {
         match channel {
             GROUP_CHANNEL => {
-                let result = match payload.rsplit_once('|') {
-                    Some((group, version)) => match version.parse() {
-                        Ok(v) => self.reload_unless_at(group, v).await.map(drop),
-                        Err(_) => self.reload_if_changed(group).await,
-                    },
-                    None => self.reload_if_changed(payload).await,
+                let Some((group, Ok(version))) = payload
+                    .rsplit_once('|')
+                    .map(|(group, version)| (group, version.parse::<u64>()))
+                else {
+                    // Not ours; the reconcile catches up with whatever it was about.
+                    tracing::warn!(payload, "an unreadable group notification");
+                    return;
                 };
-                if let Err(e) = result {
-                    tracing::warn!(group = payload, error = %e, "re-reading a group failed");
+                if let Err(e) = self.reload_unless_at(group, version).await {
+                    tracing::warn!(group, error = %e, "re-reading a group failed");
                 }
             }
             USER_CHANNEL => match serde_json::from_str::<Relayed>(payload) {

@@ -13,6 +13,36 @@ pub(super) struct ActiveReservation {
     pub(super) view: Reservation,
 }
 
+impl ActiveReservation {
+    /// A reservation just made, at the back of `group`'s queue (positions come from
+    /// [`Live::recompute`]).
+    pub(super) fn queued(
+        sid: &str,
+        group: &str,
+        customer_id: &str,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            customer_id: customer_id.to_string(),
+            seq,
+            matched_at: None,
+            view: Reservation {
+                reservation_sid: sid.to_string(),
+                group_name: group.to_string(),
+                reservation_status: ReservationStatus::Queued,
+                queue_position: None,
+                estimated_wait_until: None,
+                created_at: now,
+                updated_at: now,
+                call_id: None,
+                call_type: None,
+                server_time: now,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct AgentLive {
     pub(super) groups: Vec<String>,
@@ -107,6 +137,54 @@ impl Live {
         })
     }
 
+    /// Memory's side of a call having ended (`ended` as stored, wherever it ended): it leaves
+    /// memory with its matched reservation, its length joins the group's history, its
+    /// specialist is free, and its watchers are told and then let go. Answers the notice for
+    /// the specialist, if memory still held the call.
+    pub(super) fn forget_call(&mut self, ended: &CallRow) -> Option<(Audience, UserEvent)> {
+        let held = self.calls.remove(&ended.id)?;
+        if let (Some(started), Some(end)) = (held.started_at, ended.ended_at)
+            && let Some(g) = self.groups.get_mut(&ended.group_name)
+        {
+            push_history(
+                &mut g.history,
+                (end - started).num_milliseconds() as f64 / 1000.0,
+            );
+        }
+        if let Some(a) = self.agents.get_mut(&ended.specialist_id)
+            && a.active_call.as_deref() == Some(&ended.id)
+        {
+            a.active_call = None;
+        }
+        // Tell the watchers, then drop the sender so their streams know nothing more will come.
+        if let Some(tx) = self.call_tx.remove(&ended.id) {
+            tx.send_replace(CallNote {
+                version: ended.version,
+                event: CallEventType::Ended,
+            });
+        }
+        // A matched reservation leaves memory with its call; it stays MATCHED in the database.
+        if self
+            .reservations
+            .get(&ended.reservation_sid)
+            .is_some_and(|r| r.view.reservation_status == ReservationStatus::Matched)
+            && let Some(r) = self.reservations.remove(&ended.reservation_sid)
+            && self.by_customer.get(&r.customer_id) == Some(&ended.reservation_sid)
+        {
+            self.by_customer.remove(&r.customer_id);
+        }
+        let reason = ended.ended_reason?;
+        Some((
+            Audience::User(ended.specialist_id.clone()),
+            UserEvent::CallEnded {
+                call_id: ended.id.clone(),
+                call_type: ended.call_type.clone(),
+                reservation_sid: ended.reservation_sid.clone(),
+                reason,
+            },
+        ))
+    }
+
     pub(super) fn publish(&mut self, group: &str, version: u64, event: Option<QueueEvent>) {
         if let Some(g) = self.groups.get_mut(group) {
             g.version = version;
@@ -131,26 +209,10 @@ mod tests {
     use super::*;
 
     fn queued(live: &mut Live, group: &str, seq: i64, sid: &str, now: DateTime<Utc>) {
-        let view = Reservation {
-            reservation_sid: sid.into(),
-            group_name: group.into(),
-            reservation_status: ReservationStatus::Queued,
-            queue_position: None,
-            estimated_wait_until: None,
-            created_at: now,
-            updated_at: now,
-            call_id: None,
-            call_type: None,
-            server_time: now,
-        };
+        let customer = format!("c-{sid}");
         live.reservations.insert(
             sid.into(),
-            ActiveReservation {
-                customer_id: format!("c-{sid}"),
-                seq,
-                matched_at: None,
-                view,
-            },
+            ActiveReservation::queued(sid, group, &customer, seq, now),
         );
         live.groups
             .get_mut(group)

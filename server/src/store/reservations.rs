@@ -130,26 +130,9 @@ impl Store {
             let mut live = self.live_mut();
             for (job, sid, seq, version) in &planned {
                 let group = job.group.as_str();
-                let view = Reservation {
-                    reservation_sid: sid.clone(),
-                    group_name: group.to_string(),
-                    reservation_status: ReservationStatus::Queued,
-                    queue_position: None,
-                    estimated_wait_until: None,
-                    created_at: now,
-                    updated_at: now,
-                    call_id: None,
-                    call_type: None,
-                    server_time: now,
-                };
                 live.reservations.insert(
                     sid.clone(),
-                    ActiveReservation {
-                        customer_id: job.customer_id.clone(),
-                        seq: *seq,
-                        matched_at: None,
-                        view,
-                    },
+                    ActiveReservation::queued(sid, group, &job.customer_id, *seq, now),
                 );
                 live.by_customer
                     .insert(job.customer_id.clone(), sid.clone());

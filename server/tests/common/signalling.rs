@@ -1,4 +1,5 @@
-//! Cookie-carrying helpers for the call's signalling socket (signal.rs, cluster.rs).
+//! Cookie-carrying helpers for the call's signalling socket and the specialist's notice
+//! channel (signal.rs, cluster.rs).
 
 use serde_json::{Value, json};
 use tokio_tungstenite::{connect_async, tungstenite::client::IntoClientRequest};
@@ -90,4 +91,31 @@ pub async fn hello(ws: &mut Socket, session: &str) -> Value {
     let welcome = recv(ws).await.unwrap();
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     welcome
+}
+
+/// The specialist's notice channel, past its handshake.
+pub async fn user_channel(server: &TestServer, cookie: &str) -> Socket {
+    let t: Value = plain_client()
+        .post(server.url("/api/agent/stream-token"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let url = server.url("/api/ws").replace("http://", "ws://");
+    let mut ws = connect_async(url).await.unwrap().0;
+    send(&mut ws, json!({"type": "authrequest", "token": t["token"]})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+    send(&mut ws, json!({"type": "startusereventrequest"})).await;
+    assert_eq!(recv(&mut ws).await.unwrap()["success"], true);
+    ws
+}
+
+/// The next user event on the channel.
+pub async fn user_event(ws: &mut Socket) -> Value {
+    let m = recv(ws).await.unwrap();
+    assert_eq!(m["type"], "userevent", "{m}");
+    m["event"].clone()
 }

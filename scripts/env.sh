@@ -7,6 +7,8 @@ TOOLS_DIR="${CALLQUEUE_TOOLS_DIR:-$HOME/.local/share/callqueue-tools}"
 export TOOLS_DIR
 TRUNK_VERSION="0.21.14"
 BINARYEN_VERSION="132"
+AXE_VERSION="4.14.1"
+export AXE_VERSION
 export PATH="$TOOLS_DIR/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # trunk must use the installed wasm-bindgen and wasm-opt, never download its own.
 export TRUNK_OFFLINE=true

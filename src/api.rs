@@ -3,12 +3,14 @@
 use std::fmt;
 
 use callqueue_protocol::{
-    AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, CallResponse, ErrorBody,
-    GroupStatus, JoinCallRequest, LimitsOverride, QueueResponse, Reservation, SettingsOverride,
-    SignInRequest, StreamToken, UpdateCallRequest,
+    AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, CallResponse,
+    CreateReservationRequest, ErrorBody, GroupStatus, JoinCallRequest, LimitsOverride,
+    QueueResponse, Reservation, SettingsOverride, SignInRequest, StreamToken, UpdateCallRequest,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
 use serde::{Serialize, de::DeserializeOwned};
+
+use crate::i18n::{t, tf};
 
 /// The API base: `/api` on the same origin unless set at build time (`CALLQUEUE_ENDPOINT`).
 pub const ENDPOINT: &str = match option_env!("CALLQUEUE_ENDPOINT") {
@@ -45,11 +47,9 @@ impl ApiError {
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Network => f.write_str(
-                "We can't reach the service right now. Check your connection and try again.",
-            ),
+            Self::Network => f.write_str(t("error.network")),
             Self::Server { message, .. } => f.write_str(message),
-            Self::Malformed(_) => f.write_str("The service sent an answer we could not read."),
+            Self::Malformed(_) => f.write_str(t("error.malformed")),
         }
     }
 }
@@ -68,7 +68,7 @@ async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
     let status = resp.status();
     let message = match resp.json::<ErrorBody>().await {
         Ok(body) => body.error.message,
-        Err(_) => format!("The service answered {status}."),
+        Err(_) => tf("error.status", &[("status", &status.to_string())]),
     };
     Err(ApiError::Server { status, message })
 }
@@ -140,8 +140,25 @@ pub async fn group_status(group: &str) -> Result<GroupStatus, ApiError> {
     send(Request::get(&url(&format!("/groups/{group}/status")))).await
 }
 
-pub async fn create_reservation(group: &str) -> Result<Reservation, ApiError> {
-    send(post(&url(&format!("/groups/{group}/reservations")))).await
+/// Joins the queue with a check-in (both of its fields may be empty).
+pub async fn create_reservation(
+    group: &str,
+    check_in: &CreateReservationRequest,
+) -> Result<Reservation, ApiError> {
+    send_json(
+        post(&url(&format!("/groups/{group}/reservations"))),
+        check_in,
+    )
+    .await
+}
+
+/// "I need a moment": more time to join the call, once.
+pub async fn extend_join(group: &str, sid: &str) -> Result<Reservation, ApiError> {
+    send(post(&format!(
+        "{}/join-extension",
+        reservation_path(group, sid)
+    )))
+    .await
 }
 
 pub async fn reservation(group: &str, sid: &str) -> Result<Reservation, ApiError> {

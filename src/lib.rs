@@ -13,9 +13,11 @@ use leptos_router::{
 pub mod api;
 pub mod call;
 pub mod components;
+pub mod i18n;
 pub mod live;
 pub mod logic;
 pub mod pages;
+pub mod storage;
 pub mod ticker;
 pub mod user_channel;
 
@@ -30,6 +32,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <header class="topbar">
                 <a class="brand" href="/">"callqueue"</a>
+                <i18n::LanguageSwitcher/>
             </header>
             <main class="page">
                 <Routes fallback=NotFound>

@@ -38,12 +38,13 @@ pub enum Connection {
 }
 
 impl Connection {
+    /// The catalogue key of what the indicator says.
     pub fn label(self) -> &'static str {
         match self {
-            Self::Connecting => "Connecting…",
-            Self::Live => "Live",
-            Self::Reconnecting => "Reconnecting…",
-            Self::Offline => "Offline",
+            Self::Connecting => "conn.connecting",
+            Self::Live => "conn.live",
+            Self::Reconnecting => "conn.reconnecting",
+            Self::Offline => "conn.offline",
         }
     }
 

@@ -1,4 +1,5 @@
 fn main() {
     console_error_panic_hook::set_once();
+    callqueue::i18n::init();
     leptos::mount::mount_to_body(callqueue::App);
 }

@@ -15,13 +15,17 @@ use callqueue::{
     live::{After, Connection, Live, LiveOptions, PollFuture, Transport, open_streams, use_live},
     pages::{
         agent::Console,
-        hold::{HoldCard, HoldState},
+        hold::{HoldCard, HoldState, TurnPanel},
         home::Home,
         join::CallState,
         not_found::NotFound,
         rejoin::Rejoin,
     },
     ticker::active_tickers,
+};
+use callqueue::{
+    components::turn::turns_told,
+    i18n::{Lang, LanguageSwitcher, set_lang},
 };
 use callqueue_protocol::{
     AgentSession, Call, CallEndReason, CallEvent, CallEventType, CallResponse, CallSession,
@@ -68,10 +72,16 @@ fn reservation(
         reservation_status: status,
         queue_position: position,
         estimated_wait_until: estimate,
+        estimated_wait_earliest: estimate,
+        estimated_wait_latest: estimate,
         created_at: t0,
         updated_at: t0 + Duration::seconds(updated_secs),
         call_id: None,
         call_type: None,
+        join_deadline: None,
+        join_extended: false,
+        customer_name: None,
+        reason: None,
         server_time: Utc::now(),
     }
 }
@@ -288,7 +298,10 @@ async fn hold_says_estimating_while_unknown() {
         2,
     ));
     leptos::task::tick().await;
-    assert_eq!(text(&parent, ".wait").as_deref(), Some("Any moment now"));
+    assert_eq!(
+        text(&parent, ".wait").as_deref(),
+        Some("Less than a minute")
+    );
 }
 
 #[wasm_bindgen_test]
@@ -589,7 +602,10 @@ async fn a_dead_stream_falls_back_to_polling() {
         "polls while the stream is down"
     );
     assert_eq!(state.get_untracked(), Connection::Reconnecting);
-    assert_eq!(state.get_untracked().label(), "Reconnecting…");
+    assert_eq!(
+        callqueue::i18n::t(state.get_untracked().label()),
+        "Reconnecting…"
+    );
     drop(live);
     let after = polls.get();
     sleep(2500).await;
@@ -738,6 +754,8 @@ impl FakeApi {
             members: Vec::new(),
             own_capabilities: vec![Capability::JoinCall],
             own_role: Role::Patient,
+            customer_name: None,
+            reason: None,
             server_time: Utc::now(),
         };
         let body = format!(
@@ -817,4 +835,202 @@ async fn no_timers_or_streams_left_after_100_page_changes() {
     leptos::task::tick().await;
     assert_eq!(active_tickers(), base_tickers, "every page clock stopped");
     assert_eq!(open_streams(), base_streams, "every stream closed");
+}
+
+/// Types into a field as a person would (its value, then the `input` event).
+fn type_into(parent: &web_sys::HtmlElement, css: &str, value: &str) {
+    let el = parent.query_selector(css).unwrap().expect(css);
+    js_sys::Reflect::set(&el, &"value".into(), &value.into()).unwrap();
+    // Bubbling, as a typed character's is: Leptos listens for it on the document.
+    let init = web_sys::EventInit::new();
+    init.set_bubbles(true);
+    el.dispatch_event(&web_sys::Event::new_with_event_init_dict("input", &init).unwrap())
+        .unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn the_check_in_says_what_is_wrong_in_the_field() {
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), || view! { <Router><Home/></Router> });
+    leptos::task::tick().await;
+    assert!(text(&parent, "label[for=check-in-name]").is_some_and(|t| t.contains("optional")));
+    type_into(&parent, "#check-in-name", &"n".repeat(81));
+    type_into(&parent, "#check-in-reason", "My router");
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, "#check-in-reason-count").as_deref(),
+        Some("9 of 500 characters")
+    );
+    let button: web_sys::HtmlElement = parent
+        .query_selector("form.check-in button[type=submit]")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    button.click();
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, "#check-in-name-error").as_deref(),
+        Some("Your name: at most 80 characters, please.")
+    );
+    let name = parent.query_selector("#check-in-name").unwrap().unwrap();
+    assert_eq!(name.get_attribute("aria-invalid").as_deref(), Some("true"));
+    assert_eq!(
+        document().active_element().map(|e| e.id()).as_deref(),
+        Some("check-in-name"),
+        "the field with the problem has the focus"
+    );
+    // Nothing was sent: the page is still the form, not busy.
+    assert_eq!(button.get_attribute("aria-busy").as_deref(), Some("false"));
+    // A control character in the reason is named too.
+    type_into(&parent, "#check-in-name", "Anna");
+    type_into(&parent, "#check-in-reason", "bell\u{7}");
+    button.click();
+    leptos::task::tick().await;
+    assert_eq!(name.get_attribute("aria-invalid").as_deref(), Some("false"));
+    assert_eq!(
+        text(&parent, "#check-in-reason-error").as_deref(),
+        Some("Reason: please use letters, numbers and punctuation only.")
+    );
+}
+
+fn matched_in(secs: i64, extended: bool, updated_secs: i64) -> Reservation {
+    let mut r = reservation(ReservationStatus::Matched, None, None, updated_secs);
+    r.join_deadline = Some(Utc::now() + Duration::seconds(secs));
+    r.join_extended = extended;
+    r.call_id = Some("c1".into());
+    r
+}
+
+#[wasm_bindgen_test]
+async fn the_turn_is_told_once_with_the_time_to_join_and_one_moment_more() {
+    let state = HoldState::new();
+    let tick = RwSignal::new(0.0);
+    let asked = RwSignal::new(0);
+    let joined = RwSignal::new(0);
+    let on_more_time = Callback::new(move |()| asked.update(|n| *n += 1));
+    let on_join = Callback::new(move |()| joined.update(|n| *n += 1));
+    let before = turns_told();
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! {
+            <TurnPanel state=state tick=tick asking=false on_join=on_join on_more_time=on_more_time/>
+        }
+    });
+    leptos::task::tick().await;
+    assert!(text(&parent, ".turn").is_none(), "nothing while queued");
+    assert_eq!(turns_told(), before);
+
+    state.apply(matched_in(105, false, 10));
+    leptos::task::tick().await;
+    assert_eq!(text(&parent, "h1").as_deref(), Some("It's your turn"));
+    let shown = text(&parent, ".join-within").unwrap();
+    assert!(
+        shown == "Your specialist is waiting — join within 1:45"
+            || shown == "Your specialist is waiting — join within 1:44",
+        "{shown}"
+    );
+    // Screen readers hear it once, not every second.
+    let said = text(&parent, "[role=status]").unwrap();
+    assert!(said.starts_with("Your specialist is waiting"), "{said}");
+    tick.set(1.0);
+    leptos::task::tick().await;
+    assert_eq!(text(&parent, "[role=status]").unwrap(), said);
+    assert_eq!(turns_told(), before + 1, "told when the turn came");
+    // A repeated copy does not tell again.
+    state.apply(matched_in(104, false, 11));
+    leptos::task::tick().await;
+    assert_eq!(turns_told(), before + 1);
+
+    let press = |css: &str| {
+        let b: web_sys::HtmlElement = parent
+            .query_selector(css)
+            .unwrap()
+            .expect(css)
+            .unchecked_into();
+        b.click();
+    };
+    press("button.more-time");
+    press("button.join-now");
+    assert_eq!((asked.get_untracked(), joined.get_untracked()), (1, 1));
+    // Once extended, it cannot be asked again.
+    state.apply(matched_in(160, true, 12));
+    leptos::task::tick().await;
+    assert!(parent.query_selector("button.more-time").unwrap().is_none());
+    assert_eq!(
+        text(&parent, ".turn .hint").as_deref(),
+        Some("You have a little more time. Join when you are ready.")
+    );
+    // Half a minute left: said again.
+    state.apply(matched_in(25, true, 13));
+    tick.set(2.0);
+    leptos::task::tick().await;
+    let said = text(&parent, "[role=status]").unwrap();
+    assert!(
+        said.starts_with("Your specialist is waiting — join within 0:2"),
+        "{said}"
+    );
+}
+
+#[wasm_bindgen_test]
+async fn the_language_switch_changes_the_words_and_the_page_language() {
+    let state = HoldState::new();
+    state.apply(reservation(
+        ReservationStatus::Queued,
+        Some(12_345),
+        Some(Utc::now() + Duration::minutes(9)),
+        1,
+    ));
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! {
+            <LanguageSwitcher/>
+            <HoldCard state=state connection=Connection::Offline tick=Signal::stored(0.0)><span/></HoldCard>
+        }
+    });
+    leptos::task::tick().await;
+    assert_eq!(text(&parent, "h1").as_deref(), Some("You are in the queue"));
+    assert_eq!(text(&parent, ".position").as_deref(), Some("12,345"));
+    assert_eq!(text(&parent, ".wait").as_deref(), Some("About 9 minutes"));
+    // Not live: when it last heard.
+    assert_eq!(
+        text(&parent, ".updated").as_deref(),
+        Some("Updated just now")
+    );
+
+    let select: web_sys::HtmlSelectElement = parent
+        .query_selector("label.language select")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    select.set_value("de");
+    let init = web_sys::EventInit::new();
+    init.set_bubbles(true);
+    select
+        .dispatch_event(&web_sys::Event::new_with_event_init_dict("change", &init).unwrap())
+        .unwrap();
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, "h1").as_deref(),
+        Some("Sie sind in der Warteschlange")
+    );
+    assert_eq!(text(&parent, ".position").as_deref(), Some("12.345"));
+    assert_eq!(text(&parent, ".wait").as_deref(), Some("Etwa 9 Minuten"));
+    assert_eq!(text(&parent, ".connection").as_deref(), Some("Offline"));
+    assert_eq!(
+        text(&parent, ".updated").as_deref(),
+        Some("Gerade aktualisiert")
+    );
+    let html = document().document_element().unwrap();
+    assert_eq!(html.get_attribute("lang").as_deref(), Some("de"));
+    let stored = window()
+        .local_storage()
+        .unwrap()
+        .unwrap()
+        .get_item("callqueue.lang")
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some("de"));
+    set_lang(Lang::En);
+    leptos::task::tick().await;
+    assert_eq!(text(&parent, "h1").as_deref(), Some("You are in the queue"));
+    assert_eq!(html.get_attribute("lang").as_deref(), Some("en"));
 }

@@ -75,6 +75,7 @@ async fn main() -> Result<()> {
     sign_in_specialist(&doc, &server, "bench-doc").await?;
     doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
     doc.click("button.accept-next").await?;
+    callqueue_e2e::join_when_called(&customer).await?;
     for b in [&customer, &doc] {
         b.wait_url(|u| u.contains("/join/r/")).await?;
         b.wait_video_playing("video.remote", Duration::from_secs(20))

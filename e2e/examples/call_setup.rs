@@ -48,7 +48,7 @@ async fn main() -> Result<()> {
         start_chat(&customer, &server).await?;
         doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
         doc.click("button.accept-next").await?;
-        customer.wait_url(|u| u.contains("/join/r/")).await?;
+        callqueue_e2e::join_when_called(&customer).await?;
         doc.wait_url(|u| u.contains("/join/r/")).await?;
         // Both pages are up once both timers run (each page joins the call, then starts its media).
         customer.wait_text(".timer-value", |t| t != "--:--").await?;
@@ -70,7 +70,7 @@ async fn main() -> Result<()> {
         doc.click_text("Leave call").await?;
         doc.wait_url(|u| u.ends_with("/agent")).await?;
         customer
-            .wait_text("p.eyebrow", |t| {
+            .wait_text("h1.eyebrow", |t| {
                 t.eq_ignore_ascii_case("Your call has ended")
             })
             .await?;

@@ -63,7 +63,7 @@ async fn main() -> Result<()> {
         )
         .await?;
     browser.goto(&server.url("/")).await?;
-    browser.click_text("Start video chat").await?;
+    browser.click("form.check-in button[type=submit]").await?;
     let first = (updates + 1).to_string();
     browser.wait_text(".position", |t| t == first).await?;
     browser.wait_text(".connection", |t| t == "Live").await?;

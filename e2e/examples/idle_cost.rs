@@ -83,7 +83,7 @@ async fn main() -> Result<()> {
 
     // Hold: a customer waiting.
     customer.goto(&server.url("/")).await?;
-    customer.click_text("Start video chat").await?;
+    customer.click("form.check-in button[type=submit]").await?;
     let url = customer.wait_url(|u| u.contains("/hold/r/")).await?;
     let sid = url.rsplit('/').next().unwrap_or_default().to_string();
     customer.wait_text(".connection", |t| t == "Live").await?;
@@ -104,7 +104,7 @@ async fn main() -> Result<()> {
         .json(&json!({"reservation_sid": sid}))
         .send()
         .await?;
-    customer.wait_url(|u| u.contains("/join/r/")).await?;
+    callqueue_e2e::join_when_called(&customer).await?;
     customer.wait_text(".timer-value", |t| t != "--:--").await?;
     measure(&customer, "join", secs).await?;
     customer.close().await?;

@@ -549,6 +549,86 @@ impl Browser {
         Ok(self.client.execute(script, Vec::new()).await?)
     }
 
+    /// Waits until an attribute of the element satisfies `pred`; returns it.
+    pub async fn wait_attr(
+        &self,
+        css: &str,
+        attr: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut last = None;
+        while Instant::now() < deadline {
+            if let Ok(el) = self.client.find(Locator::Css(css)).await
+                && let Ok(value) = el.attr(attr).await
+            {
+                let value = value.unwrap_or_default();
+                if pred(&value) {
+                    return Ok(value);
+                }
+                last = Some(value);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(format!("{css}[{attr}]: still {last:?} after {WAIT:?}").into())
+    }
+
+    /// Picks a language in the app's switcher and waits for `<html lang>` to follow.
+    pub async fn choose_language(&self, code: &str) -> Result<()> {
+        self.find("label.language select")
+            .await?
+            .select_by_value(code)
+            .await?;
+        self.wait_attr("html", "lang", |l| l == code).await?;
+        Ok(())
+    }
+
+    /// The violations an axe-core audit finds in the page as it is now (rule id, impact, and
+    /// where), in an empty list when there are none. axe-core comes from npm (the bootstrap
+    /// installs it next to the other tools).
+    pub async fn axe(&self) -> Result<Vec<String>> {
+        let tools = std::env::var("CALLQUEUE_TOOLS_DIR").unwrap_or_else(|_| {
+            format!(
+                "{}/.local/share/callqueue-tools",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let path = format!("{tools}/node_modules/axe-core/axe.min.js");
+        let source = std::fs::read_to_string(&path)
+            .map_err(|e| format!("{path}: {e} (run scripts/bootstrap)"))?;
+        self.client.execute(&source, Vec::new()).await?;
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 axe.run(document, { resultTypes: ['violations'] }) \
+                   .then(r => done(r.violations.map(v => \
+                     v.id + ' (' + v.impact + '): ' + v.help + ' — ' + \
+                     v.nodes.map(n => n.target.join(' ')).join(', ')))) \
+                   .catch(e => done(['axe failed: ' + e]));",
+                Vec::new(),
+            )
+            .await?;
+        Ok(result
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Fails with the violations when the axe-core audit of the page finds any.
+    pub async fn assert_accessible(&self, page: &str) -> Result<()> {
+        let violations = self.axe().await?;
+        if violations.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{page}: axe-core found {violations:#?}").into())
+        }
+    }
+
     /// The decoded size and frame count of a `<video>` (`None` when there is no such element).
     pub async fn video_frames(&self, css: &str) -> Result<Option<(u64, u64)>> {
         let v = self
@@ -753,9 +833,17 @@ pub async fn start_chat(b: &Browser, server: &Server) -> Result<String> {
 /// [`start_chat`] on the app at `base` (a node, or the load balancer in front of several).
 pub async fn start_chat_at(b: &Browser, base: &str) -> Result<String> {
     b.goto(&format!("{base}/")).await?;
-    b.click_text("Start video chat").await?;
+    b.click("form.check-in button[type=submit]").await?;
     let url = b.wait_url(|u| u.contains("/hold/r/")).await?;
     Ok(url.rsplit('/').next().unwrap_or_default().to_string())
+}
+
+/// A matched customer's hold page says it is their turn; they press "Join the call" and the
+/// call page opens.
+pub async fn join_when_called(b: &Browser) -> Result<()> {
+    b.click("button.join-now").await?;
+    b.wait_url(|u| u.contains("/join/r/")).await?;
+    Ok(())
 }
 
 /// Signs a new specialist in on the console and makes them available.
@@ -778,9 +866,11 @@ pub async fn sign_in_specialist_at(
         .send_keys("e2e-secret")
         .await?;
     b.click("button[type=submit]").await?;
-    b.wait_text("button.toggle", |t| t == "Away").await?;
-    b.click("button.toggle").await?;
-    b.wait_text("button.toggle", |t| t == "Available").await?;
+    b.wait_attr("button.availability", "aria-checked", |v| v == "false")
+        .await?;
+    b.click("button.availability").await?;
+    b.wait_attr("button.availability", "aria-checked", |v| v == "true")
+        .await?;
     Ok(())
 }
 

@@ -291,7 +291,7 @@ async fn a_call_across_nodes_survives_a_node_being_killed() -> Result<()> {
     sign_in_specialist_at(&doc, &cluster.nodes[1], &node1, "dr-cluster").await?;
     doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
     doc.click("button.accept-next").await?;
-    alice.wait_url(|u| u.contains("/join/r/")).await?;
+    callqueue_e2e::join_when_called(&alice).await?;
     doc.wait_url(|u| u.contains("/join/r/")).await?;
     for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
         let took = b

@@ -83,6 +83,15 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
     doc.click("button.accept-next").await?;
     doc.wait_url(|u| u.contains(&format!("/join/r/{alice_sid}")))
         .await?;
+    // Alice is told it is her turn and joins when she is ready.
+    alice.wait_text("h1", |t| t == "It's your turn").await?;
+    alice
+        .wait_text(".join-within", |t| {
+            t.starts_with("Your specialist is waiting — join within ")
+        })
+        .await?;
+    alice.screenshot("turn-phone").await?;
+    callqueue_e2e::join_when_called(&alice).await?;
     alice
         .wait_url(|u| u.contains(&format!("/join/r/{alice_sid}")))
         .await?;
@@ -155,6 +164,7 @@ async fn into_a_call(server: &Server, customer: &Browser, doc: &Browser, name: &
     sign_in_specialist(doc, server, name).await?;
     doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
     doc.click("button.accept-next").await?;
+    callqueue_e2e::join_when_called(customer).await?;
     customer
         .wait_url(|u| u.contains(&format!("/join/r/{sid}")))
         .await?;
@@ -238,7 +248,7 @@ async fn the_alerts_come_and_the_call_ends_on_both_sides() -> Result<()> {
         })
         .await?;
         b.wait_text(".timer-value", |t| t == "00:00").await?;
-        b.wait_text("p.eyebrow", |t| {
+        b.wait_text("h1.eyebrow", |t| {
             t.eq_ignore_ascii_case("Your call has ended")
         })
         .await?;

@@ -16,7 +16,7 @@ async fn into_a_call(server: &Server, customer: &Browser, doc: &Browser, name: &
     sign_in_specialist(doc, server, name).await?;
     doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
     doc.click("button.accept-next").await?;
-    customer.wait_url(|u| u.contains("/join/r/")).await?;
+    callqueue_e2e::join_when_called(customer).await?;
     doc.wait_url(|u| u.contains("/join/r/")).await?;
     Ok(())
 }

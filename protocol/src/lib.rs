@@ -105,6 +105,12 @@ pub struct Reservation {
     /// `null` until at least one call in the group has completed (or nobody is available).
     #[serde(default, deserialize_with = "rfc3339::option")]
     pub estimated_wait_until: Option<DateTime<Utc>>,
+    /// The range the wait should end in (about 80% of waits do): present exactly when
+    /// `estimated_wait_until` is, which lies between them.
+    #[serde(default, deserialize_with = "rfc3339::option")]
+    pub estimated_wait_earliest: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "rfc3339::option")]
+    pub estimated_wait_latest: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "rfc3339::required")]
     pub created_at: DateTime<Utc>,
     #[serde(deserialize_with = "rfc3339::required")]
@@ -114,6 +120,19 @@ pub struct Reservation {
     pub call_id: Option<String>,
     #[serde(default)]
     pub call_type: Option<String>,
+    /// While MATCHED: when the customer must have joined the call, or the reservation expires.
+    #[serde(default, deserialize_with = "rfc3339::option")]
+    pub join_deadline: Option<DateTime<Utc>>,
+    /// Whether the customer has already asked for more time to join ("I need a moment"); it
+    /// can be asked once.
+    #[serde(default)]
+    pub join_extended: bool,
+    /// What the customer gave at check-in. Only specialists are shown these: the customer's
+    /// own copies leave them out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The server's clock when this copy was made.
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
@@ -129,10 +148,16 @@ impl Reservation {
             reservation_status,
             queue_position,
             estimated_wait_until,
+            estimated_wait_earliest,
+            estimated_wait_latest,
             created_at,
             updated_at,
             call_id,
             call_type,
+            join_deadline,
+            join_extended,
+            customer_name,
+            reason,
             server_time: _,
         } = self;
         *reservation_sid == other.reservation_sid
@@ -140,10 +165,24 @@ impl Reservation {
             && *reservation_status == other.reservation_status
             && *queue_position == other.queue_position
             && *estimated_wait_until == other.estimated_wait_until
+            && *estimated_wait_earliest == other.estimated_wait_earliest
+            && *estimated_wait_latest == other.estimated_wait_latest
             && *created_at == other.created_at
             && *updated_at == other.updated_at
             && *call_id == other.call_id
             && *call_type == other.call_type
+            && *join_deadline == other.join_deadline
+            && *join_extended == other.join_extended
+            && *customer_name == other.customer_name
+            && *reason == other.reason
+    }
+
+    /// This copy without what the customer gave at check-in: what the customer's own views
+    /// send.
+    pub fn for_customer(mut self) -> Self {
+        self.customer_name = None;
+        self.reason = None;
+        self
     }
 }
 
@@ -313,6 +352,11 @@ pub struct CallResponse {
     pub own_capabilities: Vec<Capability>,
     /// The caller's role in this call.
     pub own_role: Role,
+    /// The customer's check-in: sent to the specialist only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
@@ -484,16 +528,114 @@ pub struct GroupStatus {
     pub group_name: String,
     pub available_specialists: u32,
     pub queue_length: u32,
+    /// Whether a name must be given at check-in.
+    #[serde(default)]
+    pub name_required: bool,
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }
 
 /// `POST /groups/{group}/reservations`: the body is optional; when present it must be this
-/// JSON object. It carries nothing yet, and fields it does not know are refused rather than
-/// silently dropped.
+/// JSON object (the check-in). Fields it does not know are refused rather than silently
+/// dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CreateReservationRequest {}
+pub struct CreateReservationRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The longest name a customer may give, in characters.
+pub const NAME_MAX_CHARS: usize = 80;
+/// The longest reason a customer may give, in characters.
+pub const REASON_MAX_CHARS: usize = 500;
+
+/// A check-in field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckInField {
+    Name,
+    Reason,
+}
+
+impl CheckInField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Reason => "reason",
+        }
+    }
+}
+
+/// What is wrong with a check-in field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckInProblem {
+    /// Longer than this many characters (after trimming).
+    TooLong(usize),
+    /// Has a control character (a line break is allowed in the reason).
+    ControlCharacter,
+    /// Empty where the deployment asks for it.
+    Required,
+}
+
+/// Why a check-in was refused: the field and the problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckInError {
+    pub field: CheckInField,
+    pub problem: CheckInProblem,
+}
+
+impl std::fmt::Display for CheckInError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let field = self.field.as_str();
+        match self.problem {
+            CheckInProblem::TooLong(max) => write!(f, "{field}: at most {max} characters"),
+            CheckInProblem::ControlCharacter => {
+                write!(f, "{field}: control characters are not allowed")
+            }
+            CheckInProblem::Required => write!(f, "{field}: required"),
+        }
+    }
+}
+
+impl CreateReservationRequest {
+    /// The check-in as it is kept: each field trimmed, empty ones `None`. The server and the
+    /// app's form check with this one function.
+    pub fn checked(
+        &self,
+        require_name: bool,
+    ) -> Result<(Option<String>, Option<String>), CheckInError> {
+        let field = |value: &Option<String>, which: CheckInField, max: usize| {
+            let error = |problem| CheckInError {
+                field: which,
+                problem,
+            };
+            let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            let line_breaks = which == CheckInField::Reason;
+            if v.chars()
+                .any(|c| c.is_control() && !(line_breaks && (c == '\n' || c == '\r')))
+            {
+                return Err(error(CheckInProblem::ControlCharacter));
+            }
+            if v.chars().count() > max {
+                return Err(error(CheckInProblem::TooLong(max)));
+            }
+            Ok(Some(v.to_string()))
+        };
+        let name = field(&self.name, CheckInField::Name, NAME_MAX_CHARS)?;
+        let reason = field(&self.reason, CheckInField::Reason, REASON_MAX_CHARS)?;
+        if require_name && name.is_none() {
+            return Err(CheckInError {
+                field: CheckInField::Name,
+                problem: CheckInProblem::Required,
+            });
+        }
+        Ok((name, reason))
+    }
+}
 
 /// `POST /agent/session`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -660,11 +802,20 @@ pub enum UserEvent {
         group_name: String,
         reservation_sid: String,
         queue_length: u32,
+        /// The check-in, if the customer gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     CallStarted {
         call_id: String,
         call_type: String,
         reservation_sid: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        customer_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     CallEnded {
         call_id: String,
@@ -690,6 +841,20 @@ impl UserEvent {
             group_name: String,
             reservation_sid: String,
             queue_length: u32,
+            #[serde(default)]
+            customer_name: Option<String>,
+            #[serde(default)]
+            reason: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Started {
+            call_id: String,
+            call_type: String,
+            reservation_sid: String,
+            #[serde(default)]
+            customer_name: Option<String>,
+            #[serde(default)]
+            reason: Option<String>,
         }
         #[derive(Deserialize)]
         struct Call {
@@ -708,14 +873,18 @@ impl UserEvent {
                     group_name: e.group_name,
                     reservation_sid: e.reservation_sid,
                     queue_length: e.queue_length,
+                    customer_name: e.customer_name,
+                    reason: e.reason,
                 }
             }
             "call_started" => {
-                let e = call()?;
+                let e: Started = serde_json::from_str(text)?;
                 Self::CallStarted {
                     call_id: e.call_id,
                     call_type: e.call_type,
                     reservation_sid: e.reservation_sid,
+                    customer_name: e.customer_name,
+                    reason: e.reason,
                 }
             }
             "call_ended" => {
@@ -899,12 +1068,61 @@ mod tests {
             reservation_status: ReservationStatus::Queued,
             queue_position: Some(2),
             estimated_wait_until: Some(t),
+            estimated_wait_earliest: Some(t),
+            estimated_wait_latest: Some(t),
             created_at: t,
             updated_at: t,
             call_id: None,
             call_type: None,
+            join_deadline: None,
+            join_extended: false,
+            customer_name: None,
+            reason: None,
             server_time: t,
         }
+    }
+
+    #[test]
+    fn check_in_is_trimmed_bounded_and_free_of_control_characters() {
+        let req = |name: &str, reason: &str| CreateReservationRequest {
+            name: Some(name.into()),
+            reason: Some(reason.into()),
+        };
+        assert_eq!(
+            req("  Anna ", " my router\nis broken ").checked(false),
+            Ok((Some("Anna".into()), Some("my router\nis broken".into())))
+        );
+        assert_eq!(req(" ", "").checked(false), Ok((None, None)));
+        assert_eq!(
+            CreateReservationRequest::default().checked(false),
+            Ok((None, None))
+        );
+        let err =
+            |name: &str, reason: &str, require| req(name, reason).checked(require).unwrap_err();
+        assert_eq!(
+            err(&"é".repeat(81), "", false),
+            CheckInError {
+                field: CheckInField::Name,
+                problem: CheckInProblem::TooLong(80)
+            }
+        );
+        assert!(
+            req(&"é".repeat(80), &"x".repeat(500))
+                .checked(false)
+                .is_ok()
+        );
+        assert_eq!(err("", &"x".repeat(501), false).field, CheckInField::Reason);
+        assert_eq!(
+            err("An\u{7}na", "", false).problem,
+            CheckInProblem::ControlCharacter
+        );
+        assert_eq!(err("An\nna", "", false).field, CheckInField::Name);
+        assert_eq!(err("Anna", "a\u{0}b", false).field, CheckInField::Reason);
+        assert_eq!(err("  ", "why", true).problem, CheckInProblem::Required);
+        assert_eq!(
+            err("", &"x".repeat(501), false).to_string(),
+            "reason: at most 500 characters"
+        );
     }
 
     #[test]
@@ -952,11 +1170,22 @@ mod tests {
                 group_name: "default".into(),
                 reservation_sid: "r\"1".into(),
                 queue_length: 3,
+                customer_name: None,
+                reason: None,
+            },
+            UserEvent::CustomerWaiting {
+                group_name: "default".into(),
+                reservation_sid: "r2".into(),
+                queue_length: 4,
+                customer_name: Some("Anna".into()),
+                reason: Some("my router".into()),
             },
             UserEvent::CallStarted {
                 call_id: "c".into(),
                 call_type: "appointment".into(),
                 reservation_sid: "r".into(),
+                customer_name: Some("Anna".into()),
+                reason: None,
             },
             UserEvent::CallEnded {
                 call_id: "c".into(),

@@ -20,7 +20,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..n {
         let (customer, _) = Store::new_customer();
         store
-            .create_reservation("default", &customer.id.clone(), Some(&customer))
+            .create_reservation(
+                "default",
+                &customer.id.clone(),
+                Some(&customer),
+                Default::default(),
+            )
             .await?;
     }
     let secs = started.elapsed().as_secs_f64();

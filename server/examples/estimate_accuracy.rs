@@ -1,12 +1,14 @@
 //! Estimate accuracy: a queue simulation comparing callqueue's `estimated_wait_until` with the
 //! wait each customer really had, against the naive estimate of Streem's example (the average of
-//! previous waits). Seeds are fixed, so the figures repeat.
+//! previous waits), and how often the real wait fell inside the range callqueue shows
+//! (`estimated_wait_earliest`..`estimated_wait_latest`, target at least 80%) and how wide that
+//! range is. Seeds are fixed, so the figures repeat.
 //!
 //! Run: `cargo run --release -p callqueue-server --example estimate_accuracy`
 
 use std::{cmp::Reverse, collections::BinaryHeap, collections::VecDeque};
 
-use callqueue_server::estimator::{HISTORY, estimate_queue, mean_call};
+use callqueue_server::estimator::{HISTORY, call_stats, estimate_queue};
 use chrono::{DateTime, Duration, Utc};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -39,8 +41,16 @@ fn at(t0: DateTime<Utc>, secs: f64) -> DateTime<Utc> {
     t0 + Duration::milliseconds((secs * 1000.0) as i64)
 }
 
-/// Absolute errors in seconds of (ours, naive), one pair per customer who got both estimates.
-fn simulate(s: &Scenario) -> (Vec<f64>, Vec<f64>) {
+/// Per customer who got both estimates: the absolute errors in seconds of ours and the naive
+/// one, whether the real wait fell in our range, and the range's width in seconds.
+struct Outcome {
+    ours: Vec<f64>,
+    naive: Vec<f64>,
+    inside: Vec<bool>,
+    widths: Vec<f64>,
+}
+
+fn simulate(s: &Scenario) -> Outcome {
     let mut rng = StdRng::seed_from_u64(s.seed);
     let t0: DateTime<Utc> = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .expect("a fixed date")
@@ -59,7 +69,8 @@ fn simulate(s: &Scenario) -> (Vec<f64>, Vec<f64>) {
     let mut queue: VecDeque<usize> = VecDeque::new();
     let mut history: VecDeque<f64> = VecDeque::new();
     let mut waits: Vec<f64> = Vec::new();
-    let mut estimates: Vec<Option<(f64, f64)>> = vec![None; s.customers];
+    // (ours, naive, earliest, latest), seconds from arrival.
+    let mut estimates: Vec<Option<(f64, f64, f64, f64)>> = vec![None; s.customers];
     let mut actual: Vec<Option<f64>> = vec![None; s.customers];
     let mut next = 0;
     let ms = |x: f64| (x * 1000.0) as u64;
@@ -94,12 +105,12 @@ fn simulate(s: &Scenario) -> (Vec<f64>, Vec<f64>) {
                 at(t0, now),
                 queue.len(),
                 &busy,
-                mean_call(history.iter().copied()),
+                call_stats(history.iter().copied()),
             );
             let naive = (!waits.is_empty()).then(|| waits.iter().sum::<f64>() / waits.len() as f64);
             if let (Some(Some(ours)), Some(naive)) = (ours.last(), naive) {
-                let ours = (*ours - at(t0, now)).num_milliseconds() as f64 / 1000.0;
-                estimates[c] = Some((ours, naive));
+                let secs = |t: DateTime<Utc>| (t - at(t0, now)).num_milliseconds() as f64 / 1000.0;
+                estimates[c] = Some((secs(ours.at), naive, secs(ours.earliest), secs(ours.latest)));
             }
         }
         // Idle specialists take the next customers.
@@ -116,15 +127,26 @@ fn simulate(s: &Scenario) -> (Vec<f64>, Vec<f64>) {
             }
         }
     }
-    let mut ours_err = Vec::new();
-    let mut naive_err = Vec::new();
+    let mut out = Outcome {
+        ours: Vec::new(),
+        naive: Vec::new(),
+        inside: Vec::new(),
+        widths: Vec::new(),
+    };
     for (e, a) in estimates.iter().zip(&actual) {
-        if let (Some((o, n)), Some(a)) = (e, a) {
-            ours_err.push((o - a).abs());
-            naive_err.push((n - a).abs());
+        if let (Some((o, n, lo, hi)), Some(a)) = (e, a) {
+            out.ours.push((o - a).abs());
+            out.naive.push((n - a).abs());
+            // Waits are measured to the millisecond, as the range is.
+            out.inside.push(*lo - 0.001 <= *a && *a <= *hi + 0.001);
+            out.widths.push(hi - lo);
         }
     }
-    (ours_err, naive_err)
+    out
+}
+
+fn share(v: &[bool]) -> f64 {
+    v.iter().filter(|x| **x).count() as f64 / v.len().max(1) as f64 * 100.0
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -137,7 +159,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 
 fn main() {
     println!(
-        "{:>11} {:>6} {:>9} {:>7} | {:>12} {:>12} | {:>12} {:>12}",
+        "{:>11} {:>6} {:>9} {:>7} | {:>12} {:>12} | {:>12} {:>12} | {:>8} {:>12}",
         "specialists",
         "load",
         "mean call",
@@ -145,9 +167,12 @@ fn main() {
         "ours p50 s",
         "ours p90 s",
         "naive p50 s",
-        "naive p90 s"
+        "naive p90 s",
+        "inside %",
+        "width p50 s"
     );
     let (mut all_ours, mut all_naive) = (Vec::new(), Vec::new());
+    let (mut all_inside, mut all_widths) = (Vec::new(), Vec::new());
     for (i, &(specialists, load)) in [(1, 0.8), (2, 0.85), (3, 0.9), (5, 0.9), (10, 0.95)]
         .iter()
         .enumerate()
@@ -159,11 +184,18 @@ fn main() {
             customers: 5_000,
             seed: 42 + i as u64,
         };
-        let (mut ours, mut naive) = simulate(&s);
+        let Outcome {
+            mut ours,
+            mut naive,
+            inside,
+            mut widths,
+        } = simulate(&s);
         all_ours.extend_from_slice(&ours);
         all_naive.extend_from_slice(&naive);
+        all_inside.extend_from_slice(&inside);
+        all_widths.extend_from_slice(&widths);
         println!(
-            "{:>11} {:>6.2} {:>9.0} {:>7} | {:>12.0} {:>12.0} | {:>12.0} {:>12.0}",
+            "{:>11} {:>6.2} {:>9.0} {:>7} | {:>12.0} {:>12.0} | {:>12.0} {:>12.0} | {:>8.1} {:>12.0}",
             specialists,
             load,
             s.mean_call,
@@ -172,6 +204,8 @@ fn main() {
             percentile(&mut ours, 0.9),
             percentile(&mut naive, 0.5),
             percentile(&mut naive, 0.9),
+            share(&inside),
+            percentile(&mut widths, 0.5),
         );
     }
     let ours50 = percentile(&mut all_ours, 0.5);
@@ -183,5 +217,10 @@ fn main() {
         naive50,
         percentile(&mut all_naive, 0.9),
         ours50 / naive50
+    );
+    println!(
+        "range: the real wait fell inside it {:.1}% of the time (target >= 80%); median width {:.0} s",
+        share(&all_inside),
+        percentile(&mut all_widths, 0.5)
     );
 }

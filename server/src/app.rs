@@ -102,6 +102,10 @@ fn requests() -> Router<AppState> {
             get(reservations::get).delete(reservations::cancel),
         )
         .route(
+            "/groups/{group}/reservations/{sid}/join-extension",
+            post(reservations::extend_join),
+        )
+        .route(
             "/agent/session",
             post(agent::sign_in)
                 .get(agent::current)

@@ -17,6 +17,10 @@ pub struct Config {
     pub queue_timeout: Duration,
     /// How long a matched customer has to join the call before the reservation expires.
     pub join_window: Duration,
+    /// How much longer a matched customer may take, once, on asking ("I need a moment").
+    pub join_extension: Duration,
+    /// Whether customers must give a name at check-in.
+    pub require_name: bool,
     /// `settings.limits.max_duration_seconds` of new `appointment` calls.
     pub call_seconds: u32,
     /// The longest session anyone may extend a call to.
@@ -91,6 +95,8 @@ impl Config {
             groups: vec![callqueue_protocol::DEFAULT_GROUP.to_string()],
             queue_timeout: Duration::from_secs(1800),
             join_window: Duration::from_secs(120),
+            join_extension: Duration::from_secs(60),
+            require_name: false,
             call_seconds: callqueue_protocol::DEFAULT_MAX_DURATION_SECONDS,
             max_call_seconds: 4 * 3600,
             grants: Self::default_grants(),

@@ -7,6 +7,9 @@
 //! every queued customer the moment a specialist should reach them. Like Streem's example the
 //! estimate is `null` until a call in the group has completed (there is nothing to learn the
 //! call length from), and also while nobody is available (nobody will reach anyone).
+//!
+//! The range around each estimate comes from the spread of the same call lengths: the more
+//! calls have to end before a customer is reached, the wider it is (see [`range`]).
 
 use std::{cmp::Reverse, collections::BinaryHeap};
 
@@ -15,30 +18,75 @@ use chrono::{DateTime, Duration, Utc};
 /// How many completed calls the mean call length is taken over.
 pub const HISTORY: usize = 50;
 
+/// How wide the range is, in standard deviations either side of the estimate. A normal
+/// variable falls within ±1.28 of its mean 80% of the time; call lengths are skewed and the
+/// estimate itself is rough, so a little more (the estimate benchmark measures the coverage).
+pub const RANGE_Z: f64 = 1.5;
+
+/// What the estimator knows about a group's call lengths.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallStats {
+    pub mean: Duration,
+    /// Their standard deviation.
+    pub spread: Duration,
+}
+
+/// When a customer should be reached, and the range it should fall in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Estimate {
+    pub at: DateTime<Utc>,
+    pub earliest: DateTime<Utc>,
+    pub latest: DateTime<Utc>,
+}
+
 /// The moments specialists reach the queue's customers, in queue order: each step hands the
 /// next customer to whichever specialist frees up first. `None` when there is no history or no
-/// specialist.
+/// specialist. Each moment comes with how many calls of uncertain length have to end before it
+/// (zero for a specialist idle now).
 ///
 /// `busy_since` has one entry per available specialist: `None` if idle, `Some(start)` if in a call
 /// that started (or was matched) at `start`.
 pub fn walk(
     now: DateTime<Utc>,
     busy_since: &[Option<DateTime<Utc>>],
-    mean_call: Option<Duration>,
-) -> Option<impl Iterator<Item = DateTime<Utc>>> {
-    let mean = mean_call.filter(|m| *m > Duration::zero())?;
+    stats: Option<CallStats>,
+) -> Option<impl Iterator<Item = (DateTime<Utc>, u32)>> {
+    let mean = stats.map(|s| s.mean).filter(|m| *m > Duration::zero())?;
     if busy_since.is_empty() {
         return None;
     }
-    let mut free_at: BinaryHeap<Reverse<DateTime<Utc>>> = busy_since
+    let mut free_at: BinaryHeap<Reverse<(DateTime<Utc>, u32)>> = busy_since
         .iter()
-        .map(|since| Reverse(since.map_or(now, |s| (s + mean).max(now))))
+        .map(|since| {
+            Reverse(match since {
+                None => (now, 0),
+                Some(s) => ((*s + mean).max(now), 1),
+            })
+        })
         .collect();
     Some(std::iter::from_fn(move || {
-        let Reverse(t) = free_at.pop()?;
-        free_at.push(Reverse(t + mean));
-        Some(t)
+        let Reverse((t, calls)) = free_at.pop()?;
+        free_at.push(Reverse((t + mean, calls + 1)));
+        Some((t, calls))
     }))
+}
+
+/// The estimate for a moment from [`walk`]. By the central limit theorem the time `s`
+/// specialists take for `n` calls spreads by about `spread · √n / s`; with `k` calls ahead on
+/// each specialist's line, `n = k · s`, so `spread · √(k / s)`.
+fn range(
+    now: DateTime<Utc>,
+    (at, calls): (DateTime<Utc>, u32),
+    spread: Duration,
+    specialists: usize,
+) -> Estimate {
+    let sd = spread.num_milliseconds() as f64 * (calls as f64 / specialists as f64).sqrt();
+    let half = Duration::milliseconds((RANGE_Z * sd).round() as i64);
+    Estimate {
+        at,
+        earliest: (at - half).max(now),
+        latest: at + half,
+    }
 }
 
 /// When each of `queue_len` customers (in queue order) should be reached; all `None` when
@@ -47,11 +95,14 @@ pub fn estimate_queue(
     now: DateTime<Utc>,
     queue_len: usize,
     busy_since: &[Option<DateTime<Utc>>],
-    mean_call: Option<Duration>,
-) -> Vec<Option<DateTime<Utc>>> {
-    match walk(now, busy_since, mean_call) {
-        Some(times) => times.take(queue_len).map(Some).collect(),
-        None => vec![None; queue_len],
+    stats: Option<CallStats>,
+) -> Vec<Option<Estimate>> {
+    match (walk(now, busy_since, stats), stats) {
+        (Some(times), Some(stats)) => times
+            .take(queue_len)
+            .map(|t| Some(range(now, t, stats.spread, busy_since.len())))
+            .collect(),
+        _ => vec![None; queue_len],
     }
 }
 
@@ -61,19 +112,25 @@ pub fn estimate_position(
     now: DateTime<Utc>,
     position: usize,
     busy_since: &[Option<DateTime<Utc>>],
-    mean_call: Option<Duration>,
-) -> Option<DateTime<Utc>> {
-    walk(now, busy_since, mean_call)?.nth(position.checked_sub(1)?)
+    stats: Option<CallStats>,
+) -> Option<Estimate> {
+    let t = walk(now, busy_since, stats)?.nth(position.checked_sub(1)?)?;
+    Some(range(now, t, stats?.spread, busy_since.len()))
 }
 
-/// The mean of the last completed call lengths, in seconds.
-pub fn mean_call(history: impl ExactSizeIterator<Item = f64>) -> Option<Duration> {
+/// The mean and spread of the last completed call lengths, in seconds.
+pub fn call_stats(history: impl ExactSizeIterator<Item = f64> + Clone) -> Option<CallStats> {
     let n = history.len();
     if n == 0 {
         return None;
     }
-    let mean = history.sum::<f64>() / n as f64;
-    Some(Duration::milliseconds((mean * 1000.0).round() as i64))
+    let mean = history.clone().sum::<f64>() / n as f64;
+    let variance = history.map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+    let ms = |secs: f64| Duration::milliseconds((secs * 1000.0).round() as i64);
+    Some(CallStats {
+        mean: ms(mean),
+        spread: ms(variance.sqrt()),
+    })
 }
 
 #[cfg(test)]
@@ -86,20 +143,65 @@ mod tests {
             .into()
     }
 
+    /// Calls of exactly `mean` (no spread): each estimate is one moment.
+    fn exactly(mean: Duration) -> Option<CallStats> {
+        Some(CallStats {
+            mean,
+            spread: Duration::zero(),
+        })
+    }
+
+    fn at(v: Vec<Option<Estimate>>) -> Vec<Option<DateTime<Utc>>> {
+        v.into_iter().map(|e| e.map(|e| e.at)).collect()
+    }
+
     #[test]
     fn unknown_without_history_or_specialists() {
         let now = t0();
         assert_eq!(estimate_queue(now, 2, &[None], None), vec![None, None]);
         assert_eq!(
-            estimate_queue(now, 1, &[], Some(Duration::minutes(5))),
+            estimate_queue(now, 1, &[], exactly(Duration::minutes(5))),
             vec![None]
         );
     }
 
     #[test]
+    fn the_range_is_certain_for_an_idle_specialist_and_widens_down_the_queue() {
+        let now = t0();
+        let stats = Some(CallStats {
+            mean: Duration::minutes(10),
+            spread: Duration::minutes(4),
+        });
+        let est: Vec<Estimate> = estimate_queue(now, 4, &[None], stats)
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+        // The first is reached now, for sure.
+        assert_eq!((est[0].earliest, est[0].latest), (now, now));
+        // Then one call ahead: ±1.5 × 4 min around 10 min.
+        assert_eq!(est[1].at, now + Duration::minutes(10));
+        assert_eq!(est[1].earliest, now + Duration::minutes(4));
+        assert_eq!(est[1].latest, now + Duration::minutes(16));
+        let width = |e: &Estimate| e.latest - e.earliest;
+        assert!(width(&est[3]) > width(&est[2]) && width(&est[2]) > width(&est[1]));
+        for e in &est {
+            assert!(e.earliest <= e.at && e.at <= e.latest && e.earliest >= now);
+        }
+        // More specialists: the same position is reached sooner, with less spread.
+        let three = estimate_position(now, 7, &[None, None, None], stats).unwrap();
+        let one = estimate_position(now, 3, &[None], stats).unwrap();
+        assert!(width(&three) < width(&one) * 2);
+    }
+
+    #[test]
     fn one_idle_specialist_serves_in_turn() {
         let now = t0();
-        let est = estimate_queue(now, 3, &[None], Some(Duration::minutes(10)));
+        let est = at(estimate_queue(
+            now,
+            3,
+            &[None],
+            exactly(Duration::minutes(10)),
+        ));
         assert_eq!(
             est,
             vec![
@@ -119,7 +221,7 @@ mod tests {
             Some(now - Duration::minutes(4)),
             Some(now - Duration::minutes(9)),
         ];
-        let est = estimate_queue(now, 3, &busy, Some(mean));
+        let est = at(estimate_queue(now, 3, &busy, exactly(mean)));
         assert_eq!(est[0], Some(now + Duration::minutes(1)));
         assert_eq!(est[1], Some(now + Duration::minutes(6)));
         assert_eq!(est[2], Some(now + Duration::minutes(11)));
@@ -128,21 +230,21 @@ mod tests {
     #[test]
     fn overdue_calls_count_as_ending_now() {
         let now = t0();
-        let est = estimate_queue(
+        let est = at(estimate_queue(
             now,
             1,
             &[Some(now - Duration::hours(2))],
-            Some(Duration::minutes(10)),
-        );
+            exactly(Duration::minutes(10)),
+        ));
         assert_eq!(est, vec![Some(now)]);
     }
 
     #[test]
     fn more_specialists_shorten_the_wait() {
         let now = t0();
-        let mean = Some(Duration::minutes(10));
-        let one = estimate_queue(now, 6, &[None], mean);
-        let three = estimate_queue(now, 6, &[None, None, None], mean);
+        let mean = exactly(Duration::minutes(10));
+        let one = at(estimate_queue(now, 6, &[None], mean));
+        let three = at(estimate_queue(now, 6, &[None, None, None], mean));
         assert!(three[5] < one[5]);
         assert_eq!(three[5], Some(now + Duration::minutes(10)));
     }
@@ -151,7 +253,10 @@ mod tests {
     fn one_position_agrees_with_the_whole_queue() {
         let now = t0();
         let busy = [None, Some(now - Duration::minutes(3))];
-        let mean = Some(Duration::minutes(7));
+        let mean = Some(CallStats {
+            mean: Duration::minutes(7),
+            spread: Duration::minutes(2),
+        });
         let all = estimate_queue(now, 9, &busy, mean);
         for p in 1..=9 {
             assert_eq!(estimate_position(now, p, &busy, mean), all[p - 1]);
@@ -161,11 +266,14 @@ mod tests {
     }
 
     #[test]
-    fn mean_of_history() {
-        assert_eq!(mean_call([].into_iter()), None);
+    fn mean_and_spread_of_history() {
+        assert_eq!(call_stats([].into_iter()), None);
         assert_eq!(
-            mean_call([60.0, 120.0].into_iter()),
-            Some(Duration::seconds(90))
+            call_stats([60.0, 120.0].into_iter()),
+            Some(CallStats {
+                mean: Duration::seconds(90),
+                spread: Duration::seconds(30)
+            })
         );
     }
 }

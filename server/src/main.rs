@@ -85,6 +85,13 @@ struct ServeArgs {
     /// Seconds a matched customer has to join the call before the reservation expires.
     #[arg(long, env = "CALLQUEUE_JOIN_WINDOW", default_value_t = 120)]
     join_window: u64,
+    /// Seconds a matched customer gets on asking for more time to join ("I need a moment",
+    /// once per reservation).
+    #[arg(long, env = "CALLQUEUE_JOIN_EXTENSION", default_value_t = 60)]
+    join_extension: u64,
+    /// Customers must give a name at check-in (else it is optional).
+    #[arg(long, env = "CALLQUEUE_REQUIRE_NAME")]
+    require_name: bool,
     /// Session length of new calls, in seconds (settings.limits.max_duration_seconds).
     #[arg(long, env = "CALLQUEUE_CALL_SECONDS", default_value_t = 3600)]
     call_seconds: u32,
@@ -168,6 +175,8 @@ impl ServeArgs {
             groups,
             queue_timeout: Duration::from_secs(self.queue_timeout),
             join_window: Duration::from_secs(self.join_window),
+            join_extension: Duration::from_secs(self.join_extension),
+            require_name: self.require_name,
             call_seconds: self.call_seconds.max(1),
             max_call_seconds: self.max_call_seconds.max(self.call_seconds),
             grants,

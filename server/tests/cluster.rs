@@ -31,16 +31,6 @@ async fn two_nodes(
     Some((a, b))
 }
 
-async fn accept(server: &TestServer, doc: &reqwest::Client) -> Value {
-    let r = doc
-        .post(server.url("/api/groups/default/accept"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200, "accept");
-    r.json().await.unwrap()
-}
-
 /// A customer's stream of their reservation, from `node`.
 async fn reservation_stream(node: &TestServer, c: &reqwest::Client, sid: &str) -> SseReader {
     SseReader::open(
@@ -94,7 +84,7 @@ async fn an_accept_on_one_node_reaches_the_streams_on_the_other() {
     assert_eq!(snap["reservations"].as_array().unwrap().len(), 1, "{snap}");
 
     let started = Instant::now();
-    let accepted = accept(&b, &doc).await;
+    let accepted = accept_next(&b, &doc).await;
     let matched = until_event(&mut mine, Duration::from_secs(3), |v| {
         v["reservation_status"] == MATCHED
     })
@@ -202,8 +192,8 @@ async fn joins_on_both_nodes_get_positions_1_to_n_read_the_same_from_both() {
     // Taking customers on both nodes keeps the rest dense.
     let doc_a = specialist(&a, "dr-a").await;
     let doc_b = specialist(&b, "dr-b").await;
-    accept(&a, &doc_a).await;
-    accept(&b, &doc_b).await;
+    accept_next(&a, &doc_a).await;
+    accept_next(&b, &doc_b).await;
     let (_, queue) = get_json(&doc_a, &b.url("/api/groups/default/queue")).await;
     let positions: Vec<u64> = queue["reservations"]
         .as_array()
@@ -240,7 +230,7 @@ async fn a_terminated_listening_connection_heals_and_events_still_arrive() {
     let mut mine = reservation_stream(&a, &alice, &sid).await;
     until(&mut mine, Duration::from_secs(5), |_| true).await;
     let doc = specialist(&b, "dr-b").await;
-    accept(&b, &doc).await;
+    accept_next(&b, &doc).await;
     until(&mut mine, Duration::from_secs(5), |v| {
         v["reservation_status"] == MATCHED
     })
@@ -272,7 +262,7 @@ async fn a_call_ends_at_zero_after_the_node_that_started_it_has_gone() {
     let alice = client();
     join_queue(&a, &alice).await;
     let doc = specialist(&a, "dr-a").await;
-    let accepted = accept(&a, &doc).await;
+    let accepted = accept_next(&a, &doc).await;
     let call_id = accepted["call"]["call"]["id"].as_str().unwrap().to_string();
     let call = format!("/api/calls/appointment/{call_id}");
     let r = alice

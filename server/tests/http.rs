@@ -407,6 +407,10 @@ async fn the_call_ends_by_itself_at_zero_and_estimates_appear() {
     let bob = client();
     let b = join_queue(&server, &bob).await;
     assert!(b["estimated_wait_until"].is_string(), "{b}");
+    // With its range, which holds it.
+    let time = |k: &str| chrono::DateTime::parse_from_rfc3339(b[k].as_str().unwrap()).unwrap();
+    assert!(time("estimated_wait_earliest") <= time("estimated_wait_until"));
+    assert!(time("estimated_wait_until") <= time("estimated_wait_latest"));
     server.stop().await;
 }
 

@@ -6,6 +6,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaDeviceInfo, MediaDeviceKind, MediaStream, MediaStreamConstraints};
 
+use crate::i18n::{t, tf};
+
 /// What the person chose in the device check (or the defaults: both on, the browser's
 /// devices). Kept in local storage so the call page does not ask again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,20 +82,11 @@ impl MediaError {
 
     pub fn message(&self) -> String {
         match self {
-            Self::Denied => "Camera and microphone are blocked for this page. Allow them with \
-                             the camera icon in the address bar (or in your browser's site \
-                             settings), then try again."
-                .into(),
-            Self::NoDevice => "No camera or microphone was found. Connect one and try again, \
-                               or continue without."
-                .into(),
-            Self::Busy => "Your camera or microphone is in use by another app. Close it there \
-                           and try again."
-                .into(),
-            Self::Unsupported => "This browser cannot use a camera or microphone here (the \
-                                  page needs a secure connection)."
-                .into(),
-            Self::Other(name) => format!("The camera or microphone could not start ({name})."),
+            Self::Denied => t("media.denied").into(),
+            Self::NoDevice => t("media.no_device").into(),
+            Self::Busy => t("media.busy").into(),
+            Self::Unsupported => t("media.unsupported").into(),
+            Self::Other(name) => tf("media.failed", &[("name", name)]),
         }
     }
 }
@@ -213,9 +206,9 @@ pub async fn devices() -> (Vec<Device>, Vec<Device>, Vec<Device>) {
             },
         };
         match info.kind() {
-            MediaDeviceKind::Videoinput => cameras.push(device("Camera")),
-            MediaDeviceKind::Audioinput => microphones.push(device("Microphone")),
-            MediaDeviceKind::Audiooutput => speakers.push(device("Speaker")),
+            MediaDeviceKind::Videoinput => cameras.push(device(t("device.camera"))),
+            MediaDeviceKind::Audioinput => microphones.push(device(t("device.microphone"))),
+            MediaDeviceKind::Audiooutput => speakers.push(device(t("device.speaker"))),
             _ => {}
         }
     }

@@ -22,6 +22,7 @@ use leptos::{html::Video, prelude::*};
 use wasm_bindgen::{JsCast, closure::Closure};
 use web_sys::{MediaStream, MediaStreamTrack};
 
+use crate::i18n::t;
 use crate::logic::quality::{Quality, Sample, assess};
 use media::DeviceChoice;
 use peer::{LinkState, Peer, PeerEvent};
@@ -78,23 +79,27 @@ impl CallView {
         }
     }
 
-    /// What the stage says over the other member's video, if anything; `other` is who they are
-    /// ("specialist", "customer").
-    pub fn status(&self, other: &str) -> Option<String> {
+    /// What the stage says over the other member's video, if anything; `other` is who they are.
+    pub fn status(&self, other: Role) -> Option<&'static str> {
+        let specialist = other == Role::Specialist;
         if self.replaced.get() {
-            return Some("This call continues in another tab".into());
+            return Some(t("video.other_tab"));
         }
         match self.presence.get() {
-            Presence::Waiting => return Some(format!("Waiting for the {other}…")),
-            Presence::Left => return Some(format!("The {other} left")),
+            Presence::Waiting if specialist => return Some(t("video.waiting_specialist")),
+            Presence::Waiting => return Some(t("video.waiting_customer")),
+            Presence::Left if specialist => return Some(t("video.specialist_left")),
+            Presence::Left => return Some(t("video.customer_left")),
             Presence::Here => {}
         }
         match self.link.get() {
-            LinkState::Reconnecting => Some("Reconnecting…".into()),
-            LinkState::Connecting => Some("Connecting…".into()),
-            LinkState::Connected if !self.peer_media.get().video => {
-                Some(format!("The {other}'s camera is off"))
-            }
+            LinkState::Reconnecting => Some(t("conn.reconnecting")),
+            LinkState::Connecting => Some(t("conn.connecting")),
+            LinkState::Connected if !self.peer_media.get().video => Some(if specialist {
+                t("video.specialist_camera_off")
+            } else {
+                t("video.customer_camera_off")
+            }),
             LinkState::Connected => None,
         }
     }
@@ -631,9 +636,9 @@ fn watch_network(rc: &Rc<RefCell<Inner>>) {
 }
 
 /// Who the other member is, in words.
-pub fn other_side(role: Option<Role>) -> &'static str {
+pub fn other_side(role: Option<Role>) -> Role {
     match role {
-        Some(Role::Specialist) => "customer",
-        _ => "specialist",
+        Some(Role::Specialist) => Role::Patient,
+        _ => Role::Specialist,
     }
 }

@@ -4,9 +4,12 @@ use leptos::prelude::*;
 
 use callqueue_protocol::{CallEndReason, Role};
 
-use crate::logic::{
-    clock::crossed,
-    ending::{end_sentence, is_time_up},
+use crate::{
+    i18n::{t, tn},
+    logic::{
+        clock::crossed,
+        ending::{end_sentence, is_time_up},
+    },
 };
 
 /// Appears once when the time left crosses `threshold_ms`, until dismissed; once dismissed it
@@ -41,20 +44,19 @@ pub fn EndingSoonAlert(
         }
     });
     let minutes = threshold_ms / 60_000;
-    let text = if minutes >= 1 {
-        format!(
-            "Less than {minutes} minute{} remaining",
-            if minutes == 1 { "" } else { "s" }
-        )
-    } else {
-        format!("Less than {} seconds remaining", threshold_ms / 1000)
+    let text = move || {
+        if minutes >= 1 {
+            tn("alert.minutes_left", minutes, &[])
+        } else {
+            tn("alert.seconds_left", threshold_ms / 1000, &[])
+        }
     };
     view! {
         <Show when=move || shown.get() && !dismissed.get()>
             <div class="alert warning ending-soon" role="alert">
-                <span>{text.clone()}</span>
+                <span>{text}</span>
                 <button type="button" class="dismiss" on:click=move |_| set_dismissed.set(true)>
-                    "Dismiss"
+                    {move || t("alert.dismiss")}
                 </button>
             </div>
         </Show>
@@ -83,7 +85,7 @@ pub fn TimeUpAlert(
     };
     view! {
         <Show when=time_up>
-            <div class="alert danger time-up" role="alert">{end_sentence(CallEndReason::TimeUp, None)}</div>
+            <div class="alert danger time-up" role="alert">{move || end_sentence(CallEndReason::TimeUp, None)}</div>
         </Show>
         {move || ended_other().map(|sentence| view! {
             <div class="alert info call-ended" role="status">{sentence}</div>

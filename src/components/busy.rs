@@ -2,16 +2,19 @@
 
 use leptos::prelude::*;
 
+use crate::i18n::t;
+
 /// A button whose action waits on the server: while `busy` it says so (`working`), is disabled
 /// and `aria-busy`, so a second press cannot send a second request.
 #[component]
 pub fn BusyButton(
     /// The button's classes.
     class: &'static str,
-    /// What it says when it can be pressed (a signal where that changes, e.g. "Done").
+    /// The catalogue key of what it says when it can be pressed (a signal where that
+    /// changes, e.g. to "Done").
     #[prop(into)]
     label: Signal<&'static str>,
-    /// What it says while its request is in flight.
+    /// The catalogue key of what it says while its request is in flight.
     working: &'static str,
     /// Whether its request is in flight (the page owns it, since it owns the request).
     #[prop(into)]
@@ -43,7 +46,7 @@ pub fn BusyButton(
                 }
             }
         >
-            {move || if busy.get() { working } else { label.get() }}
+            {move || if busy.get() { t(working) } else { t(label.get()) }}
         </button>
     }
 }

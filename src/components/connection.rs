@@ -2,7 +2,7 @@
 
 use leptos::prelude::*;
 
-use crate::live::Connection;
+use crate::{i18n::t, live::Connection};
 
 /// Shows the state of the page's live connection.
 #[component]
@@ -10,15 +10,15 @@ pub fn ConnectionIndicator(
     /// The connection to show.
     #[prop(into)]
     state: Signal<Connection>,
-    /// Which connection, where a page has more than one (e.g. "Notices: ").
+    /// The catalogue key of which connection, where a page has more than one.
     #[prop(optional)]
-    what: &'static str,
+    what: Option<&'static str>,
 ) -> impl IntoView {
     view! {
         <p class=move || state.get().class() role="status" aria-live="polite">
             <span class="dot" aria-hidden="true"></span>
-            {what}
-            {move || state.get().label()}
+            {move || what.map(t)}
+            {move || t(state.get().label())}
         </p>
     }
 }

@@ -12,6 +12,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{AnalyserNode, AudioContext, MediaStream};
 
 use crate::call::media::{self, Device, DeviceChoice, MediaError};
+use crate::i18n::t;
 
 /// Where the check stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,10 +188,10 @@ fn level_meter(stream: &MediaStream, level: RwSignal<f64>) -> Option<(AudioConte
 /// What the chosen devices amount to, in words.
 pub fn choice_text(c: &DeviceChoice) -> &'static str {
     match (c.audio, c.video) {
-        (true, true) => "Camera and microphone on",
-        (true, false) => "Audio only",
-        (false, true) => "Camera only",
-        (false, false) => "No camera or microphone",
+        (true, true) => t("device.both_on"),
+        (true, false) => t("device.audio_only"),
+        (false, true) => t("device.camera_only"),
+        (false, false) => t("device.neither"),
     }
 }
 
@@ -216,7 +217,7 @@ fn picker(
             let chosen = check.choice.with(selected);
             view! {
                 <label class=format!("picker {class}")>
-                    <span>{label}</span>
+                    <span>{move || t(label)}</span>
                     <select on:change=on_change>
                         {devices
                             .get()
@@ -273,7 +274,7 @@ pub fn DeviceCheckPanel(
     };
     view! {
         <section class="device-check" aria-labelledby="device-check-title">
-            <h2 id="device-check-title">"Camera and microphone"</h2>
+            <h2 id="device-check-title">{move || t("device.title")}</h2>
             <p class="device-choice">{move || check.choice.with(choice_text)}</p>
             <div class="preview" class:hidden=move || !live() || !check.choice.with(|c| c.video)>
                 <video
@@ -282,18 +283,18 @@ pub fn DeviceCheckPanel(
                     autoplay=true
                     playsinline=true
                     muted=true
-                    aria-label="Your camera"
+                    aria-label=move || t("device.your_camera")
                 ></video>
             </div>
             <Show when=move || live() && check.choice.with(|c| c.audio)>
                 <label class="level">
-                    <span>"Microphone level"</span>
+                    <span>{move || t("device.level")}</span>
                     <meter min="0" max="1" low="0.05" value=move || check.level.get()></meter>
                 </label>
             </Show>
-            {picker(check, "Camera", "camera", check.cameras, |c| c.camera.clone(), |c, id| c.camera = Some(id))}
-            {picker(check, "Microphone", "microphone", check.microphones, |c| c.microphone.clone(), |c, id| c.microphone = Some(id))}
-            {picker(check, "Speaker", "speaker", check.speakers, |c| c.speaker.clone(), |c, id| c.speaker = Some(id))}
+            {picker(check, "device.camera", "camera", check.cameras, |c| c.camera.clone(), |c, id| c.camera = Some(id))}
+            {picker(check, "device.microphone", "microphone", check.microphones, |c| c.microphone.clone(), |c, id| c.microphone = Some(id))}
+            {picker(check, "device.speaker", "speaker", check.speakers, |c| c.speaker.clone(), |c, id| c.speaker = Some(id))}
             {move || failed().map(|m| view! { <p class="notice device-error" role="alert">{m}</p> })}
             <div class="device-actions">
                 <button
@@ -302,13 +303,13 @@ pub fn DeviceCheckPanel(
                     disabled=asking
                     on:click=use_both
                 >
-                    {move || if live() { "Check again" } else { "Check camera and microphone" }}
+                    {move || if live() { t("device.check_again") } else { t("device.check") }}
                 </button>
                 <button type="button" class="secondary audio-only" on:click=audio_only>
-                    "Audio only"
+                    {move || t("device.audio_only")}
                 </button>
                 <button type="button" class="secondary no-devices" on:click=neither>
-                    "Continue without"
+                    {move || t("device.continue_without")}
                 </button>
             </div>
         </section>

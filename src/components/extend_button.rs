@@ -3,6 +3,8 @@
 use callqueue_protocol::Capability;
 use leptos::prelude::*;
 
+use crate::i18n::{t, tn};
+
 /// Renders only when `capabilities` contains `change-max-duration`. While its request is in
 /// flight it shows progress and cannot be pressed again.
 #[component]
@@ -36,9 +38,9 @@ pub fn ExtendButton(
             >
                 {move || {
                     if busy.get() {
-                        "Extending…".to_string()
+                        t("extend.working").to_string()
                     } else {
-                        format!("Extend session (+{minutes} min)")
+                        tn("extend.label", minutes as i64, &[])
                     }
                 }}
             </button>

@@ -6,3 +6,4 @@ pub mod connection;
 pub mod device_check;
 pub mod extend_button;
 pub mod session_timer;
+pub mod turn;

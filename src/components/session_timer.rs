@@ -2,7 +2,10 @@
 
 use leptos::prelude::*;
 
-use crate::logic::clock::{display_seconds, format_countdown};
+use crate::{
+    i18n::t,
+    logic::clock::{display_seconds, format_countdown},
+};
 
 /// `mm:ss` (or `hh:mm:ss`) left in the session.
 #[component]
@@ -16,8 +19,8 @@ pub fn SessionTimer(
         None => "--:--".to_string(),
     };
     view! {
-        <div class="timer" aria-label="Time left in the session">
-            <span class="timer-label">"Time left"</span>
+        <div class="timer" aria-label=move || t("timer.aria")>
+            <span class="timer-label">{move || t("timer.label")}</span>
             <time class="timer-value">{text}</time>
         </div>
     }

@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::i18n::{t, tn};
+
 /// How far the server's clock is ahead of ours, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClockOffset(pub i64);
@@ -43,13 +45,37 @@ pub fn format_countdown(seconds: u64) -> String {
     }
 }
 
-/// The estimated wait as a person reads it: whole minutes, rounded up, never negative.
-pub fn wait_text(remaining_ms: i64) -> String {
-    let minutes = (remaining_ms.max(0) as u64).div_ceil(60_000);
-    match minutes {
-        0 => "Any moment now".to_string(),
-        1 => "About 1 minute".to_string(),
-        n => format!("About {n} minutes"),
+/// `m:ss`, minutes unpadded: how a short time to act is read ("join within 1:45").
+pub fn format_short(seconds: u64) -> String {
+    format!("{}:{:02}", seconds / 60, seconds % 60)
+}
+
+/// The estimated wait as a person reads it, from the milliseconds left to the range's two
+/// ends: "Less than a minute" when even the later end is under a minute away, else whole
+/// minutes, the earlier end rounded down and the later one up ("About 8–12 minutes"), or one
+/// number where both round the same.
+pub fn wait_text(earliest_ms: i64, latest_ms: i64) -> String {
+    let latest = latest_ms.max(0);
+    if latest < 60_000 {
+        return t("wait.under_a_minute").to_string();
+    }
+    let high = (latest as u64).div_ceil(60_000) as i64;
+    let low = ((earliest_ms.max(0) as u64) / 60_000).max(1) as i64;
+    // A range narrower than a minute is one number, not "9–10" from rounding alone.
+    if latest - earliest_ms.max(0) < 60_000 || low >= high {
+        tn("wait.minutes", high, &[])
+    } else {
+        tn("wait.range", high, &[("low", &crate::i18n::number(low))])
+    }
+}
+
+/// "Updated just now" / "Updated 3 min ago", from the milliseconds since the last update.
+pub fn updated_text(since_ms: i64) -> String {
+    let minutes = since_ms.max(0) / 60_000;
+    if minutes == 0 {
+        t("hold.updated_now").to_string()
+    } else {
+        tn("hold.updated_ago", minutes, &[])
     }
 }
 
@@ -92,7 +118,7 @@ mod tests {
             remaining_ms(deadline, deadline.timestamp_millis() + 5_000),
             0
         );
-        assert_eq!(wait_text(-10), "Any moment now");
+        assert_eq!(wait_text(-10, -10), "Less than a minute");
     }
 
     #[test]
@@ -103,6 +129,9 @@ mod tests {
         assert_eq!(format_countdown(3599), "59:59");
         assert_eq!(format_countdown(3600), "01:00:00");
         assert_eq!(format_countdown(5400 + 7), "01:30:07");
+        assert_eq!(format_short(105), "1:45");
+        assert_eq!(format_short(9), "0:09");
+        assert_eq!(format_short(180), "3:00");
         assert_eq!(display_seconds(4_001), 5);
         assert_eq!(display_seconds(4_000), 4);
         assert_eq!(display_seconds(1), 1);
@@ -110,11 +139,29 @@ mod tests {
     }
 
     #[test]
-    fn wait_is_in_whole_minutes_rounded_up() {
-        assert_eq!(wait_text(1), "About 1 minute");
-        assert_eq!(wait_text(60_000), "About 1 minute");
-        assert_eq!(wait_text(60_001), "About 2 minutes");
-        assert_eq!(wait_text(9 * 60_000), "About 9 minutes");
+    fn wait_is_a_range_in_whole_minutes() {
+        crate::i18n::set_lang(crate::i18n::Lang::En);
+        assert_eq!(wait_text(0, 59_999), "Less than a minute");
+        assert_eq!(wait_text(0, 60_000), "About 1 minute");
+        assert_eq!(wait_text(30_000, 60_001), "About 2 minutes");
+        assert_eq!(wait_text(0, 60_001), "About 1–2 minutes");
+        assert_eq!(
+            wait_text(9 * 60_000 + 30_000, 9 * 60_000 + 30_000),
+            "About 10 minutes"
+        );
+        assert_eq!(
+            wait_text(8 * 60_000 + 5, 12 * 60_000 - 5),
+            "About 8–12 minutes"
+        );
+        assert_eq!(wait_text(9 * 60_000, 9 * 60_000), "About 9 minutes");
+        assert_eq!(updated_text(59_000), "Updated just now");
+        assert_eq!(updated_text(60_000), "Updated 1 min ago");
+        assert_eq!(updated_text(180_500), "Updated 3 min ago");
+        crate::i18n::set_lang(crate::i18n::Lang::De);
+        assert_eq!(wait_text(8 * 60_000, 12 * 60_000), "Etwa 8–12 Minuten");
+        assert_eq!(wait_text(0, 1_000), "Weniger als eine Minute");
+        assert_eq!(updated_text(120_000), "Vor 2 Min. aktualisiert");
+        crate::i18n::set_lang(crate::i18n::Lang::En);
     }
 
     #[test]

@@ -2,24 +2,25 @@
 
 use callqueue_protocol::{CallEndReason, Role};
 
+use crate::i18n::t;
+
 /// What the call page says when the call has ended, for the member in `own_role` (`None`:
 /// not known yet, said neutrally).
 pub fn end_sentence(reason: CallEndReason, own_role: Option<Role>) -> &'static str {
     use CallEndReason::*;
     let specialist = own_role == Some(Role::Specialist);
     let customer = own_role == Some(Role::Patient);
-    match reason {
-        TimeUp => "The time has run out",
-        SpecialistLeft if specialist => "You ended the call",
-        SpecialistLeft if customer => "The specialist ended the call",
-        SpecialistLeft => "The specialist ended the call",
-        CustomerLeft if customer => "You left the call",
-        CustomerLeft => "The customer left the call",
-        NotJoined if customer => "You did not join in time, so the call was released",
-        NotJoined => "The customer did not join in time",
-        Canceled if customer => "You left the queue before the call started",
-        Canceled => "The customer left the queue before the call started",
-    }
+    t(match reason {
+        TimeUp => "ending.time_up",
+        SpecialistLeft if specialist => "ending.you_ended",
+        SpecialistLeft => "ending.specialist_ended",
+        CustomerLeft if customer => "ending.you_left",
+        CustomerLeft => "ending.customer_left",
+        NotJoined if customer => "ending.you_not_joined",
+        NotJoined => "ending.customer_not_joined",
+        Canceled if customer => "ending.you_canceled",
+        Canceled => "ending.customer_canceled",
+    })
 }
 
 /// Whether the page shows the time-up alert: the server says the time ran out, or the local

@@ -3,6 +3,8 @@
 
 use callqueue_protocol::{ClientMessage, ServerMessage, UserEvent};
 
+use crate::i18n::{t, tf, tn};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stage {
     /// Connected; `authrequest` sent, waiting for `authresponse`.
@@ -61,23 +63,52 @@ impl Handshake {
     }
 }
 
-/// What a notice says for a user event.
+/// Who a customer is to the specialist: the name they gave, else "a customer".
+pub fn who(name: Option<&str>) -> String {
+    name.map_or_else(|| t("console.a_customer").to_string(), str::to_string)
+}
+
+/// What a notice says for a user event, with the customer's check-in where there is one.
 pub fn notice(event: &UserEvent) -> String {
+    let with_reason = |text: String, reason: &Option<String>| match reason {
+        Some(reason) => tf("notice.with_reason", &[("text", &text), ("reason", reason)]),
+        None => text,
+    };
     match event {
-        UserEvent::CustomerWaiting { queue_length, .. } => {
-            format!("A customer is waiting ({queue_length} in the queue)")
-        }
-        UserEvent::CallStarted { .. } => "Your call started".to_string(),
+        UserEvent::CustomerWaiting {
+            queue_length,
+            customer_name,
+            reason,
+            ..
+        } => with_reason(
+            tn(
+                "notice.waiting",
+                *queue_length as i64,
+                &[("who", &who(customer_name.as_deref()))],
+            ),
+            reason,
+        ),
+        UserEvent::CallStarted {
+            customer_name,
+            reason,
+            ..
+        } => with_reason(
+            match customer_name {
+                Some(name) => tf("notice.call_started_with", &[("who", name)]),
+                None => t("notice.call_started").to_string(),
+            },
+            reason,
+        ),
         UserEvent::CallEnded { reason, .. } => {
             crate::logic::ending::end_sentence(*reason, Some(callqueue_protocol::Role::Specialist))
                 .to_string()
         }
         UserEvent::CustomerPresence {
             connected: true, ..
-        } => "The customer is in the call".to_string(),
+        } => t("notice.customer_here").to_string(),
         UserEvent::CustomerPresence {
             connected: false, ..
-        } => "The customer left the call page".to_string(),
+        } => t("notice.customer_gone").to_string(),
     }
 }
 
@@ -127,7 +158,17 @@ mod tests {
             group_name: "default".into(),
             reservation_sid: "r".into(),
             queue_length: 3,
+            customer_name: None,
+            reason: None,
         };
         assert_eq!(notice(&e), "A customer is waiting (3 in the queue)");
+        let e = UserEvent::CustomerWaiting {
+            group_name: "default".into(),
+            reservation_sid: "r".into(),
+            queue_length: 1,
+            customer_name: Some("Anna".into()),
+            reason: Some("Router".into()),
+        };
+        assert_eq!(notice(&e), "Anna is waiting (1 in the queue) — “Router”");
     }
 }

@@ -10,11 +10,12 @@ pub enum Quality {
 }
 
 impl Quality {
+    /// The catalogue key of what the badge says.
     pub fn label(self) -> &'static str {
         match self {
-            Self::Good => "Good connection",
-            Self::Weak => "Weak connection",
-            Self::Poor => "Poor connection",
+            Self::Good => "quality.good",
+            Self::Weak => "quality.weak",
+            Self::Poor => "quality.poor",
         }
     }
 

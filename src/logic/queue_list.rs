@@ -33,14 +33,20 @@ pub fn remove(list: &mut Vec<Reservation>, sid: &str) -> bool {
 /// "2 min", "45 s": how long someone has waited.
 pub fn waited_text(waited_ms: i64) -> String {
     let secs = waited_ms.max(0) / 1000;
+    let n = |v: i64| crate::i18n::number(v);
     if secs < 60 {
-        format!("{secs} s")
+        tf("duration.seconds", &[("n", &n(secs))])
     } else if secs < 3600 {
-        format!("{} min", secs / 60)
+        tf("duration.minutes", &[("n", &n(secs / 60))])
     } else {
-        format!("{} h {} min", secs / 3600, (secs / 60) % 60)
+        tf(
+            "duration.hours",
+            &[("h", &n(secs / 3600)), ("m", &n((secs / 60) % 60))],
+        )
     }
 }
+
+use crate::i18n::tf;
 
 #[cfg(test)]
 mod tests {
@@ -56,10 +62,16 @@ mod tests {
             reservation_status: ReservationStatus::Queued,
             queue_position: None,
             estimated_wait_until: None,
+            estimated_wait_earliest: None,
+            estimated_wait_latest: None,
             created_at: now,
             updated_at: now,
             call_id: None,
             call_type: None,
+            join_deadline: None,
+            join_extended: false,
+            customer_name: None,
+            reason: None,
             server_time: now,
         }
     }

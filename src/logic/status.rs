@@ -2,11 +2,11 @@
 
 use callqueue_protocol::ReservationStatus;
 
-/// The route a status belongs on: queued → hold, matched → join, expired → rejoin, canceled → home.
+/// The route a status belongs on: queued and matched → hold (where a matched customer is told
+/// it is their turn and chooses when to join), expired → rejoin, canceled → home.
 pub fn route_for(status: ReservationStatus, sid: &str) -> String {
     match status {
-        ReservationStatus::Queued => format!("/hold/r/{sid}"),
-        ReservationStatus::Matched => format!("/join/r/{sid}"),
+        ReservationStatus::Queued | ReservationStatus::Matched => format!("/hold/r/{sid}"),
         ReservationStatus::Expired => format!("/rejoin/r/{sid}"),
         ReservationStatus::Canceled => "/".to_string(),
     }
@@ -54,7 +54,7 @@ mod tests {
     #[test]
     fn each_status_has_its_route() {
         assert_eq!(route_for(Queued, "r1"), "/hold/r/r1");
-        assert_eq!(route_for(Matched, "r1"), "/join/r/r1");
+        assert_eq!(route_for(Matched, "r1"), "/hold/r/r1");
         assert_eq!(route_for(Expired, "r1"), "/rejoin/r/r1");
         assert_eq!(route_for(Canceled, "r1"), "/");
     }

@@ -13,10 +13,11 @@ use crate::{
         busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
     },
+    i18n::{number, t, tf},
     live::{LiveHandle, LiveOptions, PollFuture, Transport, use_live},
     logic::{
         clock::ClockOffset,
-        handshake::notice,
+        handshake::{notice, who},
         queue_list::{self, waited_text},
     },
     pages::use_document_title,
@@ -35,7 +36,7 @@ const NOTICES: usize = 5;
 pub fn Agent() -> impl IntoView {
     let session = RwSignal::new(None::<AgentSession>);
     let (checked, set_checked) = signal(false);
-    use_document_title(|| Some("Specialist console".to_string()));
+    use_document_title(|| Some(t("console.tab").to_string()));
     spawn_local(async move {
         if let Ok(s) = api::agent_session().await {
             session.try_set(s);
@@ -88,11 +89,11 @@ pub fn SignIn(
         });
     };
     view! {
-        <h1>"Specialist sign-in"</h1>
+        <h1>{move || t("signin.title")}</h1>
         <form on:submit=submit>
-            <label>"User id" <input node_ref=user name="user_id" autocomplete="username" required/></label>
-            <label>"Secret" <input node_ref=secret name="secret" type="password" autocomplete="current-password" required/></label>
-            <BusyButton class="primary" label="Sign in" working="Signing in…" busy=busy/>
+            <label>{move || t("signin.user")} <input node_ref=user name="user_id" autocomplete="username" required/></label>
+            <label>{move || t("signin.secret")} <input node_ref=secret name="secret" type="password" autocomplete="current-password" required/></label>
+            <BusyButton class="primary" label="signin.submit" working="signin.working" busy=busy/>
             <ErrorNote error=error/>
         </form>
     }
@@ -241,7 +242,10 @@ pub fn Console(
                 }
                 Err(e) => {
                     session.try_set(Some(before));
-                    set_error.try_set(Some(format!("Could not change availability: {e}")));
+                    set_error.try_set(Some(tf(
+                        "console.availability_failed",
+                        &[("error", &e.to_string())],
+                    )));
                 }
             }
             set_toggling.try_set(false);
@@ -276,7 +280,10 @@ pub fn Console(
                     ),
                     Err(e) => {
                         queue.try_set(before);
-                        set_error.try_set(Some(format!("Could not accept: {e}")));
+                        set_error.try_set(Some(tf(
+                            "console.accept_failed",
+                            &[("error", &e.to_string())],
+                        )));
                         set_accepting.try_set(false);
                     }
                 }
@@ -305,16 +312,19 @@ pub fn Console(
                 .map(|(i, r)| {
                     let waited = waited_text(server_now - r.created_at.timestamp_millis());
                     let sid = r.reservation_sid.clone();
-                    let short = sid.chars().take(6).collect::<String>();
+                    let name = who(r.customer_name.as_deref());
+                    let label = tf("console.accept_who", &[("who", &name)]);
                     let accept = accept.clone();
                     view! {
                         <li>
-                            <span class="who">{format!("#{} · customer {short}", i + 1)}</span>
-                            <span class="waited">{format!("waiting {waited}")}</span>
+                            <span class="who">{format!("{} · {name}", number(i as i64 + 1))}</span>
+                            <span class="waited">{tf("console.waiting_for", &[("time", &waited)])}</span>
+                            {r.reason.clone().map(|reason| view! { <span class="reason">{reason}</span> })}
                             <button type="button" class="secondary accept-one"
+                                aria-label=label
                                 disabled=move || accepting.get() || !available()
                                 on:click=move |_| accept(Some(sid.clone()))>
-                                "Accept"
+                                {t("console.accept")}
                             </button>
                         </li>
                     }
@@ -326,57 +336,60 @@ pub fn Console(
 
     view! {
         <div class="console-head">
-            <h1>{move || session.with(|s| s.as_ref().map(|s| format!("Hello, {}", s.user_id)))}</h1>
-            <button type="button" class="secondary" on:click=sign_out>"Sign out"</button>
+            <h1>{move || session.with(|s| s.as_ref().map(|s| tf("console.hello", &[("user", &s.user_id)])))}</h1>
+            <button type="button" class="secondary sign-out" on:click=sign_out>{move || t("console.sign_out")}</button>
         </div>
         {move || session.with(|s| s.as_ref().and_then(|s| s.active_reservation_sid.clone())).map(|sid| view! {
             <p class="notice in-call">
-                "You are in a call. "
+                {move || t("console.in_call")} " "
                 <span class="presence" role="status">
                     {move || match customer_here() {
-                        Some(true) => "The customer is connected. ",
-                        Some(false) => "The customer is not on the call page. ",
+                        Some(true) => t("console.customer_here"),
+                        Some(false) => t("console.customer_away"),
                         None => "",
                     }}
                 </span>
-                <a href=format!("/join/r/{sid}")>"Go to the call"</a>
+                " "
+                <a href=format!("/join/r/{sid}")>{move || t("console.go_to_call")}</a>
             </p>
         })}
         <div class="actions">
+            // A real switch: its name says what it is; its state is aria-checked.
             <button
                 type="button"
-                class=move || if available() { "toggle on" } else { "toggle" }
-                aria-pressed=move || available().to_string()
+                role="switch"
+                class=move || if available() { "toggle availability on" } else { "toggle availability" }
+                aria-checked=move || available().to_string()
                 on:click=toggle
             >
-                {move || if available() { "Available" } else { "Away" }}
+                {move || t("console.available")}
             </button>
             <BusyButton
                 class="primary accept-next"
-                label="Accept next"
-                working="Accepting…"
+                label="console.accept_next"
+                working="console.accepting"
                 busy=accepting
                 unavailable=Signal::derive(move || !available() || queue.with(Vec::is_empty))
                 on_press=accept_next
             />
         </div>
         <ErrorNote error=error/>
-        <h2>{move || format!("Waiting now: {}", queue.with(Vec::len))}</h2>
+        <h2>{move || tf("console.waiting_now", &[("n", &number(queue.with(Vec::len) as i64))])}</h2>
         <ul class="queue-list" aria-live="polite">{rows}</ul>
         <Show when=move || { more() > 0 }>
-            <p class="more">{move || format!("and {} more waiting", more())}</p>
+            <p class="more">{move || tf("console.more", &[("n", &number(more() as i64))])}</p>
         </Show>
-        <h2>"Notices"</h2>
+        <h2>{move || t("console.notices")}</h2>
         <ul class="notices" aria-live="polite">
             {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
         </ul>
         // Before going available: the camera and microphone the calls will use.
         <DeviceCheckPanel check=DeviceCheck::new()/>
         <div class="connections">
-            <ConnectionIndicator state=stream_state what="Queue: "/>
+            <ConnectionIndicator state=stream_state what="console.queue_conn"/>
             // Without it a specialist could not tell that notices had stopped coming.
             <div class="channel">
-                <ConnectionIndicator state=channel_state what="Notices: "/>
+                <ConnectionIndicator state=channel_state what="console.notices_conn"/>
             </div>
         </div>
     }

@@ -1,44 +1,194 @@
-//! `/`: where a customer starts a video chat.
+//! `/`: where a customer checks in and starts a video chat, or finds the way back to the
+//! place this browser already has.
+
+use callqueue_protocol::{
+    CheckInError, CheckInField, CheckInProblem, CreateReservationRequest, NAME_MAX_CHARS,
+    REASON_MAX_CHARS, Reservation, ReservationStatus,
+};
+use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
     api,
     components::busy::{BusyButton, ErrorNote},
-    pages::use_join_queue,
+    i18n::{number, t, tf},
+    pages::{use_document_title, use_join_queue},
+    storage,
 };
-use leptos::{prelude::*, task::spawn_local};
 
-/// The landing page with the "Start video chat" button. Says when nobody is available; the
-/// server hands back this browser's active reservation rather than making a second one.
+/// What a check-in problem says, in the reader's language.
+pub fn check_in_message(e: CheckInError) -> String {
+    let field = match e.field {
+        CheckInField::Name => t("checkin.name"),
+        CheckInField::Reason => t("checkin.reason"),
+    };
+    match e.problem {
+        CheckInProblem::TooLong(max) => tf(
+            "checkin.too_long",
+            &[("field", field), ("max", &number(max as i64))],
+        ),
+        CheckInProblem::ControlCharacter => tf("checkin.control", &[("field", field)]),
+        CheckInProblem::Required => tf("checkin.required", &[("field", field)]),
+    }
+}
+
+/// The start page: the check-in form and "Start video chat"; instead, the way back when this
+/// browser already has a place in the queue or a call.
 #[component]
 pub fn Home() -> impl IntoView {
     let (busy, error, start) = use_join_queue();
     let (available, set_available) = signal(None::<u32>);
+    let (name_required, set_name_required) = signal(false);
+    let active = RwSignal::new(None::<Reservation>);
+    use_document_title(|| None);
 
     spawn_local(async move {
         if let Ok(status) = api::group_status(api::GROUP).await {
             set_available.try_set(Some(status.available_specialists));
+            set_name_required.try_set(status.name_required);
         }
     });
+    // This browser's reservation, if it is still in the queue or in a call.
+    if let Some(sid) = storage::get(storage::RESERVATION) {
+        spawn_local(async move {
+            match api::reservation(api::GROUP, &sid).await {
+                Ok(r) if !r.reservation_status.is_final() => {
+                    // A matched reservation stays matched after its call: ask the call.
+                    let over = match (&r.call_type, &r.call_id) {
+                        (Some(call_type), Some(id)) => api::call(call_type, id)
+                            .await
+                            .is_ok_and(|c| c.call.session.ended_at.is_some()),
+                        _ => false,
+                    };
+                    if over {
+                        storage::remove(storage::RESERVATION);
+                    } else {
+                        active.try_set(Some(r));
+                    }
+                }
+                Ok(_) => storage::remove(storage::RESERVATION),
+                Err(e) if matches!(e.status(), Some(400 | 404)) => {
+                    storage::remove(storage::RESERVATION)
+                }
+                Err(_) => {}
+            }
+        });
+    }
+
+    let name = NodeRef::<leptos::html::Input>::new();
+    let reason = NodeRef::<leptos::html::Textarea>::new();
+    let (invalid, set_invalid) = signal(None::<CheckInError>);
+    let (reason_len, set_reason_len) = signal(0usize);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let request = CreateReservationRequest {
+            name: name.get().map(|n| n.value()),
+            reason: reason.get().map(|r| r.value()),
+        };
+        // The server checks the same way; checking here says it at once, in our words.
+        match request.checked(name_required.get_untracked()) {
+            Ok((name, reason)) => {
+                set_invalid.set(None);
+                start.run(CreateReservationRequest { name, reason });
+            }
+            Err(e) => {
+                set_invalid.set(Some(e));
+                let focus = match e.field {
+                    CheckInField::Name => name.get().map(|n| n.focus()),
+                    CheckInField::Reason => reason.get().map(|r| r.focus()),
+                };
+                let _ = focus;
+            }
+        }
+    };
+    let problem = move |field: CheckInField| {
+        invalid
+            .get()
+            .filter(|e| e.field == field)
+            .map(check_in_message)
+    };
+
+    let back = move || {
+        active.get().map(|r| {
+            let sid = r.reservation_sid.clone();
+            let (text, link, href) = match r.reservation_status {
+                ReservationStatus::Matched => (
+                    t("back.in_call").to_string(),
+                    t("back.to_call"),
+                    format!("/join/r/{sid}"),
+                ),
+                _ => (
+                    match r.queue_position {
+                        Some(p) => tf("back.queued", &[("position", &number(p as i64))]),
+                        None => t("back.queued_unknown").to_string(),
+                    },
+                    t("back.to_place"),
+                    format!("/hold/r/{sid}"),
+                ),
+            };
+            view! {
+                <div class="come-back" role="status">
+                    <p class="lead">{text}</p>
+                    <a class="button primary" href=href>{link}</a>
+                </div>
+            }
+        })
+    };
 
     view! {
         <section class="card home">
-            <h1>"Talk to a specialist"</h1>
-            <p class="lead">
-                "Start a video chat and we will connect you with the next available specialist."
-            </p>
-            <Show when=move || available.get() == Some(0)>
-                <p class="notice" role="status">
-                    "Nobody is available right now. You can still join the queue: we will connect you as soon as a specialist is free."
-                </p>
+            <h1>{move || t("home.title")}</h1>
+            <Show
+                when=move || active.with(Option::is_none)
+                fallback=back
+            >
+                <p class="lead">{move || t("home.lead")}</p>
+                <Show when=move || available.get() == Some(0)>
+                    <p class="notice" role="status">{move || t("home.nobody")}</p>
+                </Show>
+                <form class="check-in" on:submit=submit novalidate=true>
+                    <label for="check-in-name">
+                        {move || if name_required.get() { t("checkin.name") } else { t("checkin.name_optional") }}
+                    </label>
+                    <input
+                        id="check-in-name"
+                        node_ref=name
+                        name="name"
+                        autocomplete="name"
+                        maxlength=NAME_MAX_CHARS
+                        required=name_required
+                        aria-invalid=move || problem(CheckInField::Name).is_some().to_string()
+                        aria-describedby="check-in-name-error"
+                    />
+                    <p class="field-error" id="check-in-name-error">{move || problem(CheckInField::Name)}</p>
+                    <label for="check-in-reason">{move || t("checkin.reason_optional")}</label>
+                    <textarea
+                        id="check-in-reason"
+                        node_ref=reason
+                        name="reason"
+                        rows="3"
+                        maxlength=REASON_MAX_CHARS
+                        placeholder=move || t("checkin.reason_hint")
+                        aria-invalid=move || problem(CheckInField::Reason).is_some().to_string()
+                        aria-describedby="check-in-reason-count check-in-reason-error"
+                        on:input=move |ev| set_reason_len.set(event_target_value(&ev).chars().count())
+                    ></textarea>
+                    <p class="count" id="check-in-reason-count">
+                        {move || tf("checkin.count", &[
+                            ("used", &number(reason_len.get() as i64)),
+                            ("max", &number(REASON_MAX_CHARS as i64)),
+                        ])}
+                    </p>
+                    <p class="field-error" id="check-in-reason-error">{move || problem(CheckInField::Reason)}</p>
+                    <p class="privacy">{move || t("checkin.privacy")}</p>
+                    <BusyButton
+                        class="primary"
+                        label="home.start"
+                        working="home.starting"
+                        busy=busy
+                    />
+                </form>
+                <ErrorNote error=error/>
             </Show>
-            <BusyButton
-                class="primary"
-                label="Start video chat"
-                working="Starting…"
-                busy=busy
-                on_press=start
-            />
-            <ErrorNote error=error/>
         </section>
     }
 }

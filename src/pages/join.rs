@@ -18,6 +18,7 @@ use crate::{
         extend_button::ExtendButton,
         session_timer::SessionTimer,
     },
+    i18n::t,
     live::{LiveHandle, LiveOptions, PollFuture, Transport, use_live},
     logic::{
         clock::{ClockOffset, ms_to_next_second, remaining_ms},
@@ -34,6 +35,8 @@ pub struct CallState {
     pub capabilities: RwSignal<Vec<Capability>>,
     pub role: RwSignal<Option<Role>>,
     pub offset: RwSignal<ClockOffset>,
+    /// The customer's check-in (name, reason): the server sends it to the specialist only.
+    pub check_in: RwSignal<(Option<String>, Option<String>)>,
 }
 
 impl CallState {
@@ -43,21 +46,28 @@ impl CallState {
             capabilities: RwSignal::new(Vec::new()),
             role: RwSignal::new(None),
             offset: RwSignal::new(ClockOffset::default()),
+            check_in: RwSignal::new((None, None)),
         }
     }
 
     fn take_response(&self, r: CallResponse) -> bool {
         self.capabilities.set(r.own_capabilities);
         self.role.set(Some(r.own_role));
+        if r.customer_name.is_some() || r.reason.is_some() {
+            self.check_in.set((r.customer_name, r.reason));
+        }
         self.take_call(r.call, r.server_time)
     }
 
     /// Takes a newer copy of the call; answers whether what is shown changed. An ended call
     /// never comes back to life.
     pub fn take_call(&self, call: Call, server_time: chrono::DateTime<chrono::Utc>) -> bool {
+        // A request that finishes after the page has gone finds its signals disposed.
+        let Some(current) = self.call.try_get_untracked() else {
+            return false;
+        };
         self.offset
             .set(ClockOffset::measure(server_time, now_ms() as i64));
-        let current = self.call.get_untracked();
         if current
             .as_ref()
             .is_some_and(|c| c.session.ended_at.is_some() && call.session.ended_at.is_none())
@@ -146,14 +156,14 @@ fn VideoStage(
                 node_ref=view.remote_video
                 autoplay=true
                 playsinline=true
-                aria-label=move || format!("The {}'s video", other())
+                aria-label=move || if other() == Role::Specialist { t("video.specialist_video") } else { t("video.customer_video") }
             ></video>
             {move || status().map(|s| view! { <p class="stage-status" role="status">{s}</p> })}
             <Show when=peer_muted>
-                <span class="badge peer-muted">{move || format!("The {} is muted", other())}</span>
+                <span class="badge peer-muted">{move || if other() == Role::Specialist { t("video.specialist_muted") } else { t("video.customer_muted") }}</span>
             </Show>
             {move || view.quality.get().filter(|_| !ended.get()).map(|q| view! {
-                <span class=format!("badge quality {}", q.class())>{q.label()}</span>
+                <span class=format!("badge quality {}", q.class())>{move || t(q.label())}</span>
             })}
             <video
                 class="self"
@@ -161,7 +171,7 @@ fn VideoStage(
                 autoplay=true
                 playsinline=true
                 muted=true
-                aria-label="Your video"
+                aria-label=move || t("video.yours")
             ></video>
         </div>
         <Show when=move || !ended.get() && !view.replaced.get()>
@@ -172,7 +182,7 @@ fn VideoStage(
                     aria-pressed=move || (!view.mic.get()).to_string()
                     on:click=toggle_mic
                 >
-                    {move || if view.mic.get() { "Mute" } else { "Unmute" }}
+                    {move || if view.mic.get() { t("video.mute") } else { t("video.unmute") }}
                 </button>
                 <button
                     type="button"
@@ -181,7 +191,7 @@ fn VideoStage(
                     disabled=move || view.switching.get()
                     on:click=toggle_camera
                 >
-                    {move || if view.camera.get() { "Turn camera off" } else { "Turn camera on" }}
+                    {move || if view.camera.get() { t("video.camera_off") } else { t("video.camera_on") }}
                 </button>
             </div>
         </Show>
@@ -213,10 +223,7 @@ pub fn Join() -> impl IntoView {
             let reservation = match api::reservation(api::GROUP, &sid).await {
                 Ok(r) => r,
                 Err(e) if e.status() == Some(404) || e.status() == Some(400) => {
-                    set_error.try_set(Some(
-                        "We couldn't find this call. The link may be old, or it belongs to another browser."
-                            .to_string(),
-                    ));
+                    set_error.try_set(Some(t("join.missing").to_string()));
                     return;
                 }
                 Err(e) => {
@@ -313,9 +320,11 @@ pub fn Join() -> impl IntoView {
             .call
             .with(|c| c.as_ref().is_some_and(|c| c.session.ended_at.is_some()))
     };
-    // When the call ends, for whatever reason, every track stops and the connection closes.
+    // When the call ends, for whatever reason, every track stops and the connection closes,
+    // and the start page no longer offers the way back to it.
     Effect::new(move |_| {
         if ended() {
+            crate::storage::remove(crate::storage::RESERVATION);
             media.try_update_value(|m| {
                 if let Some(m) = m.take() {
                     m.stop();
@@ -325,9 +334,9 @@ pub fn Join() -> impl IntoView {
     });
     use_document_title(move || {
         if ended() {
-            Some("Call ended".to_string())
+            Some(t("join.tab_ended").to_string())
         } else {
-            Some("In a call".to_string())
+            Some(t("join.tab_in_call").to_string())
         }
     });
 
@@ -386,17 +395,27 @@ pub fn Join() -> impl IntoView {
 
     view! {
         <section class="card join">
-            <p class="eyebrow">
+            <h1 class="eyebrow">
                 {move || {
                     if ended() {
-                        "Your call has ended"
+                        t("join.ended")
                     } else if state.role.get() == Some(Role::Specialist) {
-                        "You are with your customer"
+                        t("join.with_customer")
                     } else {
-                        "You are with a specialist"
+                        t("join.with_specialist")
                     }
                 }}
-            </p>
+            </h1>
+            // The specialist sees who they are talking to and why they came.
+            {move || {
+                let (name, reason) = state.check_in.get();
+                (name.is_some() || reason.is_some()).then(|| view! {
+                    <div class="check-in-card">
+                        <p class="who">{name.unwrap_or_else(|| t("console.a_customer").to_string())}</p>
+                        {reason.map(|r| view! { <p class="reason">{r}</p> })}
+                    </div>
+                })
+            }}
             <VideoStage view=view role=state.role ended=Signal::derive(ended) media=media/>
             <SessionTimer remaining_ms=remaining/>
             <EndingSoonAlert remaining_ms=remaining/>
@@ -411,8 +430,8 @@ pub fn Join() -> impl IntoView {
                 </Show>
                 <BusyButton
                     class="secondary leave"
-                    label=Signal::derive(move || if ended() { "Done" } else { "Leave call" })
-                    working="Leaving…"
+                    label=Signal::derive(move || if ended() { "join.done" } else { "join.leave" })
+                    working="join.leaving"
                     busy=leaving
                     on_press=Callback::new(leave)
                 />

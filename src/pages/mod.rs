@@ -10,7 +10,9 @@ pub mod rejoin;
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
 
-use crate::{api, logic::status::route_for};
+use callqueue_protocol::CreateReservationRequest;
+
+use crate::{api, logic::status::route_for, storage};
 
 const APP_TITLE: &str = "callqueue";
 
@@ -44,14 +46,25 @@ pub fn route_sid() -> String {
         .unwrap_or_default()
 }
 
-/// A "join the queue" action for a button: creates a reservation (the server hands back this
-/// browser's active one instead of making a second) and goes where its status belongs. Returns
-/// whether a request is in flight, the last error, and the action.
-pub fn use_join_queue() -> (ReadSignal<bool>, ReadSignal<Option<String>>, Callback<()>) {
+/// The check-in this tab last gave (to rejoin without typing it again).
+pub fn last_check_in() -> CreateReservationRequest {
+    storage::get_session(storage::CHECK_IN)
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default()
+}
+
+/// A "join the queue" action: creates a reservation with a check-in (the server hands back this
+/// browser's active one instead of making a second), remembers it, and goes where its status
+/// belongs. Returns whether a request is in flight, the last error, and the action.
+pub fn use_join_queue() -> (
+    ReadSignal<bool>,
+    ReadSignal<Option<String>>,
+    Callback<CreateReservationRequest>,
+) {
     let navigate = use_navigate();
     let (busy, set_busy) = signal(false);
     let (error, set_error) = signal(None::<String>);
-    let join = Callback::new(move |()| {
+    let join = Callback::new(move |check_in: CreateReservationRequest| {
         if busy.get_untracked() {
             return;
         }
@@ -59,11 +72,17 @@ pub fn use_join_queue() -> (ReadSignal<bool>, ReadSignal<Option<String>>, Callba
         set_error.set(None);
         let navigate = navigate.clone();
         spawn_local(async move {
-            match api::create_reservation(api::GROUP).await {
-                Ok(r) => navigate(
-                    &route_for(r.reservation_status, &r.reservation_sid),
-                    Default::default(),
-                ),
+            match api::create_reservation(api::GROUP, &check_in).await {
+                Ok(r) => {
+                    storage::set(storage::RESERVATION, &r.reservation_sid);
+                    if let Ok(json) = serde_json::to_string(&check_in) {
+                        storage::set_session(storage::CHECK_IN, &json);
+                    }
+                    navigate(
+                        &route_for(r.reservation_status, &r.reservation_sid),
+                        Default::default(),
+                    )
+                }
                 Err(e) => {
                     set_error.try_set(Some(e.to_string()));
                     set_busy.try_set(false);

@@ -2,14 +2,16 @@
 
 use leptos::prelude::*;
 
+use crate::i18n::t;
+
 /// Says the page does not exist and offers a way home.
 #[component]
 pub fn NotFound() -> impl IntoView {
     view! {
         <section class="card not-found">
-            <h1>"Page not found"</h1>
-            <p>"There is nothing at this address."</p>
-            <a class="button" href="/">"Go to the start page"</a>
+            <h1>{move || t("notfound.title")}</h1>
+            <p>{move || t("notfound.lead")}</p>
+            <a class="button" href="/">{move || t("notfound.home")}</a>
         </section>
     }
 }

@@ -4,30 +4,29 @@ use leptos::prelude::*;
 
 use crate::{
     components::busy::{BusyButton, ErrorNote},
-    pages::{use_document_title, use_join_queue},
+    i18n::t,
+    pages::{last_check_in, use_document_title, use_join_queue},
 };
 
 /// Explains the expiry and rejoins the queue.
 #[component]
 pub fn Rejoin() -> impl IntoView {
     let (busy, error, rejoin) = use_join_queue();
-    use_document_title(|| Some("Your place expired".to_string()));
+    use_document_title(|| Some(t("rejoin.tab").to_string()));
 
     view! {
         <section class="card rejoin">
-            <h1>"Your place in the queue expired"</h1>
-            <p class="lead">
-                "We held your place for as long as we could, but no specialist reached you in time, or the call was not joined. You can join the queue again now."
-            </p>
+            <h1>{move || t("rejoin.title")}</h1>
+            <p class="lead">{move || t("rejoin.lead")}</p>
             <BusyButton
                 class="primary"
-                label="Rejoin the queue"
-                working="Joining…"
+                label="rejoin.again"
+                working="rejoin.joining"
                 busy=busy
-                on_press=rejoin
+                on_press=Callback::new(move |()| rejoin.run(last_check_in()))
             />
             <ErrorNote error=error/>
-            <p><a href="/">"Back to the start"</a></p>
+            <p><a href="/">{move || t("common.back_to_start")}</a></p>
         </section>
     }
 }

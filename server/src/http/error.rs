@@ -164,8 +164,21 @@ pub fn optional_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> A
             ));
         }
     }
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    // Through serde_path_to_error so that the message names the field that is wrong.
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let e = e.into_inner();
+        ApiError::BadRequest(if path == "." || path.is_empty() {
+            format!("invalid JSON body: {e}")
+        } else {
+            format!("invalid JSON body: {path}: {e}")
+        })
+    })?;
+    reader
+        .end()
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    Ok(value)
 }
 
 #[cfg(test)]

@@ -39,7 +39,14 @@ impl Store {
 
     /// The response to any call request, as seen by `who`.
     pub fn call_response(&self, call: &CallRow, role: Role) -> CallResponse {
+        // The check-in is for the specialist's eyes.
+        let check_in = match role {
+            Role::Specialist => self.live().check_in(&call.reservation_sid),
+            Role::Patient => CheckIn::default(),
+        };
         CallResponse {
+            customer_name: check_in.name,
+            reason: check_in.reason,
             call: call.to_call(),
             members: call.members(),
             own_capabilities: self.config().capabilities(role),
@@ -86,12 +93,15 @@ impl Store {
         }
         let call = self.commit_call_change(tx, call, event).await?;
         if event == CallEventType::SessionStarted {
+            let check_in = self.live().check_in(&call.reservation_sid);
             self.user_event(
                 Audience::User(call.specialist_id.clone()),
                 UserEvent::CallStarted {
                     call_id: call.id.clone(),
                     call_type: call.call_type.clone(),
                     reservation_sid: call.reservation_sid.clone(),
+                    customer_name: check_in.name,
+                    reason: check_in.reason,
                 },
             );
         }

@@ -256,14 +256,16 @@ impl Store {
                 _ => CallEventType::Updated,
             };
             if event == CallEventType::SessionStarted {
-                notices.push((
-                    Audience::User(call.specialist_id.clone()),
+                notices.push((Audience::User(call.specialist_id.clone()), {
+                    let check_in = live.check_in(&call.reservation_sid);
                     UserEvent::CallStarted {
                         call_id: call.id.clone(),
                         call_type: call.call_type.clone(),
                         reservation_sid: call.reservation_sid.clone(),
-                    },
-                ));
+                        customer_name: check_in.name,
+                        reason: check_in.reason,
+                    }
+                }));
             }
             let note = CallNote {
                 version: call.version,
@@ -304,6 +306,14 @@ impl Store {
                         group_name: group.to_string(),
                         reservation_sid: sid.clone(),
                         queue_length,
+                        customer_name: live
+                            .reservations
+                            .get(&sid)
+                            .and_then(|r| r.view.customer_name.clone()),
+                        reason: live
+                            .reservations
+                            .get(&sid)
+                            .and_then(|r| r.view.reason.clone()),
                     },
                 ));
             }
@@ -316,6 +326,8 @@ impl Store {
                 let reservation = live.reservations.get(&sid).map(|r| Reservation {
                     queue_position: None,
                     estimated_wait_until: None,
+                    estimated_wait_earliest: None,
+                    estimated_wait_latest: None,
                     server_time: now,
                     ..r.view.clone()
                 });

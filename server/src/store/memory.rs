@@ -21,6 +21,7 @@ impl ActiveReservation {
         group: &str,
         customer_id: &str,
         seq: i64,
+        check_in: &CheckIn,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
@@ -33,10 +34,16 @@ impl ActiveReservation {
                 reservation_status: ReservationStatus::Queued,
                 queue_position: None,
                 estimated_wait_until: None,
+                estimated_wait_earliest: None,
+                estimated_wait_latest: None,
                 created_at: now,
                 updated_at: now,
                 call_id: None,
                 call_type: None,
+                join_deadline: None,
+                join_extended: false,
+                customer_name: check_in.name.clone(),
+                reason: check_in.reason.clone(),
                 server_time: now,
             },
         }
@@ -91,7 +98,7 @@ impl Live {
     pub(super) fn estimator_inputs(
         &self,
         group: &str,
-    ) -> (Vec<Option<DateTime<Utc>>>, Option<Duration>) {
+    ) -> (Vec<Option<DateTime<Utc>>>, Option<estimator::CallStats>) {
         let busy = self
             .agents
             .values()
@@ -106,7 +113,7 @@ impl Live {
         let mean = self
             .groups
             .get(group)
-            .and_then(|g| estimator::mean_call(g.history.iter().copied()));
+            .and_then(|g| estimator::call_stats(g.history.iter().copied()));
         (busy, mean)
     }
 
@@ -125,7 +132,7 @@ impl Live {
         for (i, (sid, estimate)) in g.queue.values().zip(estimates).enumerate() {
             if let Some(r) = reservations.get_mut(sid) {
                 r.view.queue_position = Some(i as u32 + 1);
-                r.view.estimated_wait_until = estimate;
+                set_estimate(&mut r.view, estimate);
             }
         }
     }
@@ -197,6 +204,42 @@ impl Live {
     }
 }
 
+/// What a customer gave at check-in, trimmed and checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckIn {
+    pub name: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl Live {
+    /// Whether a matched reservation's customer has joined its call.
+    pub(super) fn customer_joined(&self, r: &ActiveReservation) -> bool {
+        r.view
+            .call_id
+            .as_ref()
+            .and_then(|id| self.calls.get(id))
+            .is_some_and(|c| c.customer_joined_at.is_some())
+    }
+
+    /// The check-in of an active reservation (nothing for one that is not).
+    pub(super) fn check_in(&self, sid: &str) -> CheckIn {
+        self.reservations
+            .get(sid)
+            .map(|r| CheckIn {
+                name: r.view.customer_name.clone(),
+                reason: r.view.reason.clone(),
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Puts an estimate (or none) on the wire view: the moment and its range.
+pub(super) fn set_estimate(view: &mut Reservation, estimate: Option<estimator::Estimate>) {
+    view.estimated_wait_until = estimate.map(|e| e.at);
+    view.estimated_wait_earliest = estimate.map(|e| e.earliest);
+    view.estimated_wait_latest = estimate.map(|e| e.latest);
+}
+
 pub(super) fn push_history(history: &mut VecDeque<f64>, secs: f64) {
     if history.len() == estimator::HISTORY {
         history.pop_front();
@@ -212,7 +255,7 @@ mod tests {
         let customer = format!("c-{sid}");
         live.reservations.insert(
             sid.into(),
-            ActiveReservation::queued(sid, group, &customer, seq, now),
+            ActiveReservation::queued(sid, group, &customer, seq, &CheckIn::default(), now),
         );
         live.groups
             .get_mut(group)

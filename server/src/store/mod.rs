@@ -22,6 +22,7 @@ mod sweep;
 
 pub use cluster::{LISTENER_NAME, RECONCILE_EVERY};
 pub use error::{StoreError, StoreResult};
+pub use memory::CheckIn;
 pub use rows::CallRow;
 
 use cluster::Tx;
@@ -65,6 +66,8 @@ struct CreateJob {
     group: String,
     customer_id: String,
     new_customer: Option<NewCustomer>,
+    /// The check-in: name and reason, already checked.
+    check_in: CheckIn,
     reply: oneshot::Sender<StoreResult<(Reservation, bool)>>,
 }
 
@@ -110,7 +113,8 @@ pub enum Caller {
 #[derive(Debug)]
 pub enum ReservationChange {
     Same,
-    Changed(Reservation),
+    // Boxed: the stream's future holds one of these; the other variants are empty.
+    Changed(Box<Reservation>),
     Gone,
 }
 
@@ -228,6 +232,11 @@ impl Store {
 
     pub fn has_group(&self, group: &str) -> bool {
         self.live().groups.contains_key(group)
+    }
+
+    /// The join window as a chrono duration.
+    fn join_window(&self) -> Duration {
+        Duration::from_std(self.config().join_window).unwrap_or(Duration::MAX)
     }
 
     fn next_version(&self, group: &str) -> u64 {

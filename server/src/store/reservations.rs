@@ -15,6 +15,7 @@ impl Store {
         group: &str,
         customer_id: &str,
         new_customer: Option<&NewCustomer>,
+        check_in: CheckIn,
     ) -> StoreResult<(Reservation, bool)> {
         if !self.has_group(group) {
             return Err(StoreError::not_found(&format!("the group {group:?}")));
@@ -24,6 +25,7 @@ impl Store {
             group: group.to_string(),
             customer_id: customer_id.to_string(),
             new_customer: new_customer.cloned(),
+            check_in,
             reply,
         };
         let gone = || StoreError::Unavailable("the writer task has stopped".into());
@@ -132,7 +134,14 @@ impl Store {
                 let group = job.group.as_str();
                 live.reservations.insert(
                     sid.clone(),
-                    ActiveReservation::queued(sid, group, &job.customer_id, *seq, now),
+                    ActiveReservation::queued(
+                        sid,
+                        group,
+                        &job.customer_id,
+                        *seq,
+                        &job.check_in,
+                        now,
+                    ),
                 );
                 live.by_customer
                     .insert(job.customer_id.clone(), sid.clone());
@@ -148,7 +157,7 @@ impl Store {
                     estimator::estimate_position(now, queue_length as usize, &busy, mean);
                 if let Some(r) = live.reservations.get_mut(sid) {
                     r.view.queue_position = Some(queue_length);
-                    r.view.estimated_wait_until = estimate;
+                    set_estimate(&mut r.view, estimate);
                 }
                 let view = live.view(sid, now).expect("just inserted");
                 live.publish(
@@ -165,6 +174,8 @@ impl Store {
                         group_name: group.to_string(),
                         reservation_sid: sid.clone(),
                         queue_length,
+                        customer_name: job.check_in.name.clone(),
+                        reason: job.check_in.reason.clone(),
                     },
                 ));
                 views.push(view);
@@ -211,8 +222,8 @@ impl Store {
         }
         let sql = format!(
             "INSERT INTO reservations (sid, group_name, customer_id, status, seq, created_at, \
-             updated_at, gv) VALUES {}",
-            values_list(planned.len(), 8)
+             updated_at, gv, customer_name, reason) VALUES {}",
+            values_list(planned.len(), 10)
         );
         let mut q = sqlx::query(&sql);
         for (job, sid, seq, version) in planned {
@@ -224,7 +235,9 @@ impl Store {
                 .bind(*seq)
                 .bind(ts(now))
                 .bind(ts(now))
-                .bind(*version as i64);
+                .bind(*version as i64)
+                .bind(job.check_in.name.clone())
+                .bind(job.check_in.reason.clone());
         }
         q.execute(&mut **tx).await?;
         let mut last: HashMap<&str, u64> = HashMap::new();
@@ -253,7 +266,9 @@ impl Store {
                 }
                 return Ok(live
                     .view(sid, Utc::now())
-                    .map_or(ReservationChange::Gone, ReservationChange::Changed));
+                    .map_or(ReservationChange::Gone, |r| {
+                        ReservationChange::Changed(Box::new(r))
+                    }));
             }
         }
         // A finished reservation is only in the database. Boxed: the query's state would
@@ -261,7 +276,7 @@ impl Store {
         Ok(
             match Box::pin(self.stored_reservation(sid, Utc::now())).await? {
                 Some((r, _)) if last.is_some_and(|l| l.same_state(&r)) => ReservationChange::Same,
-                Some((r, _)) => ReservationChange::Changed(r),
+                Some((r, _)) => ReservationChange::Changed(Box::new(r)),
                 None => ReservationChange::Gone,
             },
         )
@@ -430,6 +445,8 @@ impl Store {
             reservation_status: status,
             queue_position: None,
             estimated_wait_until: None,
+            estimated_wait_earliest: None,
+            estimated_wait_latest: None,
             updated_at: now,
             server_time: now,
             ..active.view
@@ -443,6 +460,68 @@ impl Store {
             }),
         );
         Ok(view)
+    }
+
+    /// "I need a moment": a matched customer's join window grows by `--join-extension`, once.
+    /// `Conflict` when it is not matched, already joined, already extended or already past.
+    pub async fn extend_join(&self, sid: &str) -> StoreResult<Reservation> {
+        let group = self
+            .live()
+            .reservations
+            .get(sid)
+            .map(|r| r.view.group_name.clone())
+            .ok_or_else(|| {
+                StoreError::Conflict("the reservation is not waiting for you to join".into())
+            })?;
+        let _w = self.inner.write.lock().await;
+        let mut tx = self.begin_groups(&[&group]).await?;
+        let now = Utc::now();
+        let deadline = {
+            let live = self.live();
+            let r = live
+                .reservations
+                .get(sid)
+                .filter(|r| r.view.reservation_status == ReservationStatus::Matched)
+                .ok_or_else(|| {
+                    StoreError::Conflict("the reservation is not waiting for you to join".into())
+                })?;
+            if r.view.join_extended {
+                return Err(StoreError::Conflict(
+                    "more time to join can be asked for once".into(),
+                ));
+            }
+            if self.deadline_passed(&live, r, now) {
+                return Err(StoreError::Conflict("the time to join has run out".into()));
+            }
+            if live.customer_joined(r) {
+                return Err(StoreError::Conflict("you have already joined".into()));
+            }
+            self.join_deadline(r).unwrap_or(now)
+                + Duration::from_std(self.config().join_extension).unwrap_or(Duration::zero())
+        };
+        let version = self.next_version(&group);
+        sqlx::query(
+            "UPDATE reservations SET join_deadline = $1, join_extended = 1, updated_at = $2, \
+             gv = $3 WHERE sid = $4",
+        )
+        .bind(ts(deadline))
+        .bind(ts(now))
+        .bind(version as i64)
+        .bind(sid)
+        .execute(&mut *tx)
+        .await?;
+        bump_group(&mut tx, &group, version).await?;
+        self.announce(&mut tx, &[(&group, version)]).await?;
+        tx.commit().await?;
+        let mut live = self.live_mut();
+        if let Some(r) = live.reservations.get_mut(sid) {
+            r.view.join_deadline = Some(deadline);
+            r.view.join_extended = true;
+            r.view.updated_at = now;
+        }
+        live.publish(&group, version, None);
+        live.view(sid, now)
+            .ok_or_else(|| StoreError::not_found("the reservation"))
     }
 
     /// A specialist takes the next customer of a group (or the one named): the reservation is
@@ -496,6 +575,7 @@ impl Store {
         };
         let sid = active.view.reservation_sid.clone();
         let version = self.next_version(group);
+        let join_deadline = now + self.join_window();
         let call = CallRow {
             id: tokens::random_token(),
             call_type: CALL_TYPE_APPOINTMENT.to_string(),
@@ -517,7 +597,7 @@ impl Store {
         };
         sqlx::query(
             "UPDATE reservations SET status = $1, updated_at = $2, matched_at = $3, call_id = $4, \
-             call_type = $5, gv = $6 WHERE sid = $7",
+             call_type = $5, gv = $6, join_deadline = $8 WHERE sid = $7",
         )
         .bind(ReservationStatus::Matched.as_str())
         .bind(ts(now))
@@ -526,6 +606,7 @@ impl Store {
         .bind(&call.call_type)
         .bind(version as i64)
         .bind(&sid)
+        .bind(ts(join_deadline))
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -560,10 +641,11 @@ impl Store {
         r.matched_at = Some(now);
         r.view.reservation_status = ReservationStatus::Matched;
         r.view.queue_position = None;
-        r.view.estimated_wait_until = None;
+        set_estimate(&mut r.view, None);
         r.view.updated_at = now;
         r.view.call_id = Some(call.id.clone());
         r.view.call_type = Some(call.call_type.clone());
+        r.view.join_deadline = Some(join_deadline);
         if let Some(a) = live.agents.get_mut(&agent.user_id) {
             a.active_call = Some(call.id.clone());
         }

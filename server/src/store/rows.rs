@@ -119,10 +119,19 @@ pub(super) fn reservation_from_row(row: &AnyRow, now: DateTime<Utc>) -> sqlx::Re
         reservation_status: status,
         queue_position: None,
         estimated_wait_until: None,
+        estimated_wait_earliest: None,
+        estimated_wait_latest: None,
         created_at: row.time("created_at")?,
         updated_at: row.time("updated_at")?,
         call_id: row.try_get("call_id")?,
         call_type: row.try_get("call_type")?,
+        join_deadline: match status {
+            ReservationStatus::Matched => row.time_opt("join_deadline")?,
+            _ => None,
+        },
+        join_extended: row.flag("join_extended")?,
+        customer_name: row.try_get("customer_name")?,
+        reason: row.try_get("reason")?,
         server_time: now,
     })
 }

@@ -69,20 +69,21 @@ impl Store {
     ) -> bool {
         let queue_timeout =
             Duration::from_std(self.config().queue_timeout).unwrap_or(Duration::MAX);
-        let join_window = Duration::from_std(self.config().join_window).unwrap_or(Duration::MAX);
         match r.view.reservation_status {
             ReservationStatus::Queued => r.view.created_at + queue_timeout <= now,
             ReservationStatus::Matched => {
-                let joined = r
-                    .view
-                    .call_id
-                    .as_ref()
-                    .and_then(|id| live.calls.get(id))
-                    .is_some_and(|c| c.customer_joined_at.is_some());
-                !joined && r.matched_at.is_some_and(|m| m + join_window <= now)
+                !live.customer_joined(r) && self.join_deadline(r).is_some_and(|d| d <= now)
             }
             _ => false,
         }
+    }
+
+    /// When a matched customer must have joined (rows from before the deadline was stored:
+    /// matched plus the join window).
+    pub(super) fn join_deadline(&self, r: &ActiveReservation) -> Option<DateTime<Utc>> {
+        r.view
+            .join_deadline
+            .or_else(|| r.matched_at.map(|m| m + self.join_window()))
     }
 
     /// Deletes what has expired: specialists' sessions, unspent stream tokens, customers'

@@ -160,6 +160,17 @@ pub async fn join_queue(server: &TestServer, c: &reqwest::Client) -> serde_json:
     r.json().await.unwrap()
 }
 
+/// A specialist accepts the next customer; the accept's answer.
+pub async fn accept_next(server: &TestServer, doc: &reqwest::Client) -> serde_json::Value {
+    let r = doc
+        .post(server.url("/api/groups/default/accept"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "accept");
+    r.json().await.unwrap()
+}
+
 /// A GET's status and JSON body (`null` if it has none).
 pub async fn get_json(c: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
     let r = c.get(url).send().await.unwrap();

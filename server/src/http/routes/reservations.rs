@@ -14,7 +14,7 @@ use crate::{
     http::routes::check_id,
     http::sse,
     state::AppState,
-    store::{CUSTOMER_SESSION, ReservationChange, Store},
+    store::{CUSTOMER_SESSION, CheckIn, ReservationChange, Store},
 };
 
 /// `GET /groups/{group}/status`: whether anyone is available and how long the queue is.
@@ -30,6 +30,7 @@ pub async fn group_status(
     Ok(Json(GroupStatus {
         available_specialists: state.store.available_specialists(&group),
         queue_length,
+        name_required: state.store.config().require_name,
         group_name: group,
         server_time: chrono::Utc::now(),
     }))
@@ -46,7 +47,10 @@ pub async fn create(
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     check_id("group name", &group)?;
-    let CreateReservationRequest {} = optional_json(&body)?;
+    let request: CreateReservationRequest = optional_json(&body)?;
+    let (name, reason) = request
+        .checked(state.store.config().require_name)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     state.limits.join(client.ip)?;
     if !state.store.has_group(&group) {
         return Err(ApiError::not_found(&format!("the group {group:?}")));
@@ -77,14 +81,19 @@ pub async fn create(
     };
     let (reservation, created) = state
         .store
-        .create_reservation(&group, &customer, new_customer.as_ref())
+        .create_reservation(
+            &group,
+            &customer,
+            new_customer.as_ref(),
+            CheckIn { name, reason },
+        )
         .await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, jar, Json(reservation)))
+    Ok((status, jar, Json(reservation.for_customer())))
 }
 
 /// The reservation if these callers may see it (else 404: we do not say it exists).
@@ -100,9 +109,22 @@ pub(crate) async fn visible(
         Some((r, customer))
             if r.group_name == group && callers.may_see_reservation(&customer, group) =>
         {
-            Ok(r)
+            // The check-in is for specialists' eyes.
+            Ok(if callers.agent.is_some() {
+                r
+            } else {
+                r.for_customer()
+            })
         }
         _ => Err(ApiError::not_found("the reservation")),
+    }
+}
+
+/// The callers as the customer alone: what only the customer who made a reservation may do.
+fn customer_only(callers: Callers) -> Callers {
+    Callers {
+        agent: None,
+        ..callers
     }
 }
 
@@ -122,11 +144,7 @@ pub async fn cancel(
     Path((group, sid)): Path<(String, String)>,
     callers: Callers,
 ) -> ApiResult<Json<Reservation>> {
-    let customer_only = Callers {
-        agent: None,
-        ..callers
-    };
-    let r = visible(&state, &customer_only, &group, &sid).await?;
+    let r = visible(&state, &customer_only(callers), &group, &sid).await?;
     if r.reservation_status.is_final() {
         return Ok(Json(r));
     }
@@ -134,7 +152,24 @@ pub async fn cancel(
         .store
         .finish_reservation(&sid, ReservationStatus::Canceled)
         .await
-        .map(Json)
+        .map(|r| Json(r.for_customer()))
+        .map_err(ApiError::from)
+}
+
+/// `POST /groups/{group}/reservations/{sid}/join-extension`: "I need a moment". A matched
+/// customer's time to join grows by `--join-extension`, once; only the customer may ask.
+/// 409 when it is not matched, already joined, already extended or already past.
+pub async fn extend_join(
+    State(state): State<AppState>,
+    Path((group, sid)): Path<(String, String)>,
+    callers: Callers,
+) -> ApiResult<Json<Reservation>> {
+    visible(&state, &customer_only(callers), &group, &sid).await?;
+    state
+        .store
+        .extend_join(&sid)
+        .await
+        .map(|r| Json(r.for_customer()))
         .map_err(ApiError::from)
 }
 
@@ -186,6 +221,8 @@ pub struct ReservationFeed {
     sid: String,
     versions: tokio::sync::watch::Receiver<u64>,
     last: Option<Reservation>,
+    /// Opened by the customer: the check-in is left out.
+    for_customer: bool,
     /// A change was seen and not yet read (kept across a cancelled [`Self::next`]).
     stale: bool,
 }
@@ -208,6 +245,7 @@ impl ReservationFeed {
             sid: sid.to_string(),
             versions,
             last: None,
+            for_customer: callers.agent.is_none(),
             stale: true,
         })
     }
@@ -230,8 +268,14 @@ impl ReservationFeed {
             match change {
                 Ok(ReservationChange::Same) => {}
                 Ok(ReservationChange::Changed(r)) => {
+                    let r = *r;
                     // Our wire types always serialize; an empty object rather than a panic.
-                    let json = serde_json::to_string(&r).unwrap_or_else(|_| "{}".into());
+                    let shown = if self.for_customer {
+                        r.clone().for_customer()
+                    } else {
+                        r.clone()
+                    };
+                    let json = serde_json::to_string(&shown).unwrap_or_else(|_| "{}".into());
                     let first = self.last.is_none();
                     self.last = Some(r);
                     return Some(FeedEvent { id, json, first });

@@ -1,0 +1,189 @@
+//! The customer's journey in real browsers, once in English and once in German: the check-in
+//! reaching the specialist (and only them), "it's your turn" with "I need a moment", the start
+//! page offering the way back, the end said in the customer's words — with an axe-core audit of
+//! every page on the way, and screenshots of each at phone and desktop sizes.
+
+use std::time::Duration;
+
+use callqueue_e2e::{
+    Browser, Driver, Result, Server, ServerOptions, join_when_called, sign_in_specialist,
+};
+
+const PHONE: (u32, u32) = (390, 844);
+const DESKTOP: (u32, u32) = (1280, 900);
+
+/// What each language says where the test looks.
+struct Words {
+    code: &'static str,
+    home: &'static str,
+    hold: &'static str,
+    back_queued: &'static str,
+    turn: &'static str,
+    join_within: &'static str,
+    extended: &'static str,
+    back_in_call: &'static str,
+    specialist_ended: &'static str,
+    reason: &'static str,
+}
+
+const ENGLISH: Words = Words {
+    code: "en",
+    home: "Talk to a specialist",
+    hold: "You are in the queue",
+    back_queued: "You are number 1 in the queue.",
+    turn: "It's your turn",
+    join_within: "Your specialist is waiting — join within ",
+    extended: "You have a little more time. Join when you are ready.",
+    back_in_call: "Your call is in progress.",
+    specialist_ended: "The specialist ended the call",
+    reason: "My router blinks red since Monday",
+};
+
+const GERMAN: Words = Words {
+    code: "de",
+    home: "Mit einer Fachkraft sprechen",
+    hold: "Sie sind in der Warteschlange",
+    back_queued: "Sie sind Nummer 1 in der Warteschlange.",
+    turn: "Sie sind an der Reihe",
+    join_within: "Ihre Fachkraft wartet – bitte treten Sie innerhalb von ",
+    extended: "Sie haben etwas mehr Zeit. Treten Sie bei, sobald Sie bereit sind.",
+    back_in_call: "Ihr Gespräch läuft.",
+    specialist_ended: "Die Fachkraft hat das Gespräch beendet",
+    reason: "Mein Router blinkt seit Montag rot",
+};
+
+/// Audits the page, then saves it at phone and desktop sizes (`<name>-<lang>-phone|desktop`),
+/// auditing again at the other size; leaves the window at `back_to`.
+async fn check(b: &Browser, name: &str, lang: &str, back_to: (u32, u32)) -> Result<()> {
+    for (size, (w, h)) in [("phone", PHONE), ("desktop", DESKTOP)] {
+        b.client.set_window_size(w, h).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.assert_accessible(&format!("{name} ({lang}, {size})"))
+            .await?;
+        b.screenshot(&format!("{name}-{lang}-{size}")).await?;
+    }
+    b.client.set_window_size(back_to.0, back_to.1).await?;
+    Ok(())
+}
+
+async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> {
+    let lang = words.code;
+    let anna = driver.browser(PHONE.0, PHONE.1).await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+
+    // The start page in the chosen language, remembered across a reload.
+    anna.goto(&server.url("/")).await?;
+    anna.choose_language(lang).await?;
+    anna.goto(&server.url("/")).await?;
+    anna.wait_attr("html", "lang", |l| l == lang).await?;
+    anna.wait_text("h1", |t| t == words.home).await?;
+    check(&anna, "home", lang, PHONE).await?;
+
+    // Check-in: a name and a reason.
+    anna.find("#check-in-name")
+        .await?
+        .send_keys("  Anna Berg ")
+        .await?;
+    anna.find("#check-in-reason")
+        .await?
+        .send_keys(words.reason)
+        .await?;
+    anna.click("form.check-in button[type=submit]").await?;
+    anna.wait_url(|u| u.contains("/hold/r/")).await?;
+    anna.wait_text("h1", |t| t == words.hold).await?;
+    anna.wait_text(".position", |t| t == "1").await?;
+    check(&anna, "hold", lang, PHONE).await?;
+
+    // The start page knows her place and takes her back to it.
+    anna.goto(&server.url("/")).await?;
+    anna.wait_text(".come-back p", |t| t == words.back_queued)
+        .await?;
+    check(&anna, "home-back", lang, PHONE).await?;
+    anna.click(".come-back a").await?;
+    anna.wait_url(|u| u.contains("/hold/r/")).await?;
+    anna.wait_text(".position", |t| t == "1").await?;
+
+    // The specialist sees who she is and why she came.
+    let name = format!("dr-journey-{lang}");
+    sign_in_specialist(&doc, server, &name).await?;
+    doc.choose_language(lang).await?;
+    doc.wait_text(".queue-list li .who", |t| t.ends_with("Anna Berg"))
+        .await?;
+    doc.wait_text(".queue-list li .reason", |t| t == words.reason)
+        .await?;
+    check(&doc, "console", lang, DESKTOP).await?;
+    // Nowhere on her own pages.
+    assert!(!anna.body_text().await?.contains(words.reason));
+
+    // Her turn: told, with the time to join, and one "I need a moment".
+    doc.click("button.accept-next").await?;
+    doc.wait_url(|u| u.contains("/join/r/")).await?;
+    anna.wait_text("h1", |t| t == words.turn).await?;
+    anna.wait_text(".join-within", |t| t.starts_with(words.join_within))
+        .await?;
+    let title = anna.client.title().await?;
+    assert!(title.starts_with(words.turn), "title {title:?}");
+    check(&anna, "turn", lang, PHONE).await?;
+    anna.click("button.more-time").await?;
+    anna.wait_text(".turn .hint", |t| t == words.extended)
+        .await?;
+    assert!(!anna.exists("button.more-time").await?, "asked once only");
+
+    // In the call: the specialist's page shows the check-in; hers does not.
+    join_when_called(&anna).await?;
+    for b in [&anna, &doc] {
+        b.wait_text(".timer-value", |t| t != "--:--").await?;
+    }
+    doc.wait_text(".check-in-card .who", |t| t == "Anna Berg")
+        .await?;
+    doc.wait_text(".check-in-card .reason", |t| t == words.reason)
+        .await?;
+    assert!(!anna.exists(".check-in-card").await?);
+    check(&anna, "call", lang, PHONE).await?;
+    check(&doc, "call-specialist", lang, DESKTOP).await?;
+
+    // The start page during the call: the way back to it.
+    anna.goto(&server.url("/")).await?;
+    anna.wait_text(".come-back p", |t| t == words.back_in_call)
+        .await?;
+    anna.click(".come-back a").await?;
+    anna.wait_url(|u| u.contains("/join/r/")).await?;
+    anna.wait_text(".timer-value", |t| t != "--:--").await?;
+
+    // The specialist ends it: said in her words, and the start page offers a new chat again.
+    doc.click("button.leave").await?;
+    anna.wait_text_for(".alert.call-ended", Duration::from_secs(10), |t| {
+        t == words.specialist_ended
+    })
+    .await?;
+    check(&anna, "call-ended", lang, PHONE).await?;
+    anna.goto(&server.url("/")).await?;
+    anna.find("#check-in-name").await?;
+    assert!(!anna.exists(".come-back").await?);
+
+    // The pages off the main path.
+    for (path, page) in [
+        ("/rejoin/r/nosuch", "rejoin"),
+        ("/no/such/page", "not-found"),
+    ] {
+        anna.goto(&server.url(path)).await?;
+        anna.find("h1").await?;
+        check(&anna, page, lang, PHONE).await?;
+    }
+    doc.click("button.sign-out").await?;
+    doc.find("input[name=user_id]").await?;
+    check(&doc, "sign-in", lang, DESKTOP).await?;
+    for b in [anna, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_journey_in_english_and_german_passes_an_accessibility_audit() -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let driver = Driver::start().await?;
+    journey(&server, &driver, &ENGLISH).await?;
+    journey(&server, &driver, &GERMAN).await?;
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! "It's your turn": telling a matched customer even when the tab is in the background — a
+//! chime, a system notification, a vibration — and the choices that go with it (sound on or
+//! off, notifications allowed or not).
+
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+
+use crate::{i18n::t, storage};
+
+/// Whether the person asked for less motion (`prefers-reduced-motion`).
+pub fn reduced_motion() -> bool {
+    window()
+        .match_media("(prefers-reduced-motion: reduce)")
+        .ok()
+        .flatten()
+        .is_some_and(|m| m.matches())
+}
+
+/// Whether the chime plays: on unless the person turned it off (remembered).
+pub fn sound_on() -> bool {
+    storage::get(storage::SOUND).as_deref() != Some("off")
+}
+
+pub fn set_sound(on: bool) {
+    storage::set(storage::SOUND, if on { "on" } else { "off" });
+}
+
+#[cfg(feature = "test-hooks")]
+thread_local! {
+    static TURNS_TOLD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times [`tell_turn`] ran (for the browser tests).
+#[cfg(feature = "test-hooks")]
+pub fn turns_told() -> u32 {
+    TURNS_TOLD.with(|c| c.get())
+}
+
+/// Tells the customer it is their turn, every way they allowed: the chime (sound on), a
+/// vibration (sound on, and not under reduced motion), and a system notification when the tab
+/// is hidden and notifications are allowed. Each part that the browser lacks is skipped.
+pub fn tell_turn() {
+    #[cfg(feature = "test-hooks")]
+    TURNS_TOLD.with(|c| c.set(c.get() + 1));
+    if sound_on() {
+        chime();
+        if !reduced_motion() {
+            let _ = window().navigator().vibrate_with_pattern(&vibration());
+        }
+    }
+    if document().hidden() && notification_permission() == "granted" {
+        let options = web_sys::NotificationOptions::new();
+        options.set_body(t("turn.notification_body"));
+        options.set_tag("callqueue-turn");
+        let _ = web_sys::Notification::new_with_options(t("turn.title"), &options);
+    }
+}
+
+fn vibration() -> wasm_bindgen::JsValue {
+    let pattern = js_sys::Array::new();
+    for ms in [200, 100, 200] {
+        pattern.push(&ms.into());
+    }
+    pattern.into()
+}
+
+/// Two short rising tones made with Web Audio: nothing to download. The browser may refuse
+/// to play before the page was touched; then there is no sound and the rest still happens.
+fn chime() {
+    let Ok(ctx) = web_sys::AudioContext::new() else {
+        return;
+    };
+    let start = ctx.current_time();
+    for (i, freq) in [660.0_f32, 880.0].into_iter().enumerate() {
+        let (Ok(osc), Ok(gain)) = (ctx.create_oscillator(), ctx.create_gain()) else {
+            return;
+        };
+        osc.frequency().set_value(freq);
+        let at = start + i as f64 * 0.18;
+        let g = gain.gain();
+        let _ = g.set_value_at_time(0.0, at);
+        let _ = g.linear_ramp_to_value_at_time(0.25, at + 0.02);
+        let _ = g.exponential_ramp_to_value_at_time(0.001, at + 0.35);
+        let _ = osc.connect_with_audio_node(&gain);
+        let _ = gain.connect_with_audio_node(&ctx.destination());
+        let _ = osc.start_with_when(at);
+        let _ = osc.stop_with_when(at + 0.4);
+    }
+    // Closed once the tones are over, so contexts do not pile up.
+    let close = wasm_bindgen::closure::Closure::once_into_js(move || {
+        let _ = ctx.close();
+    });
+    let _ = window()
+        .set_timeout_with_callback_and_timeout_and_arguments_0(close.unchecked_ref(), 1_000);
+}
+
+/// `granted`, `denied`, `default`, or `unsupported` where the browser has no notifications.
+pub fn notification_permission() -> String {
+    let has = js_sys::Reflect::has(&window(), &"Notification".into()).unwrap_or(false);
+    if !has {
+        return "unsupported".into();
+    }
+    match web_sys::Notification::permission() {
+        web_sys::NotificationPermission::Granted => "granted".into(),
+        web_sys::NotificationPermission::Denied => "denied".into(),
+        _ => "default".into(),
+    }
+}
+
+/// The hold page's choices: the sound switch, and — while the browser has not been asked —
+/// a button that asks for notifications, with a sentence saying why. Never asked on load.
+#[component]
+pub fn TurnChoices() -> impl IntoView {
+    let sound = RwSignal::new(sound_on());
+    let permission = RwSignal::new(notification_permission());
+    let toggle = move |_| {
+        let on = !sound.get_untracked();
+        set_sound(on);
+        sound.set(on);
+    };
+    let ask = move |_| {
+        if let Ok(promise) = web_sys::Notification::request_permission() {
+            leptos::task::spawn_local(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+                permission.try_set(notification_permission());
+            });
+        }
+    };
+    view! {
+        <div class="turn-choices">
+            <button
+                type="button"
+                class="secondary toggle sound"
+                role="switch"
+                aria-checked=move || sound.get().to_string()
+                on:click=toggle
+            >
+                {move || t("turn.sound")}
+            </button>
+            <Show when=move || permission.get() == "default">
+                <p class="why-notify">{move || t("turn.why_notify")}</p>
+                <button type="button" class="secondary notify" on:click=ask>
+                    {move || t("turn.allow_notify")}
+                </button>
+            </Show>
+        </div>
+    }
+}

@@ -602,14 +602,19 @@ impl Browser {
             .execute_async(
                 "const done = arguments[arguments.length - 1]; \
                  axe.run(document, { resultTypes: ['violations'] }) \
-                   .then(r => done(r.violations.map(v => \
-                     v.id + ' (' + v.impact + '): ' + v.help + ' — ' + \
-                     v.nodes.map(n => n.target.join(' ')).join(', ')))) \
-                   .catch(e => done(['axe failed: ' + e]));",
+                   .then(r => done({ checked: r.passes.length + r.violations.length, \
+                     violations: r.violations.map(v => \
+                       v.id + ' (' + v.impact + '): ' + v.help + ' — ' + \
+                       v.nodes.map(n => n.target.join(' ')).join(', ')) })) \
+                   .catch(e => done({ checked: 0, violations: ['axe failed: ' + e] }));",
                 Vec::new(),
             )
             .await?;
-        Ok(result
+        // An audit that checked nothing is not a pass.
+        if result["checked"].as_u64().unwrap_or(0) == 0 {
+            return Err(format!("axe-core did not run: {result}").into());
+        }
+        Ok(result["violations"]
             .as_array()
             .map(|a| {
                 a.iter()

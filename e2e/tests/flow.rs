@@ -62,8 +62,14 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
     start_chat(&bob, &server).await?;
     bob.wait_text(".position", |t| t == "2").await?;
     bob.screenshot("hold-desktop").await?;
-    // Starting again from home returns to the same place, not a second one.
-    assert_eq!(start_chat(&alice, &server).await?, alice_sid);
+    // Home knows her place and takes her back to it, rather than offering a second one.
+    alice.goto(&server.url("/")).await?;
+    alice
+        .wait_text(".come-back p", |t| t == "You are number 1 in the queue.")
+        .await?;
+    alice.click(".come-back a").await?;
+    let back = alice.wait_url(|u| u.contains("/hold/r/")).await?;
+    assert!(back.ends_with(&alice_sid), "{back}");
     alice.wait_text(".position", |t| t == "1").await?;
 
     // 2. The specialist signs in, goes available, accepts the next customer.

@@ -17,7 +17,7 @@ pub fn ConnectionIndicator(
     view! {
         <p class=move || state.get().class() role="status" aria-live="polite">
             <span class="dot" aria-hidden="true"></span>
-            {move || what.map(t)}
+            {move || what.map(|w| format!("{} ", t(w)))}
             {move || t(state.get().label())}
         </p>
     }

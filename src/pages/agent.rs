@@ -358,7 +358,7 @@ pub fn Console(
             <button
                 type="button"
                 role="switch"
-                class=move || if available() { "toggle availability on" } else { "toggle availability" }
+                class="secondary availability"
                 aria-checked=move || available().to_string()
                 on:click=toggle
             >

@@ -95,6 +95,8 @@ impl Default for ServerOptions {
 pub struct Server {
     pub port: u16,
     pub base: String,
+    /// Where its `/metrics` is served.
+    pub metrics_port: u16,
     options: ServerOptions,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -107,6 +109,7 @@ impl Server {
         let mut server = Self {
             port,
             base: format!("http://127.0.0.1:{port}"),
+            metrics_port: free_port(),
             options,
             dir,
             child: None,
@@ -145,6 +148,10 @@ impl Server {
         let child = Command::new(&bin)
             .arg("serve")
             .args(["--addr", &format!("127.0.0.1:{}", self.port)])
+            .args([
+                "--metrics-addr",
+                &format!("127.0.0.1:{}", self.metrics_port),
+            ])
             .arg("--database")
             .arg(self.database())
             .arg("--dist")

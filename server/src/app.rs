@@ -53,7 +53,10 @@ async fn limit_streams(
     request: Request,
     next: Next,
 ) -> Response {
-    let permit = match state.limits.open_stream(client.ip) {
+    let permit = match state
+        .limits
+        .open_stream(client.ip, crate::metrics::Connection::EventStream)
+    {
         Ok(permit) => permit,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -126,6 +129,7 @@ fn requests() -> Router<AppState> {
         })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(crate::metrics::observe))
 }
 
 /// The whole HTTP surface.
@@ -153,6 +157,8 @@ pub fn router(state: AppState) -> Router {
 /// A server bound to its address, ready to run.
 pub struct Server {
     pub listener: TcpListener,
+    /// `/metrics`, when `--metrics-addr` is set.
+    pub metrics: Option<TcpListener>,
     pub state: AppState,
 }
 
@@ -162,6 +168,13 @@ impl Server {
         let pool = db::open(&config.database).await?;
         let store = Store::open(pool, Arc::new(config.clone())).await?;
         let listener = TcpListener::bind(config.addr).await?;
+        let metrics = match config.metrics_addr {
+            Some(addr) => {
+                crate::metrics::install();
+                Some(crate::metrics::bind(addr).await?)
+            }
+            None => None,
+        };
         let rooms = if store.clustered() {
             // Calls whose members are on different nodes: signalling through the database.
             let out = store.clone();
@@ -189,6 +202,7 @@ impl Server {
         };
         Ok(Self {
             listener,
+            metrics,
             state: AppState {
                 limits: Limits::new(&config),
                 rooms,
@@ -202,6 +216,11 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Serves until `shutdown` fires, then lets requests in flight finish.
@@ -219,9 +238,20 @@ impl Server {
             }
             db::Location::Sqlite(_) => None,
         };
+        let metrics = self.metrics.map(|listener| {
+            let (store, shutdown) = (self.state.store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(listener, store, shutdown).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            })
+        });
         let app = router(self.state.clone());
         let result = crate::http::edge::serve(self.listener, app, self.state).await;
         shutdown.cancel();
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         let _ = sweeper.await;
         if let Some(follower) = follower {
             let _ = follower.await;

@@ -53,6 +53,8 @@ pub struct Config {
     pub turn_secret: Option<String>,
     /// Members use the TURN relays only (no direct path between them).
     pub ice_relay_only: bool,
+    /// Where `/metrics` is served (Prometheus text); `None`: no metrics.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Defaults a deployment can keep: generous for people (a household or an office behind one
@@ -114,6 +116,7 @@ impl Config {
             ice_servers: Vec::new(),
             turn_secret: None,
             ice_relay_only: false,
+            metrics_addr: None,
         }
     }
 

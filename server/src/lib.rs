@@ -4,7 +4,8 @@
 //!
 //! `store/` owns the queue and the calls (and never imports the HTTP layer), `http/` turns
 //! requests into store operations, `state.rs` is what handlers share, `signal/` the call rooms,
-//! `limits.rs` the rate limits and caps, `app.rs` the router and the server's lifetime.
+//! `limits.rs` the rate limits and caps, `metrics.rs` what `/metrics` shows, `app.rs` the
+//! router and the server's lifetime.
 
 pub mod app;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod db;
 pub mod estimator;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod signal;
 pub mod state;
 pub mod store;

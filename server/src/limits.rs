@@ -195,9 +195,16 @@ impl Limits {
     }
 
     /// Holds one of `client`'s stream places until dropped; refused when it has all of them.
-    pub fn open_stream(self: &Arc<Self>, client: IpAddr) -> Result<StreamPermit, Refused> {
+    pub fn open_stream(
+        self: &Arc<Self>,
+        client: IpAddr,
+        kind: crate::metrics::Connection,
+    ) -> Result<StreamPermit, Refused> {
         if !self.enabled {
-            return Ok(StreamPermit { held: None });
+            return Ok(StreamPermit {
+                held: None,
+                _open: crate::metrics::Open::new(kind),
+            });
         }
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         let n = streams.entry(client).or_insert(0);
@@ -213,6 +220,7 @@ impl Limits {
         *n += 1;
         Ok(StreamPermit {
             held: Some((self.clone(), client)),
+            _open: crate::metrics::Open::new(kind),
         })
     }
 
@@ -240,6 +248,8 @@ fn sign_in_delay(count: u32) -> Duration {
 /// One open stream of a client; gives its place back when dropped.
 pub struct StreamPermit {
     held: Option<(Arc<Limits>, IpAddr)>,
+    /// Counted among the open connections while it lives.
+    _open: crate::metrics::Open,
 }
 
 impl Drop for StreamPermit {
@@ -259,6 +269,8 @@ impl Drop for StreamPermit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ES: crate::metrics::Connection = crate::metrics::Connection::EventStream;
 
     fn limits(tweak: impl FnOnce(&mut Config)) -> Arc<Limits> {
         let mut config = Config::for_tests("unused".into());
@@ -335,11 +347,11 @@ mod tests {
     #[test]
     fn streams_per_client_are_capped_and_given_back() {
         let l = limits(|c| c.streams_per_client = 2);
-        let a = l.open_stream(ip("127.0.0.1")).unwrap();
-        let _b = l.open_stream(ip("127.0.0.1")).unwrap();
-        assert!(l.open_stream(ip("127.0.0.1")).is_err());
-        let _other = l.open_stream(ip("127.0.0.2")).unwrap();
+        let a = l.open_stream(ip("127.0.0.1"), ES).unwrap();
+        let _b = l.open_stream(ip("127.0.0.1"), ES).unwrap();
+        assert!(l.open_stream(ip("127.0.0.1"), ES).is_err());
+        let _other = l.open_stream(ip("127.0.0.2"), ES).unwrap();
         drop(a);
-        let _c = l.open_stream(ip("127.0.0.1")).unwrap();
+        let _c = l.open_stream(ip("127.0.0.1"), ES).unwrap();
     }
 }

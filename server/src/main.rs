@@ -21,12 +21,16 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as `text` for people or `json` (one object per line, each request's lines
+    /// with its id) for a log collector.
+    #[arg(long, global = true, env = "CALLQUEUE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the API and the built app.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage specialists' sign-ins.
     Agent {
         #[command(subcommand)]
@@ -149,6 +153,22 @@ struct ServeArgs {
     /// Calls use the TURN relays only (hides each member's address from the other).
     #[arg(long, env = "CALLQUEUE_ICE_RELAY_ONLY")]
     ice_relay_only: bool,
+    /// Where Prometheus scrapes `/metrics` (keep it private); `off` serves none.
+    #[arg(long, env = "CALLQUEUE_METRICS_ADDR", default_value = "127.0.0.1:9464", value_parser = parse_metrics_addr)]
+    metrics_addr: MetricsAddr,
+}
+
+/// `--metrics-addr`: an address, or `off`.
+#[derive(Clone, Debug)]
+struct MetricsAddr(Option<SocketAddr>);
+
+fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(MetricsAddr(None));
+    }
+    s.parse()
+        .map(|a| MetricsAddr(Some(a)))
+        .map_err(|e| format!("{s:?}: {e} (an address such as 127.0.0.1:9464, or off)"))
 }
 
 impl ServeArgs {
@@ -193,20 +213,28 @@ impl ServeArgs {
             ice_servers: self.ice_servers,
             turn_secret: self.turn_secret.filter(|s| !s.is_empty()),
             ice_relay_only: self.ice_relay_only,
+            metrics_addr: self.metrics_addr.0,
         })
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into()),
-        )
-        .init();
-    let result = match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if cli.log_format == "json" {
+        // One JSON object per line, with the fields of the spans it is in (a request's id).
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        logs.init();
+    }
+    let result = match cli.command {
+        Command::Serve(args) => serve(*args).await,
         Command::Agent {
             command:
                 AgentCommand::Add {

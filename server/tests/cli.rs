@@ -66,3 +66,65 @@ fn a_database_that_cannot_be_used_is_a_clear_error_not_a_folder() {
         "nothing was created"
     );
 }
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_request_id() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callqueue-server"))
+        .args(["serve", "--log-format", "json", "--metrics-addr", "off"])
+        .args(["--addr", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "info,callqueue_server=debug")
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Up and serving: its first lines are JSON objects.
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(
+        first["level"].is_string() && first["timestamp"].is_string(),
+        "{first}"
+    );
+    let mut request = None;
+    for _ in 0..50 {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => {
+                request = Some(s);
+                break;
+            }
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+    let mut s = request.expect("the server listens");
+    s.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Request-Id: probe-7\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-request-id: probe-7"),
+        "{answer}"
+    );
+    // Its log line carries the id.
+    let mut seen = None;
+    for line in lines.by_ref().take(50) {
+        let line = line.unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        if v["span"]["id"] == "probe-7" {
+            seen = Some(v);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = seen.expect("a log line of the request");
+    assert_eq!(seen["span"]["route"], "/api/health");
+}

@@ -234,7 +234,10 @@ async fn open_feed(
         );
     }
     let client = state.limits.client(peer.ip(), &headers);
-    let permit = state.limits.open_stream(client).ok()?;
+    let permit = state
+        .limits
+        .open_stream(client, crate::metrics::Connection::EventStream)
+        .ok()?;
     let callers = Callers::from_headers(&headers, &state.store).await.ok()?;
     let feed = ReservationFeed::open(state, &callers, group, sid)
         .await

@@ -66,6 +66,7 @@ impl Store {
         let (tx, mut call) = self.begin_call(id).await?;
         let now = Utc::now();
         let mut event = CallEventType::Updated;
+        let customer_first_join = role == Role::Patient && call.customer_joined_at.is_none();
         if let Some(secs) = max_duration_seconds {
             call.max_duration_seconds = self.checked_duration(secs)?;
         }
@@ -92,7 +93,20 @@ impl Store {
             ));
         }
         let call = self.commit_call_change(tx, call, event).await?;
+        let group = call.group_name.clone();
+        if customer_first_join {
+            let joined_queue = self
+                .live()
+                .reservations
+                .get(&call.reservation_sid)
+                .map(|r| r.view.created_at);
+            if let Some(t) = joined_queue {
+                metrics::histogram!(crate::metrics::WAIT_TO_JOIN, "group" => group.clone())
+                    .record(crate::metrics::seconds(t, now));
+            }
+        }
         if event == CallEventType::SessionStarted {
+            metrics::counter!(crate::metrics::CALLS_STARTED, "group" => group).increment(1);
             let check_in = self.live().check_in(&call.reservation_sid);
             self.user_event(
                 Audience::User(call.specialist_id.clone()),
@@ -113,6 +127,7 @@ impl Store {
         let _w = self.inner.write.lock().await;
         let (tx, mut call) = self.begin_call(id).await?;
         let now = Utc::now();
+        let before = call.max_duration_seconds;
         call.max_duration_seconds = self.checked_duration(max_duration_seconds)?;
         call.timer_ends_at = call
             .started_at
@@ -122,8 +137,16 @@ impl Store {
                 "a session of {max_duration_seconds} s would already be over; choose a longer one"
             )));
         }
-        self.commit_call_change(tx, call, CallEventType::Updated)
-            .await
+        let longer = call.max_duration_seconds > before;
+        let group = call.group_name.clone();
+        let call = self
+            .commit_call_change(tx, call, CallEventType::Updated)
+            .await?;
+        if longer {
+            metrics::counter!(crate::metrics::EXTENSIONS, "group" => group, "kind" => "session")
+                .increment(1);
+        }
+        Ok(call)
     }
 
     /// A member leaves. A started call ends when the specialist leaves or nobody is left in it.
@@ -283,6 +306,12 @@ impl Store {
         reason: CallEndReason,
         now: DateTime<Utc>,
     ) -> CallRow {
+        metrics::counter!(
+            crate::metrics::CALLS_ENDED,
+            "group" => call.group_name.clone(),
+            "reason" => reason.as_str()
+        )
+        .increment(1);
         let mut ended = call.clone();
         ended.ended_at = Some(now);
         ended.ended_reason = Some(reason);

@@ -168,6 +168,7 @@ impl Store {
                     customer_id: row.try_get("customer_id")?,
                     seq: row.try_get("seq")?,
                     matched_at: row.time_opt("matched_at")?,
+                    first_estimate: None,
                     view,
                 },
                 in_flight,

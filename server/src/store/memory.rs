@@ -10,6 +10,9 @@ pub(super) struct ActiveReservation {
     pub(super) customer_id: String,
     pub(super) seq: i64,
     pub(super) matched_at: Option<DateTime<Utc>>,
+    /// The estimate it was given on joining (for the estimate-error metric; not kept over a
+    /// restart).
+    pub(super) first_estimate: Option<DateTime<Utc>>,
     pub(super) view: Reservation,
 }
 
@@ -28,6 +31,7 @@ impl ActiveReservation {
             customer_id: customer_id.to_string(),
             seq,
             matched_at: None,
+            first_estimate: None,
             view: Reservation {
                 reservation_sid: sid.to_string(),
                 group_name: group.to_string(),

@@ -157,6 +157,7 @@ impl Store {
                     estimator::estimate_position(now, queue_length as usize, &busy, mean);
                 if let Some(r) = live.reservations.get_mut(sid) {
                     r.view.queue_position = Some(queue_length);
+                    r.first_estimate = estimate.map(|e| e.at);
                     set_estimate(&mut r.view, estimate);
                 }
                 let view = live.view(sid, now).expect("just inserted");
@@ -431,6 +432,15 @@ impl Store {
         self.announce(&mut tx, &[(&group, version)]).await?;
         tx.commit().await?;
 
+        if active.view.reservation_status == ReservationStatus::Queued {
+            let why = if status == ReservationStatus::Expired {
+                "expired"
+            } else {
+                "left"
+            };
+            metrics::counter!(crate::metrics::ABANDONED, "group" => group.clone(), "reason" => why)
+                .increment(1);
+        }
         let mut live = self.live_mut();
         live.reservations.remove(sid);
         live.by_customer.remove(&active.customer_id);
@@ -513,6 +523,8 @@ impl Store {
         bump_group(&mut tx, &group, version).await?;
         self.announce(&mut tx, &[(&group, version)]).await?;
         tx.commit().await?;
+        metrics::counter!(crate::metrics::EXTENSIONS, "group" => group.clone(), "kind" => "join")
+            .increment(1);
         let mut live = self.live_mut();
         if let Some(r) = live.reservations.get_mut(sid) {
             r.view.join_deadline = Some(deadline);
@@ -639,6 +651,13 @@ impl Store {
             .get_mut(&sid)
             .expect("held under the write lock");
         r.matched_at = Some(now);
+        let waited = crate::metrics::seconds(r.view.created_at, now);
+        metrics::histogram!(crate::metrics::WAIT_TO_MATCH, "group" => group.to_string())
+            .record(waited);
+        if let Some(estimate) = r.first_estimate {
+            metrics::histogram!(crate::metrics::ESTIMATE_ERROR, "group" => group.to_string())
+                .record(crate::metrics::seconds(estimate, now));
+        }
         r.view.reservation_status = ReservationStatus::Matched;
         r.view.queue_position = None;
         set_estimate(&mut r.view, None);

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestServer {
     pub base: String,
+    /// `http://addr` of `/metrics`, when the config asked for it.
+    pub metrics: Option<String>,
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
     pub config: Config,
@@ -79,10 +81,12 @@ impl TestServer {
     pub async fn start_in(dir: tempfile::TempDir, config: Config) -> Self {
         let server = Server::bind(config.clone()).await.expect("server binds");
         let base = format!("http://{}", server.local_addr());
+        let metrics = server.metrics_addr().map(|a| format!("http://{a}"));
         let shutdown = server.state.shutdown.clone();
         let handle = tokio::spawn(server.run());
         Self {
             base,
+            metrics,
             shutdown,
             handle,
             config,

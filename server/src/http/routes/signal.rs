@@ -54,7 +54,9 @@ pub async fn upgrade(
     else {
         return Err(ApiError::Conflict("the call has ended".into()));
     };
-    let permit = state.limits.open_stream(client.ip)?;
+    let permit = state
+        .limits
+        .open_stream(client.ip, crate::metrics::Connection::WebSocket)?;
     let user = match role {
         Role::Specialist => call.specialist_id.clone(),
         Role::Patient => call.customer_id.clone(),

@@ -47,7 +47,9 @@ pub async fn upgrade(
     client: ClientInfo,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let permit = state.limits.open_stream(client.ip)?;
+    let permit = state
+        .limits
+        .open_stream(client.ip, crate::metrics::Connection::WebSocket)?;
     let limiter = state.limits.message_limiter();
     Ok(ws
         .max_message_size(16 * 1024)

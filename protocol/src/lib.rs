@@ -44,6 +44,7 @@ pub const DEFAULT_MAX_DURATION_SECONDS: u32 = 3600;
 
 /// Where a group reservation stands. The strings are Streem's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ReservationStatus {
     #[serde(rename = "GROUP_RESERVATION_STATUS_QUEUED")]
     Queued,
@@ -96,6 +97,7 @@ impl ReservationStatus {
 
 /// A customer's place in a group's queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reservation {
     pub reservation_sid: String,
     pub group_name: String,
@@ -188,6 +190,7 @@ impl Reservation {
 
 /// Who someone is in a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Specialist,
@@ -213,6 +216,7 @@ impl Role {
 
 /// Why a call ended: one name on the wire for each way a call can end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CallEndReason {
     /// The session timer reached zero.
@@ -261,6 +265,7 @@ impl CallEndReason {
 
 /// What a role may do in a call (Stream Video's capability names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Capability {
     JoinCall,
@@ -298,17 +303,20 @@ impl Capability {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Limits {
     pub max_duration_seconds: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallSettings {
     pub limits: Limits,
 }
 
 /// The live part of a call: when it started, when its timer ends, when it ended.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallSession {
     #[serde(default, deserialize_with = "rfc3339::option")]
     pub started_at: Option<DateTime<Utc>>,
@@ -323,6 +331,7 @@ pub struct CallSession {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
     pub user_id: String,
     pub role: Role,
@@ -332,6 +341,7 @@ pub struct Member {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Call {
     pub id: String,
     #[serde(rename = "type")]
@@ -345,6 +355,7 @@ pub struct Call {
 
 /// `GET /calls/{type}/{id}` and every call mutation answer with this.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallResponse {
     pub call: Call,
     pub members: Vec<Member>,
@@ -362,12 +373,14 @@ pub struct CallResponse {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LimitsOverride {
     #[serde(default)]
     pub max_duration_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SettingsOverride {
     #[serde(default)]
     pub limits: LimitsOverride,
@@ -375,12 +388,14 @@ pub struct SettingsOverride {
 
 /// `PATCH /calls/{type}/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpdateCallRequest {
     pub settings_override: SettingsOverride,
 }
 
 /// `POST /calls/{type}/{id}/join`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JoinCallRequest {
     #[serde(default)]
     pub settings_override: Option<SettingsOverride>,
@@ -388,6 +403,7 @@ pub struct JoinCallRequest {
 
 /// The kinds of event on a call stream (the SSE `event:` name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CallEventType {
     #[serde(rename = "call.session_started")]
     SessionStarted,
@@ -410,6 +426,7 @@ impl CallEventType {
 /// The data of every call stream event; the first event of a connection is a `call.updated`
 /// snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallEvent {
     #[serde(rename = "type")]
     pub event_type: CallEventType,
@@ -420,6 +437,7 @@ pub struct CallEvent {
 
 /// One event on a specialist's queue stream (`GET /groups/{group}/events`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type")]
 pub enum QueueEvent {
     /// The whole queue: the first event of every connection.
@@ -514,6 +532,7 @@ impl QueueEvent {
 
 /// `GET /groups/{group}/queue`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct QueueResponse {
     pub group_name: String,
     pub reservations: Vec<Reservation>,
@@ -524,6 +543,7 @@ pub struct QueueResponse {
 
 /// `GET /groups/{group}/status`: what a customer may know before joining.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupStatus {
     pub group_name: String,
     pub available_specialists: u32,
@@ -539,6 +559,7 @@ pub struct GroupStatus {
 /// JSON object (the check-in). Fields it does not know are refused rather than silently
 /// dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateReservationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -639,6 +660,7 @@ impl CreateReservationRequest {
 
 /// `POST /agent/session`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignInRequest {
     pub user_id: String,
     pub secret: String,
@@ -646,6 +668,7 @@ pub struct SignInRequest {
 
 /// A signed-in specialist, as `POST /agent/session` and `PUT /agent/availability` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentSession {
     pub user_id: String,
     pub role: Role,
@@ -663,18 +686,21 @@ pub struct AgentSession {
 
 /// `PUT /agent/availability`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AvailabilityRequest {
     pub available: bool,
 }
 
 /// `POST /groups/{group}/accept`: the next customer, or the one named.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcceptRequest {
     #[serde(default)]
     pub reservation_sid: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcceptResponse {
     pub reservation: Reservation,
     pub call: CallResponse,
@@ -682,6 +708,7 @@ pub struct AcceptResponse {
 
 /// `POST /agent/stream-token`: a short-lived, single-use token for the WebSocket handshake.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamToken {
     pub token: String,
     #[serde(deserialize_with = "rfc3339::required")]
@@ -692,6 +719,7 @@ pub struct StreamToken {
 
 /// What a client sends on the per-user WebSocket channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ClientMessage {
     AuthRequest { token: String },
@@ -701,6 +729,7 @@ pub enum ClientMessage {
 
 /// What the server sends on the per-user WebSocket channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ServerMessage {
     AuthResponse {
@@ -796,6 +825,7 @@ impl ServerMessage {
 
 /// Things a specialist is told about on their per-user channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "event_type", rename_all = "snake_case")]
 pub enum UserEvent {
     CustomerWaiting {
@@ -927,11 +957,13 @@ impl UserEvent {
 
 /// The provider webhook envelope (Streem): `{"event":{"event_type":..,"payload":{..}}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookEnvelope {
     pub event: WebhookEvent,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookEvent {
     pub event_type: String,
     #[serde(default)]
@@ -940,12 +972,14 @@ pub struct WebhookEvent {
 
 /// The payload of a `group_reservation_updated` webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupReservationUpdated {
     pub updated_group_reservation: WebhookReservation,
 }
 
 /// A reservation as the provider reports it: only the sid and status are required.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WebhookReservation {
     pub reservation_sid: String,
     pub reservation_status: ReservationStatus,
@@ -957,6 +991,7 @@ pub struct WebhookReservation {
 
 /// `GET /health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     pub status: String,
     pub database: String,
@@ -966,11 +1001,13 @@ pub struct Health {
 
 /// Every error the API returns: `{ "error": { "code", "message" } }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable and machine-readable, e.g. `not_found`, `forbidden`, `invalid_body`.
     pub code: String,

@@ -28,6 +28,7 @@ pub const MAX_SIGNAL_MESSAGE: usize = 64 * 1024;
 
 /// A session description: `type` is `offer`, `answer`, `pranswer` or `rollback`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionDescription {
     #[serde(rename = "type")]
     pub kind: SdpKind,
@@ -36,6 +37,7 @@ pub struct SessionDescription {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum SdpKind {
     Offer,
@@ -47,6 +49,7 @@ pub enum SdpKind {
 /// An ICE candidate as `RTCIceCandidate.toJSON()` gives it; an empty `candidate` is the end of
 /// candidates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IceCandidate {
     pub candidate: String,
     #[serde(default, rename = "sdpMid")]
@@ -57,6 +60,7 @@ pub struct IceCandidate {
 
 /// What a member is sending: shown to the other side ("muted", "camera off").
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MediaState {
     pub audio: bool,
     pub video: bool,
@@ -64,6 +68,7 @@ pub struct MediaState {
 
 /// An ICE server as `RTCIceServer` takes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IceServer {
     pub urls: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,6 +79,7 @@ pub struct IceServer {
 
 /// The other member, as the server sees them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Peer {
     pub session: String,
     pub role: Role,
@@ -82,6 +88,7 @@ pub struct Peer {
 
 /// What a member's page sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SignalClient {
     /// The first message: this page load's session and what it sends.
@@ -103,6 +110,7 @@ pub enum SignalClient {
 
 /// What the server sends a member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SignalServer {
     /// The answer to `hello`: who one is, whether to be the polite peer, the ICE servers to

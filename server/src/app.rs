@@ -24,7 +24,7 @@ use crate::{
     http::auth::ClientInfo,
     http::error::ApiError,
     http::headers::{self, SecurityHeaders},
-    http::routes::{agent, calls, health, reservations, signal, webhook, ws},
+    http::routes::{agent, calls, health, openapi, reservations, signal, webhook, ws},
     limits::{Limits, StreamPermit},
     signal::Rooms,
     state::AppState,
@@ -98,6 +98,7 @@ impl http_body::Body for HeldBody {
 fn requests() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
+        .route("/openapi.json", get(openapi::document))
         .route("/groups/{group}/status", get(reservations::group_status))
         .route("/groups/{group}/reservations", post(reservations::create))
         .route(

@@ -7,6 +7,7 @@ use axum::{
     response::IntoResponse,
 };
 use axum_extra::extract::CookieJar;
+use callqueue_protocol::ErrorBody;
 use callqueue_protocol::{
     AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, QueueEvent, QueueResponse,
     Role, SignInRequest, StreamToken,
@@ -40,6 +41,7 @@ fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
 /// `POST /agent/session`: signs in with the credentials `agent add` printed.
 /// Attempts are limited per client address, and a user id that keeps failing waits longer and
 /// longer between attempts (429 with `Retry-After`).
+#[utoipa::path(post, path = "/api/agent/session", tag = "specialist", request_body = SignInRequest, responses((status = 200, body = AgentSession), (status = 401, description = "wrong user id or secret", body = ErrorBody), (status = 429, description = "too many attempts", body = ErrorBody)))]
 pub async fn sign_in(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -70,6 +72,7 @@ pub async fn sign_in(
 
 /// `GET /agent/session`: who is signed in; `null` when nobody is (not an error: the console
 /// asks this on every load).
+#[utoipa::path(get, path = "/api/agent/session", tag = "specialist", responses((status = 200, description = "the signed-in specialist, or `null`", body = Option<AgentSession>)))]
 pub async fn current(
     State(state): State<AppState>,
     callers: Callers,
@@ -78,6 +81,7 @@ pub async fn current(
 }
 
 /// `DELETE /agent/session`: signs out (and clears the cookie).
+#[utoipa::path(delete, path = "/api/agent/session", tag = "specialist", responses((status = 204, description = "signed out")))]
 pub async fn sign_out(
     State(state): State<AppState>,
     callers: Callers,
@@ -94,6 +98,7 @@ pub async fn sign_out(
 }
 
 /// `PUT /agent/availability`.
+#[utoipa::path(put, path = "/api/agent/availability", tag = "specialist", request_body = AvailabilityRequest, responses((status = 200, body = AgentSession), (status = 401, description = "not signed in", body = ErrorBody)))]
 pub async fn availability(
     State(state): State<AppState>,
     callers: Callers,
@@ -116,6 +121,7 @@ fn group_of<'a>(callers: &'a Callers, group: &str) -> ApiResult<&'a Agent> {
 }
 
 /// `GET /groups/{group}/queue`.
+#[utoipa::path(get, path = "/api/groups/{group}/queue", tag = "specialist", params(("group" = String, Path, description = "a queue group, e.g. `default`")), responses((status = 200, body = QueueResponse), (status = 401, description = "not signed in", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn queue(
     State(state): State<AppState>,
     Path(group): Path<String>,
@@ -138,6 +144,7 @@ pub async fn queue(
 /// (which is also the replay), then `reservation.added` / `.updated` / `.removed` deltas with
 /// the group's version as id. Positions in a delta are as of that event; a client keeps the list
 /// in order and numbers it itself. A client too slow to keep up gets a fresh snapshot.
+#[utoipa::path(get, path = "/api/groups/{group}/events", tag = "streams", params(("group" = String, Path, description = "a queue group, e.g. `default`")), responses((status = 200, content_type = "text/event-stream", body = QueueEvent, description = "Server-Sent Events `queue.snapshot`, `reservation.added`, `reservation.removed`; the id is the group's version"), (status = 401, description = "not signed in", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn queue_events(
     State(state): State<AppState>,
     Path(group): Path<String>,
@@ -178,6 +185,7 @@ pub async fn queue_events(
 }
 
 /// `POST /groups/{group}/accept`: the next customer, or `{"reservation_sid"}`.
+#[utoipa::path(post, path = "/api/groups/{group}/accept", tag = "specialist", params(("group" = String, Path, description = "a queue group, e.g. `default`")), request_body(content = Option<AcceptRequest>, description = "a chosen customer; optional"), responses((status = 200, body = AcceptResponse), (status = 409, description = "not available, in a call, or nobody waiting", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn accept(
     State(state): State<AppState>,
     Path(group): Path<String>,
@@ -198,6 +206,7 @@ pub async fn accept(
 }
 
 /// `POST /agent/stream-token`: a one-minute, single-use token for `GET /ws`.
+#[utoipa::path(post, path = "/api/agent/stream-token", tag = "specialist", responses((status = 200, body = StreamToken), (status = 401, description = "not signed in", body = ErrorBody)))]
 pub async fn stream_token(
     State(state): State<AppState>,
     callers: Callers,

@@ -4,6 +4,7 @@ use axum::{
     extract::{Path, State},
     response::IntoResponse,
 };
+use callqueue_protocol::ErrorBody;
 use callqueue_protocol::{
     CALL_TYPE_APPOINTMENT, CallEvent, CallResponse, Capability, JoinCallRequest, Role,
     UpdateCallRequest,
@@ -73,6 +74,7 @@ fn require(state: &AppState, role: Role, capability: Capability) -> ApiResult<()
 }
 
 /// `GET /calls/{type}/{id}`.
+#[utoipa::path(get, path = "/api/calls/{type}/{id}", tag = "calls", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), responses((status = 200, body = CallResponse), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((call_type, id)): Path<(String, String)>,
@@ -84,6 +86,7 @@ pub async fn get(
 
 /// `POST /calls/{type}/{id}/join`: the first join starts the session. A holder of
 /// `change-max-duration` may set the length with `settings_override`.
+#[utoipa::path(post, path = "/api/calls/{type}/{id}/join", tag = "calls", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), request_body(content = Option<JoinCallRequest>, description = "optional"), responses((status = 200, body = CallResponse), (status = 409, description = "the call has ended", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn join(
     State(state): State<AppState>,
     Path((call_type, id)): Path<(String, String)>,
@@ -104,6 +107,7 @@ pub async fn join(
 }
 
 /// `POST /calls/{type}/{id}/leave`.
+#[utoipa::path(post, path = "/api/calls/{type}/{id}/leave", tag = "calls", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), responses((status = 200, body = CallResponse), (status = 409, description = "the call had already ended", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn leave(
     State(state): State<AppState>,
     Path((call_type, id)): Path<(String, String)>,
@@ -116,6 +120,7 @@ pub async fn leave(
 
 /// `PATCH /calls/{type}/{id}`: `settings_override.limits.max_duration_seconds`, for holders of
 /// `change-max-duration` only (checked here, not just hidden in the page).
+#[utoipa::path(patch, path = "/api/calls/{type}/{id}", tag = "calls", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), request_body = UpdateCallRequest, responses((status = 200, body = CallResponse), (status = 403, description = "the caller may not change the session length", body = ErrorBody), (status = 422, description = "a length that would already be over", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Path((call_type, id)): Path<(String, String)>,
@@ -136,6 +141,7 @@ pub async fn update(
 /// `GET /calls/{type}/{id}/events`: `call.session_started`, `call.updated` (a new
 /// `timer_ends_at`), `call.ended`, each with the whole call; the call's version is the id. The
 /// first event of every connection is the call as it is now (`call.updated`, or `call.ended`).
+#[utoipa::path(get, path = "/api/calls/{type}/{id}/events", tag = "streams", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), responses((status = 200, content_type = "text/event-stream", body = CallEvent, description = "Server-Sent Events `call.updated` (first, a snapshot), `call.session_started`, `call.ended`; the id is the call's version"), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Path((call_type, id)): Path<(String, String)>,

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use crate::{http::error::Json, state::AppState};
 
+#[utoipa::path(get, path = "/api/health", tag = "operations", responses((status = 200, body = Health), (status = 503, description = "the database does not answer", body = Health)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let db_ok = sqlx::query("SELECT 1")
         .execute(state.store.db())

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod calls;
 pub mod health;
+pub mod openapi;
 pub mod reservations;
 pub mod signal;
 pub mod webhook;

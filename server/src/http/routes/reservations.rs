@@ -6,6 +6,7 @@ use axum::{
     response::{IntoResponse, sse::Event},
 };
 use axum_extra::extract::CookieJar;
+use callqueue_protocol::ErrorBody;
 use callqueue_protocol::{CreateReservationRequest, GroupStatus, Reservation, ReservationStatus};
 
 use crate::{
@@ -18,6 +19,7 @@ use crate::{
 };
 
 /// `GET /groups/{group}/status`: whether anyone is available and how long the queue is.
+#[utoipa::path(get, path = "/api/groups/{group}/status", tag = "customer", params(("group" = String, Path, description = "a queue group, e.g. `default`")), responses((status = 200, body = GroupStatus), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn group_status(
     State(state): State<AppState>,
     Path(group): Path<String>,
@@ -38,6 +40,7 @@ pub async fn group_status(
 
 /// `POST /groups/{group}/reservations`: joins the queue, or returns the active reservation.
 /// The body is optional; a body that is there must be a [`CreateReservationRequest`].
+#[utoipa::path(post, path = "/api/groups/{group}/reservations", tag = "customer", params(("group" = String, Path, description = "a queue group, e.g. `default`")), request_body(content = Option<CreateReservationRequest>, description = "the check-in; optional"), responses((status = 201, description = "joined the queue", body = Reservation), (status = 200, description = "this browser's active reservation", body = Reservation), (status = 429, description = "too many joins from this address", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Path(group): Path<String>,
@@ -129,6 +132,7 @@ fn customer_only(callers: Callers) -> Callers {
 }
 
 /// `GET /groups/{group}/reservations/{sid}`.
+#[utoipa::path(get, path = "/api/groups/{group}/reservations/{sid}", tag = "customer", params(("group" = String, Path, description = "a queue group, e.g. `default`"), ("sid" = String, Path, description = "a reservation id")), responses((status = 200, body = Reservation), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Path((group, sid)): Path<(String, String)>,
@@ -139,6 +143,7 @@ pub async fn get(
 
 /// `DELETE /groups/{group}/reservations/{sid}`: leaves the queue (→ CANCELED). Only the
 /// customer who made it may; leaving twice answers the same canceled reservation.
+#[utoipa::path(delete, path = "/api/groups/{group}/reservations/{sid}", tag = "customer", params(("group" = String, Path, description = "a queue group, e.g. `default`"), ("sid" = String, Path, description = "a reservation id")), responses((status = 200, description = "now CANCELED (or as it already ended)", body = Reservation), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Path((group, sid)): Path<(String, String)>,
@@ -159,6 +164,7 @@ pub async fn cancel(
 /// `POST /groups/{group}/reservations/{sid}/join-extension`: "I need a moment". A matched
 /// customer's time to join grows by `--join-extension`, once; only the customer may ask.
 /// 409 when it is not matched, already joined, already extended or already past.
+#[utoipa::path(post, path = "/api/groups/{group}/reservations/{sid}/join-extension", tag = "customer", params(("group" = String, Path, description = "a queue group, e.g. `default`"), ("sid" = String, Path, description = "a reservation id")), responses((status = 200, body = Reservation), (status = 409, description = "not matched, already joined, already extended or past", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn extend_join(
     State(state): State<AppState>,
     Path((group, sid)): Path<(String, String)>,
@@ -180,6 +186,7 @@ pub async fn extend_join(
 ///
 /// A connection whose first request is this stream is served by [`crate::edge`] instead, with
 /// the same [`ReservationFeed`]; this handler serves it on a kept-alive connection.
+#[utoipa::path(get, path = "/api/events/g/{group}/r/{sid}", tag = "streams", params(("group" = String, Path, description = "a queue group, e.g. `default`"), ("sid" = String, Path, description = "a reservation id")), responses((status = 200, content_type = "text/event-stream", body = Reservation, description = "Server-Sent Events: default `message` events, each the whole reservation (the first a snapshot); the id is the group's version"), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Path((group, sid)): Path<(String, String)>,

@@ -6,6 +6,7 @@
 //! with 4010 when the call ends, 4009 when another tab of the same member takes over, 4029 when
 //! messages come too fast, 1009 when one is too large.
 
+use callqueue_protocol::ErrorBody;
 use std::time::Duration;
 
 use axum::{
@@ -38,6 +39,7 @@ const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 /// Ping frames keep the socket (and its proxies) alive and tell us when a page is gone.
 const PING_EVERY: Duration = Duration::from_secs(15);
 
+#[utoipa::path(get, path = "/api/calls/{type}/{id}/signal", tag = "streams", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), responses((status = 101, description = "The call's signalling (WebSocket), for its members: send `SignalClient` messages (hello, offer and answer descriptions, ICE candidates, media state), receive `SignalServer` messages (who else is here, what they sent, taken over by another tab).", body = SignalServer), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn upgrade(
     State(state): State<AppState>,
     Path((call_type, id)): Path<(String, String)>,

@@ -12,6 +12,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::IntoResponse,
 };
+use callqueue_protocol::ErrorBody;
 use callqueue_protocol::{GroupReservationUpdated, ReservationStatus, WebhookEnvelope};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -42,6 +43,7 @@ fn verify(secret: &str, body: &[u8], signature: &str) -> bool {
     mac.verify_slice(&bytes).is_ok()
 }
 
+#[utoipa::path(post, path = "/api/webhooks/streem", tag = "operations", request_body = WebhookEnvelope, responses((status = 200, description = "applied"), (status = 401, description = "a missing or wrong `X-Streem-Signature`", body = ErrorBody), (status = 404, description = "the webhook is off (no secret configured)", body = ErrorBody)))]
 pub async fn streem(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -6,6 +6,7 @@
 //! before authentication closes the socket (4001); a bad token closes it (4003) after saying so.
 //! Invalid JSON is answered with an `error` message, never a dropped task.
 
+use callqueue_protocol::ErrorBody;
 use std::time::Duration;
 
 use axum::{
@@ -42,6 +43,7 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 
 /// A WebSocket holds one of its client's stream places while it is open (429 when it has none
 /// left) and may send so many messages a second.
+#[utoipa::path(get, path = "/api/ws", tag = "streams", responses((status = 101, description = "The specialist's channel (WebSocket). Send `ClientMessage`s: `{\"type\":\"authrequest\",\"token\"}` with a token from `POST /api/agent/stream-token`, then `{\"type\":\"startusereventrequest\"}`; receive `ServerMessage`s, among them `userevent` with a `UserEvent` (`customer_waiting`, `call_started`, `call_ended`, `customer_presence`). Close codes: 4001 a message before authenticating, 4003 a bad token, 4008 no authentication within 10 s, 4029 more than 20 messages a second.", body = ServerMessage), (status = 429, description = "too many open connections from this address", body = ErrorBody)))]
 pub async fn upgrade(
     State(state): State<AppState>,
     client: ClientInfo,

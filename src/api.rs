@@ -4,7 +4,7 @@ use std::fmt;
 
 use callqueue_protocol::{
     AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, CallResponse,
-    CreateReservationRequest, ErrorBody, GroupStatus, JoinCallRequest, LimitsOverride,
+    CreateReservationRequest, ErrorBody, GroupDay, GroupStatus, JoinCallRequest, LimitsOverride,
     QueueResponse, Reservation, SettingsOverride, SignInRequest, StreamToken, UpdateCallRequest,
 };
 use gloo_net::http::{Request, RequestBuilder, Response};
@@ -177,9 +177,21 @@ pub async fn call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
     send(Request::get(&call_path(call_type, id))).await
 }
 
-pub async fn join_call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
+/// Joins a call; `max_duration_seconds` sets the session length (specialists only).
+pub async fn join_call(
+    call_type: &str,
+    id: &str,
+    max_duration_seconds: Option<u32>,
+) -> Result<CallResponse, ApiError> {
     let path = format!("{}/join", call_path(call_type, id));
-    send_json(Request::post(&path), &JoinCallRequest::default()).await
+    let body = JoinCallRequest {
+        settings_override: max_duration_seconds.map(|secs| SettingsOverride {
+            limits: LimitsOverride {
+                max_duration_seconds: Some(secs),
+            },
+        }),
+    };
+    send_json(Request::post(&path), &body).await
 }
 
 pub async fn leave_call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
@@ -232,6 +244,15 @@ pub async fn set_available(available: bool) -> Result<AgentSession, ApiError> {
         Request::put(&url("/agent/availability")),
         &AvailabilityRequest { available },
     )
+    .await
+}
+
+/// A group's figures since `since` (RFC 3339).
+pub async fn today(group: &str, since: &str) -> Result<GroupDay, ApiError> {
+    let since: String = js_sys::encode_uri_component(since).into();
+    send(Request::get(&url(&format!(
+        "/groups/{group}/today?since={since}"
+    ))))
     .await
 }
 

@@ -36,6 +36,12 @@ pub fn get_session(key: &str) -> Option<String> {
     session()?.get_item(key).ok().flatten()
 }
 
+pub fn remove_session(key: &str) {
+    if let Some(s) = session() {
+        let _ = s.remove_item(key);
+    }
+}
+
 pub fn set_session(key: &str, value: &str) {
     if let Some(s) = session() {
         let _ = s.set_item(key, value);

@@ -24,6 +24,7 @@ use callqueue::{
     ticker::active_tickers,
 };
 use callqueue::{
+    components::queue_view::{QueueView, ROW_PX},
     components::turn::turns_told,
     i18n::{Lang, LanguageSwitcher, set_lang},
 };
@@ -811,6 +812,7 @@ async fn no_timers_or_streams_left_after_100_page_changes() {
                     available: false,
                     active_call_id: None,
                     active_reservation_sid: None,
+                    max_call_seconds: 14_400,
                     server_time: Utc::now(),
                 }));
                 view! { <Router><Console session=session/></Router> }.into_any()
@@ -1033,4 +1035,113 @@ async fn the_language_switch_changes_the_words_and_the_page_language() {
     leptos::task::tick().await;
     assert_eq!(text(&parent, "h1").as_deref(), Some("You are in the queue"));
     assert_eq!(html.get_attribute("lang").as_deref(), Some("en"));
+}
+
+fn waiting(n: usize) -> Vec<Reservation> {
+    (0..n)
+        .map(|i| {
+            let mut r = reservation(ReservationStatus::Queued, Some(i as u32 + 1), None, 1);
+            r.reservation_sid = format!("r{i}");
+            r.customer_name = Some(format!("Customer {i}"));
+            r
+        })
+        .collect()
+}
+
+#[wasm_bindgen_test]
+async fn ten_thousand_waiting_draw_a_few_rows_and_a_change_keeps_the_others() {
+    let queue = RwSignal::new(waiting(10_000));
+    let accepted = RwSignal::new(None::<String>);
+    let now = RwSignal::new(Utc::now().timestamp_millis());
+    let parent = container();
+    parent.style().set_property("height", "600px").unwrap();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! {
+            <QueueView queue=queue server_now_ms=now can_accept=true
+                on_accept=Callback::new(move |sid| accepted.set(Some(sid)))/>
+        }
+    });
+    leptos::task::tick().await;
+    let rows = || parent.query_selector_all(".queue-row").unwrap().length();
+    assert!(rows() > 0 && rows() <= 40, "{} rows drawn", rows());
+    let list: web_sys::HtmlElement = parent
+        .query_selector(".queue-list")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(
+        list.style().get_property_value("height").unwrap(),
+        format!("{}px", 10_000.0 * ROW_PX)
+    );
+    assert_eq!(
+        text(&parent, ".queue-row .who").as_deref(),
+        Some("Customer 0")
+    );
+
+    // One customer leaves: the rows of the others are the same elements, moved up one place.
+    let third = parent.query_selector("[data-sid=r3]").unwrap().unwrap();
+    js_sys::Reflect::set(&third, &"marked".into(), &true.into()).unwrap();
+    queue.update(|l| {
+        l.remove(1);
+    });
+    leptos::task::tick().await;
+    let still = parent.query_selector("[data-sid=r3]").unwrap().unwrap();
+    assert!(
+        still.is_same_node(Some(&third)),
+        "the row was kept, not rebuilt"
+    );
+    assert_eq!(
+        js_sys::Reflect::get(&still, &"marked".into())
+            .unwrap()
+            .as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        still
+            .query_selector(".place")
+            .unwrap()
+            .unwrap()
+            .text_content()
+            .as_deref(),
+        Some("3")
+    );
+    assert!(parent.query_selector("[data-sid=r1]").unwrap().is_none());
+
+    // The clock moving changes the waited texts in place.
+    now.set(Utc::now().timestamp_millis() + 3_600_000);
+    leptos::task::tick().await;
+    let still = parent.query_selector("[data-sid=r3]").unwrap().unwrap();
+    assert!(still.is_same_node(Some(&third)));
+    assert!(
+        still.text_content().unwrap().contains("h"),
+        "{:?}",
+        still.text_content()
+    );
+
+    // Scrolled far down: the rows there, and only a few.
+    let scroller: web_sys::HtmlElement = parent
+        .query_selector(".queue-scroll")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    scroller.set_scroll_top((5_000.0 * ROW_PX) as i32);
+    scroller
+        .dispatch_event(&web_sys::Event::new("scroll").unwrap())
+        .unwrap();
+    leptos::task::tick().await;
+    assert!(rows() <= 40, "{} rows drawn", rows());
+    assert!(parent.query_selector("[data-sid=r5001]").unwrap().is_some());
+    assert!(parent.query_selector("[data-sid=r3]").unwrap().is_none());
+    // Accept on a row names that customer.
+    let button: web_sys::HtmlElement = parent
+        .query_selector("[data-sid=r5001] button")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(
+        button.get_attribute("aria-label").as_deref(),
+        Some("Accept Customer 5001")
+    );
+    button.click();
+    assert_eq!(accepted.get_untracked().as_deref(), Some("r5001"));
 }

@@ -142,6 +142,17 @@ async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> 
     // Nowhere on her own pages.
     assert!(!anna.body_text().await?.contains(words.reason));
 
+    // The console's figures, and a 15-minute session chosen for the next call.
+    doc.wait_text(".figures .longest", |t| t != "–").await?;
+    let served_before: u32 = doc
+        .wait_text(".figures .served", |t| t.parse::<u32>().is_ok())
+        .await?
+        .parse()?;
+    doc.find(".session-length select")
+        .await?
+        .select_by_value("15")
+        .await?;
+
     // Her turn: told, with the time to join, and one "I need a moment".
     doc.click("button.accept-next").await?;
     doc.wait_url(|u| u.contains("/join/r/")).await?;
@@ -163,6 +174,16 @@ async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> 
     }
     doc.wait_text(".check-in-card .who", |t| t == "Anna Berg")
         .await?;
+    // The session is the 15 minutes chosen, on both sides.
+    for b in [&anna, &doc] {
+        b.wait_text(".timer-value", |t| {
+            let secs = t
+                .split(':')
+                .fold(0, |acc, p| acc * 60 + p.parse::<u32>().unwrap_or(99_999));
+            (850..=900).contains(&secs)
+        })
+        .await?;
+    }
     doc.wait_text(".check-in-card .reason", |t| t == words.reason)
         .await?;
     assert!(!anna.exists(".check-in-card").await?);
@@ -187,6 +208,13 @@ async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> 
     anna.goto(&server.url("/")).await?;
     anna.find("#check-in-name").await?;
     assert!(!anna.exists(".come-back").await?);
+
+    // Back on the console: one more served today.
+    doc.goto(&server.url("/agent")).await?;
+    doc.wait_text(".figures .served", |t| {
+        t.parse::<u32>().is_ok_and(|n| n == served_before + 1)
+    })
+    .await?;
 
     // The pages off the main path.
     for (path, page) in [

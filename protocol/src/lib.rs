@@ -680,6 +680,26 @@ pub struct AgentSession {
     /// The reservation that call was made for (its join page is `/join/r/{sid}`).
     #[serde(default)]
     pub active_reservation_sid: Option<String>,
+    /// The longest session a call may be given (`--max-call-seconds`).
+    #[serde(default)]
+    pub max_call_seconds: u32,
+    #[serde(deserialize_with = "rfc3339::required")]
+    pub server_time: DateTime<Utc>,
+}
+
+/// `GET /groups/{group}/today?since=...`: a group's figures since a moment (the console asks
+/// from its own local midnight).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GroupDay {
+    pub group_name: String,
+    /// Customers matched with a specialist since `since`.
+    pub served: u32,
+    /// The median of their waits from joining to being matched, in seconds; `null` when none.
+    #[serde(default)]
+    pub median_wait_seconds: Option<f64>,
+    #[serde(deserialize_with = "rfc3339::required")]
+    pub since: DateTime<Utc>,
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
 }

@@ -118,6 +118,7 @@ fn requests() -> Router<AppState> {
         .route("/agent/availability", put(agent::availability))
         .route("/agent/stream-token", post(agent::stream_token))
         .route("/groups/{group}/queue", get(agent::queue))
+        .route("/groups/{group}/today", get(agent::today))
         .route("/groups/{group}/accept", post(agent::accept))
         .route("/calls/{type}/{id}", get(calls::get).patch(calls::update))
         .route("/calls/{type}/{id}/join", post(calls::join))

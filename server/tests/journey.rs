@@ -208,3 +208,58 @@ async fn a_matched_customer_may_ask_once_for_more_time_to_join() {
     assert_eq!(anna.post(&url).send().await.unwrap().status(), 409);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_console_gets_the_days_figures() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-day").await;
+    let anna = client();
+    let a = join_queue(&server, &anna).await;
+    join_queue(&server, &client()).await;
+    accept_next(&server, &doc).await;
+    // Anna leaves after being matched: the specialist is free for the next one.
+    let r = anna
+        .delete(server.url(&format!("/api/groups/default/reservations/{}", sid(&a))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    accept_next(&server, &doc).await;
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let url = |since: &str| {
+        let mut u = url::Url::parse(&server.url("/api/groups/default/today")).unwrap();
+        u.query_pairs_mut().append_pair("since", since);
+        u.to_string()
+    };
+    let (status, day) = get_json(&doc, &url(&since)).await;
+    assert_eq!(status, 200, "{day}");
+    assert_eq!(day["served"], 2);
+    assert!(day["median_wait_seconds"].as_f64().unwrap() >= 0.0);
+    // Since a moment after both: nobody yet.
+    let later = (chrono::Utc::now() - chrono::Duration::milliseconds(1)).to_rfc3339();
+    let (_, none) = get_json(&doc, &url(&later)).await;
+    assert_eq!(
+        (none["served"].clone(), none["median_wait_seconds"].clone()),
+        (json!(0), Value::Null)
+    );
+    for bad in [
+        "yesterday",
+        &(chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        &(chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339(),
+    ] {
+        let (status, body) = get_json(&doc, &url(bad)).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("since:")
+        );
+    }
+    let (status, _) = get_json(&doc, &server.url("/api/groups/default/today")).await;
+    assert_eq!(status, 400);
+    // Not for customers.
+    let (status, _) = get_json(&client(), &url(&since)).await;
+    assert!(status == 401 || status == 403, "{status}");
+    server.stop().await;
+}

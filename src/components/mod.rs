@@ -5,5 +5,6 @@ pub mod busy;
 pub mod connection;
 pub mod device_check;
 pub mod extend_button;
+pub mod queue_view;
 pub mod session_timer;
 pub mod turn;

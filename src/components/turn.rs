@@ -48,11 +48,21 @@ pub fn tell_turn() {
             let _ = window().navigator().vibrate_with_pattern(&vibration());
         }
     }
+    notify_if_hidden(
+        t("turn.title"),
+        t("turn.notification_body"),
+        "callqueue-turn",
+    );
+}
+
+/// A system notification, when the tab is hidden and notifications are allowed (a visible
+/// page says it itself). `tag` replaces an earlier one of the same kind.
+pub fn notify_if_hidden(title: &str, body: &str, tag: &str) {
     if document().hidden() && notification_permission() == "granted" {
         let options = web_sys::NotificationOptions::new();
-        options.set_body(t("turn.notification_body"));
-        options.set_tag("callqueue-turn");
-        let _ = web_sys::Notification::new_with_options(t("turn.title"), &options);
+        options.set_body(body);
+        options.set_tag(tag);
+        let _ = web_sys::Notification::new_with_options(title, &options);
     }
 }
 
@@ -66,7 +76,7 @@ fn vibration() -> wasm_bindgen::JsValue {
 
 /// Two short rising tones made with Web Audio: nothing to download. The browser may refuse
 /// to play before the page was touched; then there is no sound and the rest still happens.
-fn chime() {
+pub fn chime() {
     let Ok(ctx) = web_sys::AudioContext::new() else {
         return;
     };
@@ -112,19 +122,10 @@ pub fn notification_permission() -> String {
 #[component]
 pub fn TurnChoices() -> impl IntoView {
     let sound = RwSignal::new(sound_on());
-    let permission = RwSignal::new(notification_permission());
     let toggle = move |_| {
         let on = !sound.get_untracked();
         set_sound(on);
         sound.set(on);
-    };
-    let ask = move |_| {
-        if let Ok(promise) = web_sys::Notification::request_permission() {
-            leptos::task::spawn_local(async move {
-                let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-                permission.try_set(notification_permission());
-            });
-        }
     };
     view! {
         <div class="turn-choices">
@@ -137,12 +138,30 @@ pub fn TurnChoices() -> impl IntoView {
             >
                 {move || t("turn.sound")}
             </button>
-            <Show when=move || permission.get() == "default">
-                <p class="why-notify">{move || t("turn.why_notify")}</p>
-                <button type="button" class="secondary notify" on:click=ask>
-                    {move || t("turn.allow_notify")}
-                </button>
-            </Show>
+            <NotifyButton why="turn.why_notify" label="turn.allow_notify"/>
         </div>
+    }
+}
+
+/// While the browser has not been asked: a sentence saying why (`why`, a catalogue key) and a
+/// button (`label`) that asks for notifications. Never asked without a press.
+#[component]
+pub fn NotifyButton(why: &'static str, label: &'static str) -> impl IntoView {
+    let permission = RwSignal::new(notification_permission());
+    let ask = move |_| {
+        if let Ok(promise) = web_sys::Notification::request_permission() {
+            leptos::task::spawn_local(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+                permission.try_set(notification_permission());
+            });
+        }
+    };
+    view! {
+        <Show when=move || permission.get() == "default">
+            <p class="why-notify">{move || t(why)}</p>
+            <button type="button" class="secondary notify" on:click=ask>
+                {move || t(label)}
+            </button>
+        </Show>
     }
 }

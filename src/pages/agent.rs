@@ -2,7 +2,9 @@
 
 use std::rc::Rc;
 
-use callqueue_protocol::{AgentSession, QueueEvent, Reservation, UserEvent};
+use callqueue_protocol::{
+    AgentSession, GroupDay, QueueEvent, Reservation, ReservationStatus, UserEvent,
+};
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
 
@@ -12,8 +14,10 @@ use crate::{
     components::{
         busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
+        queue_view::QueueView,
+        turn,
     },
-    i18n::{number, t, tf},
+    i18n::{number, t, tf, tn},
     live::{LiveHandle, LiveOptions, PollFuture, Transport, use_live},
     logic::{
         clock::ClockOffset,
@@ -21,13 +25,11 @@ use crate::{
         queue_list::{self, waited_text},
     },
     pages::use_document_title,
+    storage,
     ticker::{now_ms, use_ticker},
     user_channel::use_user_channel,
 };
 
-/// How many queue rows are drawn; the rest are counted. Keeps the page fast with thousands
-/// waiting.
-pub const VISIBLE_ROWS: usize = 50;
 /// How many notices are kept.
 const NOTICES: usize = 5;
 
@@ -99,7 +101,31 @@ pub fn SignIn(
     }
 }
 
-/// The signed-in console.
+/// The choices of session length the console offers, in minutes.
+pub const SESSION_MINUTES: [u32; 4] = [15, 30, 60, 90];
+/// Where the chosen session length is remembered.
+const SESSION_KEY: &str = "callqueue.session-minutes";
+/// Where the console's sound choice is remembered.
+const CONSOLE_SOUND: &str = "callqueue.console-sound";
+
+/// The session lengths a specialist may choose, within the server's longest.
+pub fn session_choices(max_call_seconds: u32) -> Vec<u32> {
+    SESSION_MINUTES
+        .into_iter()
+        .filter(|m| max_call_seconds == 0 || m * 60 <= max_call_seconds)
+        .collect()
+}
+
+/// The median of a day's waits as a person reads it.
+fn median_text(seconds: Option<f64>) -> String {
+    match seconds {
+        Some(s) => waited_text((s * 1000.0) as i64),
+        None => "–".to_string(),
+    }
+}
+
+/// The signed-in console: the queue as the main column; beside it the current or next call,
+/// the session length for the next one, the day's figures, alerts and notices.
 #[component]
 pub fn Console(
     /// The signed-in specialist; cleared on sign-out.
@@ -109,17 +135,38 @@ pub fn Console(
     let queue = RwSignal::new(Vec::<Reservation>::new());
     let offset = RwSignal::new(ClockOffset::default());
     let notices = RwSignal::new(Vec::<String>::new());
+    let day = RwSignal::new(None::<GroupDay>);
     let (error, set_error) = signal(None::<String>);
     let (accepting, set_accepting) = signal(false);
     let (toggling, set_toggling) = signal(false);
-    let group = move || {
-        session.with(|s| {
-            s.as_ref()
-                .and_then(|s| s.groups.first().cloned())
-                .unwrap_or_else(|| api::GROUP.to_string())
-        })
+    let groups = move || session.with(|s| s.as_ref().map(|s| s.groups.clone()).unwrap_or_default());
+    let group = RwSignal::new(
+        session
+            .with_untracked(|s| s.as_ref().and_then(|s| s.groups.first().cloned()))
+            .unwrap_or_else(|| api::GROUP.to_string()),
+    );
+    let minutes = RwSignal::new(
+        storage::get(SESSION_KEY)
+            .and_then(|m| m.parse::<u32>().ok())
+            .filter(|m| SESSION_MINUTES.contains(m))
+            .unwrap_or(60),
+    );
+    let sound = RwSignal::new(storage::get(CONSOLE_SOUND).as_deref() != Some("off"));
+
+    // The day's figures for the group shown, since this browser's midnight.
+    let load_day = move || {
+        let group = group.get_untracked();
+        spawn_local(async move {
+            if let Ok(d) = api::today(&group, &local_midnight()).await {
+                day.try_set(Some(d));
+            }
+        });
     };
-    let group_now = group();
+    Effect::new(move |_| {
+        group.track();
+        day.set(None);
+        load_day();
+    });
 
     // The queue stream, with the same reconnect rules as the customer pages.
     let on_message = Rc::new(move |_: &LiveHandle, name: &str, data: &str| {
@@ -130,29 +177,32 @@ pub fn Console(
                     | QueueEvent::Added { server_time, .. }
                     | QueueEvent::Removed { server_time, .. } => *server_time,
                 };
+                // Someone was served (by anyone): the day's figures moved.
+                let served = matches!(&event, QueueEvent::Removed { reservation, .. }
+                    if reservation.reservation_status == ReservationStatus::Matched);
                 offset.set(ClockOffset::measure(server_time, now_ms() as i64));
                 queue.update(|list| {
                     queue_list::apply(list, event);
                 });
+                if served {
+                    load_day();
+                }
             }
             Err(e) => leptos::logging::warn!("ignored a malformed queue event: {e}"),
         }
     });
-    let poll = {
-        let group = group_now.clone();
-        Rc::new(move || {
-            let group = group.clone();
-            Box::pin(async move {
-                let q = api::queue(&group).await.map_err(|_| ())?;
-                offset.set(ClockOffset::measure(q.server_time, now_ms() as i64));
-                let changed = queue.with_untracked(|l| *l != q.reservations);
-                queue.set(q.reservations);
-                Ok(changed)
-            }) as PollFuture
-        })
-    };
+    let poll = Rc::new(move || {
+        let group = group.get_untracked();
+        Box::pin(async move {
+            let q = api::queue(&group).await.map_err(|_| ())?;
+            offset.set(ClockOffset::measure(q.server_time, now_ms() as i64));
+            let changed = queue.with_untracked(|l| *l != q.reservations);
+            queue.set(q.reservations);
+            Ok(changed)
+        }) as PollFuture
+    });
     let stream_state = use_live(
-        Signal::stored(Some(api::queue_events_url(&group_now))),
+        Signal::derive(move || Some(api::queue_events_url(&group.get()))),
         LiveOptions {
             transport: Transport::EventSource {
                 events: &["queue.snapshot", "reservation.added", "reservation.removed"],
@@ -163,6 +213,8 @@ pub fn Console(
         },
     )
     .state;
+    let available = move || session.with(|s| s.as_ref().is_some_and(|s| s.available));
+    let in_call = move || session.with(|s| s.as_ref().is_some_and(|s| s.active_call_id.is_some()));
     // Whether the customer of the current call has the call page open: (call, connected).
     let customer = RwSignal::new(None::<(String, bool)>);
     let channel_state = use_user_channel(move |event| {
@@ -188,6 +240,7 @@ pub fn Console(
                     }
                 });
                 customer.set(None);
+                load_day();
             }
             UserEvent::CustomerPresence { call_id, connected } => {
                 let known = customer.with_untracked(|c| c.clone());
@@ -197,7 +250,19 @@ pub fn Console(
                     return;
                 }
             }
-            UserEvent::CustomerWaiting { .. } => {}
+            UserEvent::CustomerWaiting { .. } => {
+                // A new customer: heard only by a specialist who could take them now.
+                if available() && !in_call() {
+                    if sound.get_untracked() {
+                        turn::chime();
+                    }
+                    turn::notify_if_hidden(
+                        t("console.new_customer"),
+                        &notice(&event),
+                        "callqueue-customer",
+                    );
+                }
+            }
         }
         notices.update(|n| {
             n.insert(0, notice(&event));
@@ -217,8 +282,11 @@ pub fn Console(
 
     // "Waited" ticks every 5 s: minutes are what matter here.
     let tick = use_ticker(|_| 5_000);
+    let server_now = Signal::derive(move || {
+        tick.track();
+        offset.get().server_now_ms(now_ms() as i64)
+    });
 
-    let available = move || session.with(|s| s.as_ref().is_some_and(|s| s.available));
     let toggle = move |_| {
         let Some(before) = session.get_untracked() else {
             return;
@@ -258,7 +326,7 @@ pub fn Console(
             if accepting.get_untracked() {
                 return;
             }
-            let group = group();
+            let group = group.get_untracked();
             let before = queue.get_untracked();
             // Optimistic: the customer leaves the list at once; back in place on failure.
             let target = sid
@@ -272,12 +340,15 @@ pub fn Console(
             set_accepting.set(true);
             set_error.set(None);
             let navigate = navigate.clone();
+            let seconds = minutes.get_untracked() * 60;
             spawn_local(async move {
                 match api::accept(&group, sid).await {
-                    Ok(r) => navigate(
-                        &format!("/join/r/{}", r.reservation.reservation_sid),
-                        Default::default(),
-                    ),
+                    Ok(r) => {
+                        let sid = r.reservation.reservation_sid;
+                        // The call page starts the session at the chosen length.
+                        storage::set_session(&session_length_key(&sid), &seconds.to_string());
+                        navigate(&format!("/join/r/{sid}"), Default::default())
+                    }
                     Err(e) => {
                         queue.try_set(before);
                         set_error.try_set(Some(tf(
@@ -294,6 +365,7 @@ pub fn Console(
         let accept = accept.clone();
         Callback::new(move |()| accept(None))
     };
+    let accept_one = Callback::new(move |sid: String| accept(Some(sid)));
 
     let sign_out = move |_| {
         spawn_local(async move {
@@ -302,57 +374,26 @@ pub fn Console(
         });
     };
 
-    let rows = move || {
-        tick.track();
-        let server_now = offset.get().server_now_ms(now_ms() as i64);
-        queue.with(|list| {
-            list.iter()
-                .take(VISIBLE_ROWS)
-                .enumerate()
-                .map(|(i, r)| {
-                    let waited = waited_text(server_now - r.created_at.timestamp_millis());
-                    let sid = r.reservation_sid.clone();
-                    let name = who(r.customer_name.as_deref());
-                    let label = tf("console.accept_who", &[("who", &name)]);
-                    let accept = accept.clone();
-                    view! {
-                        <li>
-                            <span class="who">{format!("{} · {name}", number(i as i64 + 1))}</span>
-                            <span class="waited">{tf("console.waiting_for", &[("time", &waited)])}</span>
-                            {r.reason.clone().map(|reason| view! { <span class="reason">{reason}</span> })}
-                            <button type="button" class="secondary accept-one"
-                                aria-label=label
-                                disabled=move || accepting.get() || !available()
-                                on:click=move |_| accept(Some(sid.clone()))>
-                                {t("console.accept")}
-                            </button>
-                        </li>
-                    }
-                })
-                .collect_view()
+    let longest = move || {
+        queue.with(|l| {
+            l.first()
+                .map(|r| waited_text(server_now.get() - r.created_at.timestamp_millis()))
         })
     };
-    let more = move || queue.with(|l| l.len().saturating_sub(VISIBLE_ROWS));
+    let next_up = move || {
+        queue.with(|l| {
+            l.first()
+                .map(|r| (who(r.customer_name.as_deref()), r.reason.clone()))
+        })
+    };
+    let choices =
+        move || session.with(|s| session_choices(s.as_ref().map_or(0, |s| s.max_call_seconds)));
 
     view! {
         <div class="console-head">
             <h1>{move || session.with(|s| s.as_ref().map(|s| tf("console.hello", &[("user", &s.user_id)])))}</h1>
             <button type="button" class="secondary sign-out" on:click=sign_out>{move || t("console.sign_out")}</button>
         </div>
-        {move || session.with(|s| s.as_ref().and_then(|s| s.active_reservation_sid.clone())).map(|sid| view! {
-            <p class="notice in-call">
-                {move || t("console.in_call")} " "
-                <span class="presence" role="status">
-                    {move || match customer_here() {
-                        Some(true) => t("console.customer_here"),
-                        Some(false) => t("console.customer_away"),
-                        None => "",
-                    }}
-                </span>
-                " "
-                <a href=format!("/join/r/{sid}")>{move || t("console.go_to_call")}</a>
-            </p>
-        })}
         <div class="actions">
             // A real switch: its name says what it is; its state is aria-checked.
             <button
@@ -374,17 +415,105 @@ pub fn Console(
             />
         </div>
         <ErrorNote error=error/>
-        <h2>{move || tf("console.waiting_now", &[("n", &number(queue.with(Vec::len) as i64))])}</h2>
-        <ul class="queue-list" aria-live="polite">{rows}</ul>
-        <Show when=move || { more() > 0 }>
-            <p class="more">{move || tf("console.more", &[("n", &number(more() as i64))])}</p>
-        </Show>
-        <h2>{move || t("console.notices")}</h2>
-        <ul class="notices" aria-live="polite">
-            {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
-        </ul>
-        // Before going available: the camera and microphone the calls will use.
-        <DeviceCheckPanel check=DeviceCheck::new()/>
+        <div class="console-grid">
+            <section class="queue-column" aria-labelledby="queue-title">
+                <div class="queue-head">
+                    <h2 id="queue-title">{move || tf("console.waiting_now", &[("n", &number(queue.with(Vec::len) as i64))])}</h2>
+                    <Show when=move || { groups().len() > 1 }>
+                        <label class="group-filter">
+                            <span>{move || t("console.group")}</span>
+                            <select on:change=move |ev| group.set(event_target_value(&ev))>
+                                {move || groups().into_iter().map(|g| {
+                                    let selected = g == group.get_untracked();
+                                    view! { <option value=g.clone() selected=selected>{g.clone()}</option> }
+                                }).collect_view()}
+                            </select>
+                        </label>
+                    </Show>
+                </div>
+                <p class="serving">{move || tf("console.serving", &[("groups", &groups().join(", "))])}</p>
+                <QueueView
+                    queue=queue
+                    server_now_ms=server_now
+                    can_accept=Signal::derive(move || available() && !accepting.get())
+                    on_accept=accept_one
+                />
+            </section>
+            <aside class="side-column">
+                <section class="panel current" aria-labelledby="current-title">
+                    <h2 id="current-title">{move || if in_call() { t("console.current") } else { t("console.next") }}</h2>
+                    {move || match session.with(|s| s.as_ref().and_then(|s| s.active_reservation_sid.clone())) {
+                        Some(sid) => view! {
+                            <p class="notice in-call">
+                                {move || t("console.in_call")} " "
+                                <span class="presence" role="status">
+                                    {move || match customer_here() {
+                                        Some(true) => t("console.customer_here"),
+                                        Some(false) => t("console.customer_away"),
+                                        None => "",
+                                    }}
+                                </span>
+                                " "
+                                <a href=format!("/join/r/{sid}")>{move || t("console.go_to_call")}</a>
+                            </p>
+                        }.into_any(),
+                        None => match next_up() {
+                            Some((name, reason)) => view! {
+                                <p class="next-who">{name}</p>
+                                {reason.map(|r| view! { <p class="next-reason">{r}</p> })}
+                            }.into_any(),
+                            None => view! { <p class="hint">{move || t("console.nobody")}</p> }.into_any(),
+                        },
+                    }}
+                    <label class="session-length">
+                        <span>{move || t("console.session_length")}</span>
+                        <select on:change=move |ev| {
+                            if let Ok(m) = event_target_value(&ev).parse::<u32>() {
+                                minutes.set(m);
+                                storage::set(SESSION_KEY, &m.to_string());
+                            }
+                        }>
+                            {move || choices().into_iter().map(|m| view! {
+                                <option value=m.to_string() selected=move || minutes.get() == m>
+                                    {tn("console.minutes", m as i64, &[])}
+                                </option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                </section>
+                <section class="panel figures" aria-labelledby="day-title">
+                    <h2 id="day-title">{move || t("console.today")}</h2>
+                    <dl>
+                        <dt>{move || t("console.served_today")}</dt>
+                        <dd class="served">{move || day.get().map_or("–".to_string(), |d| number(d.served as i64))}</dd>
+                        <dt>{move || t("console.median_wait")}</dt>
+                        <dd class="median">{move || median_text(day.get().and_then(|d| d.median_wait_seconds))}</dd>
+                        <dt>{move || t("console.longest_now")}</dt>
+                        <dd class="longest">{move || longest().unwrap_or_else(|| "–".to_string())}</dd>
+                    </dl>
+                </section>
+                <section class="panel alerts-choice">
+                    <button type="button" role="switch" class="secondary console-sound"
+                        aria-checked=move || sound.get().to_string()
+                        on:click=move |_| {
+                            let on = !sound.get_untracked();
+                            sound.set(on);
+                            storage::set(CONSOLE_SOUND, if on { "on" } else { "off" });
+                        }>
+                        {move || t("console.sound")}
+                    </button>
+                    <turn::NotifyButton why="console.why_notify" label="console.allow_notify"/>
+                </section>
+                <section class="panel" aria-labelledby="notices-title">
+                    <h2 id="notices-title">{move || t("console.notices")}</h2>
+                    <ul class="notices" aria-live="polite">
+                        {move || notices.get().into_iter().map(|n| view! { <li>{n}</li> }).collect_view()}
+                    </ul>
+                </section>
+                // Before going available: the camera and microphone the calls will use.
+                <DeviceCheckPanel check=DeviceCheck::new()/>
+            </aside>
+        </div>
         <div class="connections">
             <ConnectionIndicator state=stream_state what="console.queue_conn"/>
             // Without it a specialist could not tell that notices had stopped coming.
@@ -393,4 +522,19 @@ pub fn Console(
             </div>
         </div>
     }
+}
+
+/// Where the console leaves the chosen session length for the call page of a reservation.
+pub fn session_length_key(sid: &str) -> String {
+    format!("callqueue.session-length.{sid}")
+}
+
+/// This browser's midnight today, as RFC 3339 (the day's figures start there).
+fn local_midnight() -> String {
+    let d = js_sys::Date::new_0();
+    d.set_hours(0);
+    d.set_minutes(0);
+    d.set_seconds(0);
+    d.set_milliseconds(0);
+    String::from(d.to_iso_string())
 }

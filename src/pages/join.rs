@@ -241,14 +241,25 @@ pub fn Join() -> impl IntoView {
             let call_type = reservation
                 .call_type
                 .unwrap_or_else(|| CALL_TYPE_APPOINTMENT.to_string());
+            // The session length the specialist chose in the console for this customer (only
+            // their browser has one), used once.
+            let length_key = crate::pages::agent::session_length_key(&sid);
+            let length = crate::storage::get_session(&length_key).and_then(|s| s.parse().ok());
             // Joining an ended call is refused; then show it as it ended.
-            let response = match api::join_call(&call_type, &call_id).await {
+            let response = match api::join_call(&call_type, &call_id, length).await {
                 Ok(r) => Ok(r),
                 Err(e) if e.status() == Some(409) => api::call(&call_type, &call_id).await,
+                // The chosen length would already be over (the customer started long ago).
+                Err(e) if e.status() == Some(422) && length.is_some() => {
+                    api::join_call(&call_type, &call_id, None).await
+                }
                 Err(e) => Err(e),
             };
             match response {
                 Ok(r) => {
+                    if length.is_some() {
+                        crate::storage::remove_session(&length_key);
+                    }
                     state.take_response(r);
                 }
                 Err(e) => {

@@ -472,6 +472,38 @@ impl Store {
         Ok(view)
     }
 
+    /// How many of a group's customers were matched since `since`, and the median of their
+    /// waits (joining → matched) in seconds.
+    pub async fn served_since(
+        &self,
+        group: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(u32, Option<f64>)> {
+        let rows = sqlx::query(
+            "SELECT created_at, matched_at FROM reservations \
+             WHERE group_name = $1 AND matched_at IS NOT NULL AND matched_at >= $2",
+        )
+        .bind(group)
+        // Stored times are RFC 3339 in UTC, which order as text; the exact check follows.
+        .bind(ts(since - Duration::seconds(1)))
+        .fetch_all(&self.inner.db)
+        .await?;
+        let mut waits = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (joined, matched) = (row.time("created_at")?, row.time("matched_at")?);
+            if matched >= since {
+                waits.push((matched - joined).num_milliseconds() as f64 / 1000.0);
+            }
+        }
+        waits.sort_by(f64::total_cmp);
+        let median = match waits.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(waits[n / 2]),
+            n => Some((waits[n / 2 - 1] + waits[n / 2]) / 2.0),
+        };
+        Ok((waits.len() as u32, median))
+    }
+
     /// "I need a moment": a matched customer's join window grows by `--join-extension`, once.
     /// `Conflict` when it is not matched, already joined, already extended or already past.
     pub async fn extend_join(&self, sid: &str) -> StoreResult<Reservation> {

@@ -9,8 +9,8 @@ use axum::{
 use axum_extra::extract::CookieJar;
 use callqueue_protocol::ErrorBody;
 use callqueue_protocol::{
-    AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, QueueEvent, QueueResponse,
-    Role, SignInRequest, StreamToken,
+    AcceptRequest, AcceptResponse, AgentSession, AvailabilityRequest, GroupDay, QueueEvent,
+    QueueResponse, Role, SignInRequest, StreamToken,
 };
 use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
@@ -34,8 +34,45 @@ fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
         available,
         active_call_id,
         active_reservation_sid,
+        max_call_seconds: state.store.config().max_call_seconds,
         server_time: Utc::now(),
     }
+}
+
+/// When a day's figures start: `?since=<RFC 3339>`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct Since {
+    /// The start of the period, e.g. the console's local midnight; at most a week back.
+    pub since: Option<String>,
+}
+
+/// `GET /groups/{group}/today?since=...`: customers served since then and their median wait.
+#[utoipa::path(get, path = "/api/groups/{group}/today", tag = "specialist", params(("group" = String, Path, description = "a queue group, e.g. `default`"), Since), responses((status = 200, body = GroupDay), (status = 401, description = "not signed in", body = ErrorBody), (status = 400, description = "a malformed id or time", body = ErrorBody)))]
+pub async fn today(
+    State(state): State<AppState>,
+    Path(group): Path<String>,
+    axum::extract::Query(Since { since }): axum::extract::Query<Since>,
+    callers: Callers,
+) -> ApiResult<Json<GroupDay>> {
+    group_of(&callers, &group)?;
+    let since = since.ok_or_else(|| ApiError::BadRequest("since: required".into()))?;
+    let since = chrono::DateTime::parse_from_rfc3339(&since)
+        .map_err(|e| ApiError::BadRequest(format!("since: not an RFC 3339 time ({e})")))?
+        .with_timezone(&Utc);
+    let now = Utc::now();
+    if since > now || now - since > chrono::Duration::days(7) {
+        return Err(ApiError::BadRequest(
+            "since: a moment in the last seven days".into(),
+        ));
+    }
+    let (served, median_wait_seconds) = state.store.served_since(&group, since).await?;
+    Ok(Json(GroupDay {
+        group_name: group,
+        served,
+        median_wait_seconds,
+        since,
+        server_time: now,
+    }))
 }
 
 /// `POST /agent/session`: signs in with the credentials `agent add` printed.

@@ -37,6 +37,7 @@ use super::{agent, calls, health, reservations, signal, webhook, ws};
         agent::availability,
         agent::stream_token,
         agent::queue,
+        agent::today,
         agent::queue_events,
         agent::accept,
         calls::get,

@@ -222,7 +222,8 @@ impl Server {
         self.spawn().await
     }
 
-    /// `callqueue-server agent add`, as an operator would run it.
+    /// `callqueue-server agent add`, as an operator would run it: a specialist serving every
+    /// group of the server.
     pub async fn add_specialist(&self, name: &str, secret: &str) -> Result<()> {
         let out = Command::new(server_binary())
             .args([
@@ -233,6 +234,8 @@ impl Server {
                 "specialist",
                 "--secret",
                 secret,
+                "--groups",
+                &self.options.groups,
             ])
             .arg("--database")
             .arg(self.database())

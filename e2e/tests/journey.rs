@@ -242,3 +242,35 @@ async fn the_journey_in_english_and_german_passes_an_accessibility_audit() -> Re
     journey(&server, &driver, &GERMAN).await?;
     Ok(())
 }
+
+/// A specialist serving two groups sees both named and switches the queue between them; the
+/// console's layout at desktop and phone size passes the audit.
+#[tokio::test]
+async fn the_console_serves_several_groups() -> Result<()> {
+    let server = Server::start(ServerOptions {
+        groups: "default,billing".into(),
+        ..ServerOptions::default()
+    })
+    .await?;
+    let driver = Driver::start().await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    let http = reqwest::Client::new();
+    callqueue_e2e::join_group(&http, &server.base, "billing").await?;
+    callqueue_e2e::join_group(&http, &server.base, "billing").await?;
+    sign_in_specialist(&doc, &server, "dr-groups").await?;
+    doc.wait_text(".serving", |t| t == "You serve: default, billing")
+        .await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 0").await?;
+    doc.find(".group-filter select")
+        .await?
+        .select_by_value("billing")
+        .await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 2").await?;
+    doc.wait_text(".current .next-who", |t| t == "A customer")
+        .await?;
+    check(&doc, "console-groups", "en", DESKTOP).await?;
+    doc.click("button.accept-next").await?;
+    doc.wait_url(|u| u.contains("/join/r/")).await?;
+    doc.close().await?;
+    Ok(())
+}

@@ -91,8 +91,13 @@ pub fn QueueView(
                             let sid = sid.clone();
                             Memo::new(move |_| index.with(|m| m.get(&sid).copied().unwrap_or(0)))
                         };
-                        let name = who(r.customer_name.as_deref());
-                        let label = tf("console.accept_who", &[("who", &name)]);
+                        let customer_name = r.customer_name.clone();
+                        let name = move || who(customer_name.as_deref());
+                        // Follows the language, as the button's visible text does.
+                        let label = {
+                            let name = name.clone();
+                            move || tf("console.accept_who", &[("who", &name())])
+                        };
                         let created = r.created_at.timestamp_millis();
                         let data_sid = sid.clone();
                         view! {

@@ -116,6 +116,12 @@ pub fn session_choices(max_call_seconds: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Whether a new customer is announced (sound, notification): only to a specialist who could
+/// take them now — available and not in a call.
+pub fn announce_new_customer(available: bool, in_call: bool) -> bool {
+    available && !in_call
+}
+
 /// The median of a day's waits as a person reads it.
 fn median_text(seconds: Option<f64>) -> String {
     match seconds {
@@ -252,7 +258,7 @@ pub fn Console(
             }
             UserEvent::CustomerWaiting { .. } => {
                 // A new customer: heard only by a specialist who could take them now.
-                if available() && !in_call() {
+                if announce_new_customer(available(), in_call()) {
                     if sound.get_untracked() {
                         turn::chime();
                     }
@@ -537,4 +543,25 @@ fn local_midnight() -> String {
     d.set_seconds(0);
     d.set_milliseconds(0);
     String::from(d.to_iso_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_lengths_stay_within_the_longest_allowed() {
+        assert_eq!(session_choices(4 * 3600), vec![15, 30, 60, 90]);
+        assert_eq!(session_choices(3600), vec![15, 30, 60]);
+        assert_eq!(session_choices(900), vec![15]);
+        assert_eq!(session_choices(0), vec![15, 30, 60, 90], "unknown: all");
+    }
+
+    #[test]
+    fn new_customers_are_announced_only_to_a_free_available_specialist() {
+        assert!(announce_new_customer(true, false));
+        assert!(!announce_new_customer(true, true));
+        assert!(!announce_new_customer(false, false));
+        assert!(!announce_new_customer(false, true));
+    }
 }

@@ -92,11 +92,11 @@ pub fn Home() -> impl IntoView {
             }
             Err(e) => {
                 set_invalid.set(Some(e));
-                let focus = match e.field {
+                // The field with the problem takes the focus (a refused focus changes nothing).
+                let _ = match e.field {
                     CheckInField::Name => name.get().map(|n| n.focus()),
                     CheckInField::Reason => reason.get().map(|r| r.focus()),
                 };
-                let _ = focus;
             }
         }
     };

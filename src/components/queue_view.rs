@@ -57,8 +57,11 @@ pub fn QueueView(
         })
     });
     let visible = move || {
-        let (start, end) = queue.with(|l| window(l.len(), scroll_top.get(), view_px.get()));
-        queue.with(|l| l[start..end].to_vec())
+        let (top, height) = (scroll_top.get(), view_px.get());
+        queue.with(|l| {
+            let (start, end) = window(l.len(), top, height);
+            l[start..end].to_vec()
+        })
     };
     let on_scroll = move |_| {
         if let Some(el) = list.get() {

@@ -301,22 +301,16 @@ impl Store {
         let queue_length = live.groups.get(group).map_or(0, |g| g.queue.len() as u32);
         for (gv, joined, sid) in moves {
             if joined {
-                notices.push((
-                    Audience::Group(group.to_string()),
+                notices.push((Audience::Group(group.to_string()), {
+                    let check_in = live.check_in(&sid);
                     UserEvent::CustomerWaiting {
                         group_name: group.to_string(),
                         reservation_sid: sid.clone(),
                         queue_length,
-                        customer_name: live
-                            .reservations
-                            .get(&sid)
-                            .and_then(|r| r.view.customer_name.clone()),
-                        reason: live
-                            .reservations
-                            .get(&sid)
-                            .and_then(|r| r.view.reason.clone()),
-                    },
-                ));
+                        customer_name: check_in.name,
+                        reason: check_in.reason,
+                    }
+                }));
             }
             let event = if joined {
                 live.view(&sid, now).map(|reservation| QueueEvent::Added {
@@ -324,14 +318,10 @@ impl Store {
                     server_time: now,
                 })
             } else {
-                let reservation = live.reservations.get(&sid).map(|r| Reservation {
-                    queue_position: None,
-                    estimated_wait_until: None,
-                    estimated_wait_earliest: None,
-                    estimated_wait_latest: None,
-                    server_time: now,
-                    ..r.view.clone()
-                });
+                let reservation = live
+                    .reservations
+                    .get(&sid)
+                    .map(|r| out_of_queue(r.view.clone(), now));
                 // A finished reservation was kept only for this event.
                 if reservation
                     .as_ref()

@@ -237,6 +237,14 @@ impl Live {
     }
 }
 
+/// A view of a reservation that has left the queue: no place, no estimate.
+pub(super) fn out_of_queue(mut view: Reservation, now: DateTime<Utc>) -> Reservation {
+    view.queue_position = None;
+    set_estimate(&mut view, None);
+    view.server_time = now;
+    view
+}
+
 /// Puts an estimate (or none) on the wire view: the moment and its range.
 pub(super) fn set_estimate(view: &mut Reservation, estimate: Option<estimator::Estimate>) {
     view.estimated_wait_until = estimate.map(|e| e.at);

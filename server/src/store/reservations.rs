@@ -451,16 +451,14 @@ impl Store {
             self.apply_call_end(&mut live, call, reason, now);
         }
         live.recompute(&group, now);
-        let view = Reservation {
-            reservation_status: status,
-            queue_position: None,
-            estimated_wait_until: None,
-            estimated_wait_earliest: None,
-            estimated_wait_latest: None,
-            updated_at: now,
-            server_time: now,
-            ..active.view
-        };
+        let view = out_of_queue(
+            Reservation {
+                reservation_status: status,
+                updated_at: now,
+                ..active.view
+            },
+            now,
+        );
         live.publish(
             &group,
             version,

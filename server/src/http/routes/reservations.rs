@@ -276,13 +276,13 @@ impl ReservationFeed {
                 Ok(ReservationChange::Same) => {}
                 Ok(ReservationChange::Changed(r)) => {
                     let r = *r;
-                    // Our wire types always serialize; an empty object rather than a panic.
-                    let shown = if self.for_customer {
-                        r.clone().for_customer()
+                    let json = if self.for_customer {
+                        serde_json::to_string(&r.clone().for_customer())
                     } else {
-                        r.clone()
+                        serde_json::to_string(&r)
                     };
-                    let json = serde_json::to_string(&shown).unwrap_or_else(|_| "{}".into());
+                    // Our wire types always serialize; an empty object rather than a panic.
+                    let json = json.unwrap_or_else(|_| "{}".into());
                     let first = self.last.is_none();
                     self.last = Some(r);
                     return Some(FeedEvent { id, json, first });

@@ -110,7 +110,10 @@ impl Server {
             port,
             base: format!("http://127.0.0.1:{port}"),
             // Two ports asked for in a row can come back equal; ask again (bounded).
-            metrics_port: (0..8).map(|_| free_port()).find(|p| *p != port).unwrap_or(0),
+            metrics_port: (0..8)
+                .map(|_| free_port())
+                .find(|p| *p != port)
+                .unwrap_or(0),
             options,
             dir,
             child: None,

@@ -293,10 +293,10 @@ mod tests {
             }
         }
         let mut out = BTreeSet::new();
-        walk(
-            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-            &mut out,
-        );
+        // The app's sources and the console's (its own bundle, the same catalogues).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        walk(&root.join("src"), &mut out);
+        walk(&root.join("console/src"), &mut out);
         out
     }
 
@@ -373,6 +373,36 @@ mod tests {
             unknown.is_empty(),
             "keys missing from the catalogue: {unknown:?}"
         );
+    }
+
+    #[test]
+    fn the_first_paint_says_what_the_app_says() {
+        // index.html paints the home page's heading and lead in English; shell/shell.js puts
+        // every other language's in. They must be the catalogue's, or the page changes its
+        // words when the app takes over.
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let index = std::fs::read_to_string(root.join("index.html")).unwrap();
+        let shell = std::fs::read_to_string(root.join("shell/shell.js")).unwrap();
+        for key in ["home.title", "home.lead"] {
+            let english = Lang::En.lookup(key).unwrap();
+            assert!(
+                index.contains(&format!(">{english}</")),
+                "index.html: {key}"
+            );
+            for lang in Lang::ALL.into_iter().filter(|l| *l != Lang::En) {
+                let text = lang.lookup(key).unwrap();
+                assert!(
+                    shell.contains(&format!("\"{text}\"")),
+                    "shell.js {}: {key}",
+                    lang.code()
+                );
+                assert!(
+                    shell.contains(&format!("{}: {{", lang.code())),
+                    "shell.js: {}",
+                    lang.code()
+                );
+            }
+        }
     }
 
     #[test]

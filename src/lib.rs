@@ -21,28 +21,71 @@ pub mod storage;
 pub mod ticker;
 pub mod user_channel;
 
-use pages::{
-    agent::Agent, hold::Hold, home::Home, join::Join, not_found::NotFound, rejoin::Rejoin,
-};
+use pages::{hold::Hold, home::Home, join::Join, not_found::NotFound, rejoin::Rejoin};
 
-/// The whole app: the router and its routes.
+/// The frame every page of both bundles shares: the router, the top bar, and the page's place.
 #[component]
-pub fn App() -> impl IntoView {
+pub fn Frame(children: Children) -> impl IntoView {
+    // In the console's bundle the start page is the other bundle: a new page load.
+    let rel = use_context::<ConsoleHere>().map(|_| "external");
     view! {
         <Router>
             <header class="topbar">
-                <a class="brand" href="/">"callqueue"</a>
+                <a class="brand" href="/" rel=rel>"callqueue"</a>
                 <i18n::LanguageSwitcher/>
             </header>
-            <main class="page">
-                <Routes fallback=NotFound>
-                    <Route path=path!("/") view=Home/>
-                    <Route path=path!("/hold/r/:sid") view=Hold/>
-                    <Route path=path!("/join/r/:sid") view=Join/>
-                    <Route path=path!("/rejoin/r/:sid") view=Rejoin/>
-                    <Route path=path!("/agent") view=Agent/>
-                </Routes>
-            </main>
+            <main class="page">{children()}</main>
         </Router>
     }
+}
+
+/// The customer's app: home, hold, join and rejoin. The specialist's console is its own bundle
+/// (`console/`, served at `/agent`), so a customer never downloads it.
+#[component]
+pub fn App() -> impl IntoView {
+    view! {
+        <Frame>
+            <Routes fallback=NotFound>
+                <Route path=path!("/") view=Home/>
+                <Route path=path!("/hold/r/:sid") view=Hold/>
+                <Route path=path!("/join/r/:sid") view=Join/>
+                <Route path=path!("/rejoin/r/:sid") view=Rejoin/>
+            </Routes>
+        </Frame>
+    }
+}
+
+/// Provided by a bundle that has the console's route: then the way back to `/agent` is a
+/// step inside the app; without it, `/agent` is another bundle and is loaded as a new page.
+#[derive(Clone, Copy)]
+pub struct ConsoleHere;
+
+/// Where a page both bundles have goes when it is done: the start page for a customer, the
+/// console for a specialist (`true`).
+pub fn use_leave_to() -> impl Fn(bool) + Clone + 'static {
+    let navigate = leptos_router::hooks::use_navigate();
+    let console_here = use_context::<ConsoleHere>().is_some();
+    move |specialist| {
+        if !specialist {
+            navigate("/", Default::default());
+        } else if console_here {
+            navigate(CONSOLE_PATH, Default::default());
+        } else if let Err(e) = window().location().assign(CONSOLE_PATH) {
+            leptos::logging::error!("could not open the console: {e:?}");
+        }
+    }
+}
+
+/// Where the specialist's console is served.
+pub const CONSOLE_PATH: &str = "/agent";
+
+/// Starts a bundle in the page: panics to the browser's console, the visitor's language, and
+/// `app` in the place of the static shell that `index.html` painted first.
+pub fn start<N: IntoView + 'static>(app: impl FnOnce() -> N + 'static) {
+    console_error_panic_hook::set_once();
+    i18n::init();
+    if let Some(shell) = document().get_element_by_id("shell") {
+        shell.remove();
+    }
+    leptos::mount::mount_to_body(app);
 }

@@ -1,5 +1,3 @@
 fn main() {
-    console_error_panic_hook::set_once();
-    callqueue::i18n::init();
-    leptos::mount::mount_to_body(callqueue::App);
+    callqueue::start(callqueue::App);
 }

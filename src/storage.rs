@@ -47,3 +47,8 @@ pub fn set_session(key: &str, value: &str) {
         let _ = s.set_item(key, value);
     }
 }
+
+/// Where the console leaves the chosen session length for the call page of a reservation.
+pub fn session_length_key(sid: &str) -> String {
+    format!("callqueue.session-length.{sid}")
+}

@@ -55,7 +55,8 @@ fn server_binary() -> PathBuf {
     configured_path("CALLQUEUE_E2E_SERVER", "target/debug/callqueue-server")
 }
 
-fn dist() -> PathBuf {
+/// The built app the tests serve (`CALLQUEUE_E2E_DIST`, else `dist/`).
+pub fn dist() -> PathBuf {
     configured_path("CALLQUEUE_E2E_DIST", "dist")
 }
 
@@ -75,6 +76,8 @@ pub struct ServerOptions {
     /// A PostgreSQL URL to serve (a cluster's node); otherwise `CALLQUEUE_E2E_DATABASE`, or
     /// else a file of its own.
     pub database: Option<String>,
+    /// The built app to serve; otherwise `CALLQUEUE_E2E_DIST` (or `dist/`).
+    pub dist: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -87,6 +90,7 @@ impl Default for ServerOptions {
             rate_limits: true,
             extra_args: Vec::new(),
             database: None,
+            dist: None,
         }
     }
 }
@@ -159,7 +163,7 @@ impl Server {
             .arg("--database")
             .arg(self.database())
             .arg("--dist")
-            .arg(dist())
+            .arg(self.options.dist.clone().unwrap_or_else(dist))
             .args([
                 "--queue-timeout",
                 &self.options.queue_timeout_secs.to_string(),

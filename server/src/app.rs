@@ -137,24 +137,40 @@ fn requests() -> Router<AppState> {
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new().nest("/api", streams(&state).merge(requests()));
-    let mut index_html = None;
+    let mut pages = Vec::new();
     if let Some(dist) = &state.store.config().dist {
-        // Client-side routes (/hold/r/..., /agent, ...) all load the app's index page, sent
-        // brotli- or gzip-compressed when the browser takes it.
-        let index = ServeFile::new(dist.join("index.html"));
-        index_html = std::fs::read_to_string(dist.join("index.html")).ok();
+        // Client-side routes (/hold/r/..., /join/r/...) load the customer's app; /agent loads
+        // the console, a bundle of its own in dist/agent. Every file goes out as the brotli or
+        // gzip copy the build made beside it (scripts/precompress), else compressed on the fly.
+        let mut page = |path: std::path::PathBuf| {
+            pages.extend(std::fs::read_to_string(&path).ok());
+            Compression::new(ServeFile::new(path).precompressed_br().precompressed_gzip())
+        };
+        let index = page(dist.join("index.html"));
+        let console = page(dist.join(CONSOLE_DIR).join("index.html"));
+        let files = ServeDir::new(dist)
+            .precompressed_br()
+            .precompressed_gzip()
+            .fallback(index);
         let files = Router::new()
-            .fallback_service(Compression::new(ServeDir::new(dist).fallback(index)))
-            .layer(middleware::from_fn(headers::only_file_paths));
+            .route_service("/agent", console.clone())
+            .route_service("/agent/", console)
+            .fallback_service(Compression::new(files))
+            .layer(middleware::from_fn(headers::only_file_paths))
+            .layer(middleware::from_fn(headers::cache_control));
         app = app.fallback_service(files);
     }
-    let security = SecurityHeaders::new(index_html.as_deref());
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let security = SecurityHeaders::new(&pages);
     app.layer(middleware::map_response(move |response: Response| {
         let security = security.clone();
         async move { security.apply(response) }
     }))
     .with_state(state)
 }
+
+/// Where in the app's folder the console's bundle is (built by `scripts/build-app`).
+pub const CONSOLE_DIR: &str = "agent";
 
 /// A server bound to its address, ready to run.
 pub struct Server {

@@ -14,6 +14,62 @@ const EXPIRED: &str = "GROUP_RESERVATION_STATUS_EXPIRED";
 const CANCELED: &str = "GROUP_RESERVATION_STATUS_CANCELED";
 
 #[tokio::test]
+async fn serves_the_console_bundle_precompressed_files_and_cache_rules() {
+    let (_dist, path) = dist_with_index();
+    let server = TestServer::start_with(|c| c.dist = Some(path)).await;
+    let c = client();
+
+    // /agent is the console's own bundle; the customer's routes are not.
+    for url in ["/agent", "/agent/"] {
+        let page = c.get(server.url(url)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{url}");
+        assert_eq!(page.headers()["cache-control"], "no-cache");
+        assert!(page.text().await.unwrap().contains("callqueue console"));
+    }
+    let page = c.get(server.url("/join/r/abc")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(page.text().await.unwrap().contains("callqueue app"));
+    // The console's inline loader may run wherever it is served.
+    assert_eq!(csp.matches("'sha256-").count(), 1, "{csp}");
+
+    // A file named by its content: the build's brotli copy, kept for a year.
+    let wasm = c
+        .get(server.url("/callqueue-0123456789abcdef_bg.wasm"))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wasm.status(), 200);
+    assert_eq!(wasm.headers()["content-encoding"], "br");
+    assert_eq!(wasm.headers()["content-type"], "application/wasm");
+    assert_eq!(
+        wasm.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(wasm.bytes().await.unwrap().as_ref(), b"precompressed");
+    // Without brotli: the file itself (gzip has no copy here, so it is made on the fly).
+    let wasm = c
+        .get(server.url("/callqueue-0123456789abcdef_bg.wasm"))
+        .header("accept-encoding", "identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(wasm.headers().get("content-encoding").is_none());
+    assert_eq!(wasm.bytes().await.unwrap().as_ref(), b"\0asm\x01\0\0\0");
+    // A file of another build is not there: a 404, not the app's page kept for a year.
+    let missing = c
+        .get(server.url("/callqueue-fedcba9876543210.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.headers().get("cache-control").is_none());
+}
+
+#[tokio::test]
 async fn serves_the_app_health_and_json_errors() {
     let (_dist, path) = dist_with_index();
     let server = TestServer::start_with(|c| c.dist = Some(path)).await;

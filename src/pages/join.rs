@@ -243,7 +243,7 @@ pub fn Join() -> impl IntoView {
                 .unwrap_or_else(|| CALL_TYPE_APPOINTMENT.to_string());
             // The session length the specialist chose in the console for this customer (only
             // their browser has one), used once.
-            let length_key = crate::pages::agent::session_length_key(&sid);
+            let length_key = crate::storage::session_length_key(&sid);
             let length = crate::storage::get_session(&length_key).and_then(|s| s.parse().ok());
             // Joining an ended call is refused; then show it as it ended.
             let response = match api::join_call(&call_type, &call_id, length).await {
@@ -371,17 +371,14 @@ pub fn Join() -> impl IntoView {
         });
     });
 
+    let leave_to = crate::use_leave_to();
     let leave = move |()| {
         if leaving.get_untracked() {
             return;
         }
-        let back = if state.role.get_untracked() == Some(Role::Specialist) {
-            "/agent"
-        } else {
-            "/"
-        };
+        let specialist = state.role.get_untracked() == Some(Role::Specialist);
         let Some(call) = state.call.get_untracked() else {
-            navigate(back, Default::default());
+            leave_to(specialist);
             return;
         };
         set_leaving.set(true);
@@ -390,12 +387,12 @@ pub fn Join() -> impl IntoView {
                 m.stop();
             }
         });
-        let navigate = navigate.clone();
+        let leave_to = leave_to.clone();
         spawn_local(async move {
             // Leaving an ended call is refused (409); either way the customer is done here.
             match api::leave_call(&call.call_type, &call.id).await {
-                Ok(_) => navigate(back, Default::default()),
-                Err(e) if e.status() == Some(409) => navigate(back, Default::default()),
+                Ok(_) => leave_to(specialist),
+                Err(e) if e.status() == Some(409) => leave_to(specialist),
                 Err(e) => {
                     set_error.try_set(Some(e.to_string()));
                     set_leaving.try_set(false);

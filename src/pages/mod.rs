@@ -1,6 +1,5 @@
 //! One module per route.
 
-pub mod agent;
 pub mod hold;
 pub mod home;
 pub mod join;

@@ -26,3 +26,20 @@ pub async fn eventually(ms: u32, cond: impl Fn() -> bool) -> bool {
     }
     cond()
 }
+
+/// The text of the first element matching `css` under `parent`.
+pub fn text(parent: &web_sys::HtmlElement, css: &str) -> Option<String> {
+    parent
+        .query_selector(css)
+        .unwrap()
+        .and_then(|e| e.text_content())
+}
+
+/// Puts `path` in the address bar (for the router), as a link would.
+pub fn go(path: &str) {
+    window()
+        .history()
+        .unwrap()
+        .push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(path))
+        .unwrap();
+}

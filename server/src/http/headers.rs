@@ -5,7 +5,7 @@
 use axum::{
     body::Body,
     extract::Request,
-    http::{HeaderName, HeaderValue, Method, header},
+    http::{HeaderName, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
@@ -21,13 +21,12 @@ pub struct SecurityHeaders {
 }
 
 impl SecurityHeaders {
-    /// The headers for an app whose `index.html` is `index` (its inline scripts are allowed by
-    /// their hashes; nothing else inline runs).
-    pub fn new(index: Option<&str>) -> Self {
-        let hashes: String = index
-            .map(inline_scripts)
-            .unwrap_or_default()
+    /// The headers for an app whose pages (the customer's `index.html`, the console's) are
+    /// `pages`: their inline scripts are allowed by their hashes; nothing else inline runs.
+    pub fn new(pages: &[&str]) -> Self {
+        let hashes: String = pages
             .iter()
+            .flat_map(|page| inline_scripts(page))
             .map(|script| {
                 let digest = Sha256::digest(script.as_bytes());
                 format!(
@@ -143,6 +142,49 @@ pub fn plausible_file_path(path: &str) -> bool {
         && !decoded.split(['/', '\\']).any(|segment| segment == "..")
 }
 
+/// How long a browser may keep a file of the app. A file whose name carries the build's content
+/// hash (`callqueue-0123456789abcdef_bg.wasm`) never changes: a year, without asking again. A
+/// page (`index.html`, every client-side route) names the hashed files of its build, so it is
+/// asked for again each time (`no-cache` still lets the browser revalidate it cheaply). A hashed
+/// name that is not there (an old page asking for a replaced build) is a 404, not the app's page.
+pub async fn cache_control(request: Request<Body>, next: Next) -> Response {
+    let hashed = has_content_hash(request.uri().path());
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
+        return response;
+    }
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
+    let value = match (hashed, is_page) {
+        (true, true) => {
+            return ApiError::NotFound("this file is not part of the app (any more)".into())
+                .into_response();
+        }
+        (true, false) => "public, max-age=31536000, immutable",
+        (false, _) => "no-cache",
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+    response
+}
+
+/// Whether the last segment of `path` names a file by its content, as trunk names the files
+/// it builds: `<name>-<16 hex digits>` before the extension (and `_bg` for the wasm).
+pub fn has_content_hash(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap_or_default();
+    let Some((stem, _ext)) = file.rsplit_once('.') else {
+        return false;
+    };
+    let stem = stem.strip_suffix("_bg").unwrap_or(stem);
+    stem.rsplit_once('-').is_some_and(|(name, hash)| {
+        !name.is_empty() && hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+    })
+}
+
 /// Sends requests for paths that cannot be a file of the app to a 404.
 pub async fn only_file_paths(request: Request<Body>, next: Next) -> Response {
     if !plausible_file_path(request.uri().path()) {
@@ -163,10 +205,25 @@ mod tests {
             inline_scripts(html),
             vec!["import init from '/a.js';init('/a.wasm');", "x()"]
         );
-        let headers = SecurityHeaders::new(Some(html));
+        let headers = SecurityHeaders::new(&[html]);
         let csp = headers.headers[0].1.to_str().unwrap();
         assert_eq!(csp.matches("'sha256-").count(), 2);
         assert!(csp.contains("frame-ancestors 'none'"));
+    }
+
+    #[test]
+    fn only_files_named_by_their_content_are_kept_for_a_year() {
+        assert!(has_content_hash("/callqueue-8f3a09c1d2e4b5a6_bg.wasm"));
+        assert!(has_content_hash(
+            "/agent/callqueue-console-8f3a09c1d2e4b5a6.js"
+        ));
+        assert!(has_content_hash("/main-0123456789abcdef.css"));
+        assert!(!has_content_hash("/"));
+        assert!(!has_content_hash("/index.html"));
+        assert!(!has_content_hash("/agent"));
+        assert!(!has_content_hash("/hold/r/0123456789abcdef"));
+        assert!(!has_content_hash("/-0123456789abcdef.js"));
+        assert!(!has_content_hash("/app-0123456789abcdeg.js"));
     }
 
     #[test]

@@ -307,6 +307,25 @@ pub fn dist_with_index() -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     std::fs::write(dir.path().join("app.js"), "console.log('app')").unwrap();
+    // The console's bundle, as scripts/build-app lays it out, with an inline loader.
+    std::fs::create_dir(dir.path().join("agent")).unwrap();
+    std::fs::write(
+        dir.path().join("agent/index.html"),
+        "<!DOCTYPE html><html><head><script type=\"module\">start('console')</script></head>\
+         <body>callqueue console</body></html>",
+    )
+    .unwrap();
+    // A build's file named by its content, with the brotli copy the build writes beside it.
+    std::fs::write(
+        dir.path().join("callqueue-0123456789abcdef_bg.wasm"),
+        b"\0asm\x01\0\0\0",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("callqueue-0123456789abcdef_bg.wasm.br"),
+        b"precompressed",
+    )
+    .unwrap();
     let path = dir.path().to_path_buf();
     (dir, path)
 }

@@ -8,7 +8,7 @@ use callqueue_protocol::{
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
 
-use crate::{
+use callqueue::{
     api,
     components::device_check::{DeviceCheck, DeviceCheckPanel},
     components::{
@@ -25,7 +25,7 @@ use crate::{
         queue_list::{self, waited_text},
     },
     pages::use_document_title,
-    storage,
+    storage::{self, session_length_key},
     ticker::{now_ms, use_ticker},
     user_channel::use_user_channel,
 };
@@ -528,11 +528,6 @@ pub fn Console(
             </div>
         </div>
     }
-}
-
-/// Where the console leaves the chosen session length for the call page of a reservation.
-pub fn session_length_key(sid: &str) -> String {
-    format!("callqueue.session-length.{sid}")
 }
 
 /// This browser's midnight today, as RFC 3339 (the day's figures start there).

@@ -1,0 +1,31 @@
+//! The specialist's console: its own bundle, served at `/agent`, so that a customer never
+//! downloads it. It shares the app's code (`callqueue`): the frame, the call page, the live
+//! client, the translations; only the console page itself lives here.
+
+use callqueue::{
+    ConsoleHere, Frame,
+    pages::{join::Join, not_found::NotFound},
+};
+use leptos::prelude::*;
+use leptos_router::{
+    components::{Route, Routes},
+    path,
+};
+
+pub mod console;
+
+use console::Agent;
+
+/// The console's app: the console, and the call page it sends the specialist to.
+#[component]
+pub fn AgentApp() -> impl IntoView {
+    provide_context(ConsoleHere);
+    view! {
+        <Frame>
+            <Routes fallback=NotFound>
+                <Route path=path!("/agent") view=Agent/>
+                <Route path=path!("/join/r/:sid") view=Join/>
+            </Routes>
+        </Frame>
+    }
+}

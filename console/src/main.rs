@@ -1,0 +1,3 @@
+fn main() {
+    callqueue::start(callqueue_console::AgentApp);
+}

@@ -142,9 +142,6 @@ pub fn Home() -> impl IntoView {
                 fallback=back
             >
                 <p class="lead">{move || t("home.lead")}</p>
-                <Show when=move || available.get() == Some(0)>
-                    <p class="notice" role="status">{move || t("home.nobody")}</p>
-                </Show>
                 <form class="check-in" on:submit=submit novalidate=true>
                     <label for="check-in-name">
                         {move || if name_required.get() { t("checkin.name") } else { t("checkin.name_optional") }}
@@ -186,6 +183,10 @@ pub fn Home() -> impl IntoView {
                         working="home.starting"
                         busy=busy
                     />
+                    // Under the button it is about, so that nothing above moves when it comes.
+                    <Show when=move || available.get() == Some(0)>
+                        <p class="notice" role="status">{move || t("home.nobody")}</p>
+                    </Show>
                 </form>
                 <ErrorNote error=error/>
             </Show>

@@ -41,12 +41,12 @@ impl SignalSocket {
         };
         let on_message = {
             let on_event = on_event.clone();
-            Rc::new(
-                move |_: &LiveHandle, _: &str, text: &str| match serde_json::from_str(text) {
+            Rc::new(move |_: &LiveHandle, _: &str, text: &str| {
+                match SignalServer::from_json(text) {
                     Ok(message) => on_event(SocketEvent::Message(message)),
                     Err(e) => leptos::logging::warn!("ignored a malformed signal message: {e}"),
-                },
-            )
+                }
+            })
         };
         let on_close = Rc::new(move |_: &LiveHandle, code: u16| match code {
             close::REPLACED => {

@@ -26,8 +26,7 @@ use pages::{hold::Hold, home::Home, join::Join, not_found::NotFound, rejoin::Rej
 /// The frame every page of both bundles shares: the router, the top bar, and the page's place.
 #[component]
 pub fn Frame(children: Children) -> impl IntoView {
-    // In the console's bundle the start page is the other bundle: a new page load.
-    let rel = use_context::<ConsoleHere>().map(|_| "external");
+    let rel = home_rel();
     view! {
         <Router>
             <header class="topbar">
@@ -60,18 +59,27 @@ pub fn App() -> impl IntoView {
 #[derive(Clone, Copy)]
 pub struct ConsoleHere;
 
+/// The `rel` of a link to the start page: in the console's bundle the start page is the other
+/// bundle, loaded as a new page (`external`); in the customer's, a step inside the app.
+pub fn home_rel() -> Option<&'static str> {
+    use_context::<ConsoleHere>().map(|_| "external")
+}
+
 /// Where a page both bundles have goes when it is done: the start page for a customer, the
-/// console for a specialist (`true`).
+/// console for a specialist (`true`). Inside this bundle by the router, else as a new page.
 pub fn use_leave_to() -> impl Fn(bool) + Clone + 'static {
     let navigate = leptos_router::hooks::use_navigate();
     let console_here = use_context::<ConsoleHere>().is_some();
     move |specialist| {
-        if !specialist {
-            navigate("/", Default::default());
-        } else if console_here {
-            navigate(CONSOLE_PATH, Default::default());
-        } else if let Err(e) = window().location().assign(CONSOLE_PATH) {
-            leptos::logging::error!("could not open the console: {e:?}");
+        let (path, here) = if specialist {
+            (CONSOLE_PATH, console_here)
+        } else {
+            ("/", !console_here)
+        };
+        if here {
+            navigate(path, Default::default());
+        } else if let Err(e) = window().location().assign(path) {
+            leptos::logging::error!("could not open {path}: {e:?}");
         }
     }
 }

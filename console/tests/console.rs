@@ -50,6 +50,9 @@ async fn the_console_bundle_has_the_console_and_the_call_page() {
     let handle = leptos::mount::mount_to(parent.clone(), AgentApp);
     leptos::task::tick().await;
     assert_eq!(text(&parent, "h1").as_deref(), Some("Page not found"));
+    // Its way home is the customer's bundle too.
+    let home = parent.query_selector(".not-found a").unwrap().unwrap();
+    assert_eq!(home.get_attribute("rel").as_deref(), Some("external"));
     drop(handle);
 }
 

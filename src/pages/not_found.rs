@@ -11,7 +11,7 @@ pub fn NotFound() -> impl IntoView {
         <section class="card not-found">
             <h1>{move || t("notfound.title")}</h1>
             <p>{move || t("notfound.lead")}</p>
-            <a class="button" href="/">{move || t("notfound.home")}</a>
+            <a class="button" href="/" rel=crate::home_rel()>{move || t("notfound.home")}</a>
         </section>
     }
 }

@@ -7,6 +7,7 @@
   var TEXT = {
     en: {
       ready: "Getting the video chat ready…",
+      console: "Getting the console ready…",
       old: "This browser is too old for video chats. Please open this page in a current Chrome, Firefox, Safari or Edge.",
       failed: "The video chat could not start. Please check your connection and reload the page.",
       slow: "This is taking longer than it should. Please check your connection and reload the page."
@@ -15,6 +16,7 @@
       title: "Mit einer Fachkraft sprechen",
       lead: "Starten Sie einen Videochat, und wir verbinden Sie mit der nächsten freien Fachkraft.",
       ready: "Der Videochat wird vorbereitet …",
+      console: "Die Konsole wird vorbereitet …",
       old: "Dieser Browser ist für Videochats zu alt. Bitte öffnen Sie diese Seite in einem aktuellen Chrome, Firefox, Safari oder Edge.",
       failed: "Der Videochat konnte nicht starten. Bitte prüfen Sie Ihre Verbindung und laden Sie die Seite neu.",
       slow: "Das dauert länger als üblich. Bitte prüfen Sie Ihre Verbindung und laden Sie die Seite neu."
@@ -53,7 +55,7 @@
     status.textContent = text[key];
     if (problem) status.className = "notice";
   }
-  say("ready", false);
+  say(shell.getAttribute("data-shell-for") === "console" ? "console" : "ready", false);
   var modules = "noModule" in document.createElement("script");
   if (typeof WebAssembly !== "object" || !modules) {
     say("old", true);

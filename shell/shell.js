@@ -8,6 +8,7 @@
     en: {
       ready: "Getting the video chat ready…",
       console: "Getting the console ready…",
+      console_failed: "The console could not start. Please check your connection and reload the page.",
       old: "This browser is too old for video chats. Please open this page in a current Chrome, Firefox, Safari or Edge.",
       failed: "The video chat could not start. Please check your connection and reload the page.",
       slow: "This is taking longer than it should. Please check your connection and reload the page."
@@ -17,6 +18,7 @@
       lead: "Starten Sie einen Videochat, und wir verbinden Sie mit der nächsten freien Fachkraft.",
       ready: "Der Videochat wird vorbereitet …",
       console: "Die Konsole wird vorbereitet …",
+      console_failed: "Die Konsole konnte nicht starten. Bitte prüfen Sie Ihre Verbindung und laden Sie die Seite neu.",
       old: "Dieser Browser ist für Videochats zu alt. Bitte öffnen Sie diese Seite in einem aktuellen Chrome, Firefox, Safari oder Edge.",
       failed: "Der Videochat konnte nicht starten. Bitte prüfen Sie Ihre Verbindung und laden Sie die Seite neu.",
       slow: "Das dauert länger als üblich. Bitte prüfen Sie Ihre Verbindung und laden Sie die Seite neu."
@@ -55,7 +57,8 @@
     status.textContent = text[key];
     if (problem) status.className = "notice";
   }
-  say(shell.getAttribute("data-shell-for") === "console" ? "console" : "ready", false);
+  var forConsole = shell.getAttribute("data-shell-for") === "console";
+  say(forConsole ? "console" : "ready", false);
   var modules = "noModule" in document.createElement("script");
   if (typeof WebAssembly !== "object" || !modules) {
     say("old", true);
@@ -64,10 +67,10 @@
   // A script or the wasm that failed to load or to start.
   window.addEventListener("error", function (e) {
     var t = e.target && e.target.tagName;
-    if (t === "SCRIPT" || t === "LINK" || e.error) say("failed", true);
+    if (t === "SCRIPT" || t === "LINK" || e.error) say(forConsole ? "console_failed" : "failed", true);
   }, true);
   window.addEventListener("unhandledrejection", function () {
-    say("failed", true);
+    say(forConsole ? "console_failed" : "failed", true);
   });
   setTimeout(function () {
     say("slow", true);

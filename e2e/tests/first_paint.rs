@@ -8,13 +8,16 @@ use callqueue_e2e::{Driver, Result, Server, ServerOptions, dist};
 
 const PHONE: (u32, u32) = (390, 844);
 
-/// A copy of the customer's build without its wasm: what a browser gets when the download is
+/// A copy of a build (both bundles) without its wasm: what a browser gets when the download is
 /// blocked or fails.
-fn build_without_wasm(to: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dist())? {
+fn build_without_wasm(from: &Path, to: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(from)? {
         let path = entry?.path();
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if path.is_file() && !name.contains(".wasm") {
+        if path.is_dir() {
+            std::fs::create_dir(to.join(&*name))?;
+            build_without_wasm(&path, &to.join(&*name))?;
+        } else if !name.contains(".wasm") {
             std::fs::copy(&path, to.join(&*name))?;
         }
     }
@@ -46,7 +49,7 @@ async fn the_first_paint_becomes_the_app_or_says_why_it_cannot() -> Result<()> {
 
     // Without its wasm: the heading stays, and the page says what happened.
     let broken = tempfile::tempdir()?;
-    build_without_wasm(broken.path())?;
+    build_without_wasm(&dist(), broken.path())?;
     let server = Server::start(ServerOptions {
         dist: Some(broken.path().to_path_buf()),
         ..Default::default()
@@ -89,5 +92,12 @@ async fn the_first_paint_becomes_the_app_or_says_why_it_cannot() -> Result<()> {
     .await?;
     assert!(!b.exists("h1").await?);
     b.eval("localStorage.removeItem('callqueue.lang')").await?;
+
+    // The console's bundle says it of the console.
+    b.goto(&server.url("/agent")).await?;
+    b.wait_text_for("#shell-status.notice", Duration::from_secs(10), |t| {
+        t.starts_with("The console could not start.")
+    })
+    .await?;
     b.close().await
 }

@@ -771,16 +771,22 @@ pub enum ServerMessage {
     },
 }
 
+/// The `type` of a JSON message that serde would read as an internally tagged enum: the first
+/// step of reading one by hand (see [`QueueEvent::from_sse`]).
+pub(crate) fn type_tag(text: &str) -> serde_json::Result<String> {
+    #[derive(Deserialize)]
+    struct Tag {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    serde_json::from_str::<Tag>(text).map(|tag| tag.kind)
+}
+
 impl ServerMessage {
     /// Reads a channel message, with the same result as deserializing a `ServerMessage`: its
     /// `type` first, then the rest as that variant. By hand for the reason given at
     /// [`QueueEvent::from_sse`] (and the `event` inside a `userevent` the same way).
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
-        #[derive(Deserialize)]
-        struct Tag {
-            #[serde(rename = "type")]
-            kind: String,
-        }
         #[derive(Deserialize)]
         struct Auth {
             success: bool,
@@ -802,8 +808,7 @@ impl ServerMessage {
         struct Failure {
             message: String,
         }
-        let tag: Tag = serde_json::from_str(text)?;
-        Ok(match tag.kind.as_str() {
+        Ok(match type_tag(text)?.as_str() {
             "authresponse" => {
                 let m: Auth = serde_json::from_str(text)?;
                 Self::AuthResponse {

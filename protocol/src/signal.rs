@@ -158,11 +158,6 @@ impl SignalServer {
     /// largest single piece of the customer's wasm (see `QueueEvent::from_sse`).
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
         #[derive(Deserialize)]
-        struct Tag {
-            #[serde(rename = "type")]
-            kind: String,
-        }
-        #[derive(Deserialize)]
         struct Welcome {
             role: Role,
             polite: bool,
@@ -199,8 +194,7 @@ impl SignalServer {
         struct Failure {
             message: String,
         }
-        let tag: Tag = serde_json::from_str(text)?;
-        Ok(match tag.kind.as_str() {
+        Ok(match crate::type_tag(text)?.as_str() {
             "welcome" => {
                 let m: Welcome = serde_json::from_str(text)?;
                 Self::Welcome {

@@ -173,7 +173,7 @@ pub async fn cache_control(request: Request<Body>, next: Next) -> Response {
 }
 
 /// Whether the last segment of `path` names a file by its content, as trunk names the files
-/// it builds: `<name>-<16 hex digits>` before the extension (and `_bg` for the wasm).
+/// it builds: `<name>-<its hash in hex>` before the extension (and `_bg` for the wasm).
 pub fn has_content_hash(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap_or_default();
     let Some((stem, _ext)) = file.rsplit_once('.') else {
@@ -181,7 +181,10 @@ pub fn has_content_hash(path: &str) -> bool {
     };
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
     stem.rsplit_once('-').is_some_and(|(name, hash)| {
-        !name.is_empty() && hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit())
+        // A 64-bit hash in hex without its leading zeros: 16 digits, sometimes fewer.
+        !name.is_empty()
+            && (10..=16).contains(&hash.len())
+            && hash.bytes().all(|b| b.is_ascii_hexdigit())
     })
 }
 
@@ -218,6 +221,9 @@ mod tests {
             "/agent/callqueue-console-8f3a09c1d2e4b5a6.js"
         ));
         assert!(has_content_hash("/main-0123456789abcdef.css"));
+        // trunk drops a hash's leading zeros.
+        assert!(has_content_hash("/main-c4302d6cc197f75.css"));
+        assert!(!has_content_hash("/main-c4302.css"));
         assert!(!has_content_hash("/"));
         assert!(!has_content_hash("/index.html"));
         assert!(!has_content_hash("/agent"));

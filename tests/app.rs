@@ -39,7 +39,7 @@ use wasm_bindgen_test::*;
 
 mod common;
 
-use common::{container, eventually, go, sleep, text};
+use common::{StubSocket, container, eventually, go, sleep, text};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -647,14 +647,14 @@ async fn use_live_follows_its_url_and_closes_with_its_component() {
 #[wasm_bindgen_test]
 async fn a_socket_close_code_decides_between_retrying_and_stopping() {
     let base = open_streams();
-    // Nothing listens on port 9: every socket closes at once with 1006.
-    let url = "ws://127.0.0.1:9/".to_string();
+    // Every socket closes at once with 1006, as a dropped connection's does.
+    let stub = StubSocket::closing_with(1006);
     let codes = Rc::new(Cell::new(Vec::<u16>::new()));
     let retrying = RwSignal::new(Connection::Connecting);
     let live = {
         let codes = codes.clone();
         Live::connect(
-            url,
+            "ws://127.0.0.1:9/".to_string(),
             LiveOptions {
                 transport: Transport::WebSocket,
                 on_close: Some(Rc::new(move |_, code| {
@@ -687,20 +687,25 @@ async fn a_socket_close_code_decides_between_retrying_and_stopping() {
         seen.get()
     );
     assert_eq!(retrying.get_untracked(), Connection::Reconnecting);
+    assert_eq!(StubSocket::opened(), seen.get(), "one socket per attempt");
     drop(live);
     assert_eq!(open_streams(), base);
+    drop(stub);
 
+    // A code that means "do not come back" (the server's 4403, say) stops for good.
+    let _stub = StubSocket::closing_with(4403);
     let stopped = RwSignal::new(Connection::Connecting);
-    let closes = Rc::new(Cell::new(0u32));
-    // Another endpoint: Chromium delays new sockets to one that has just failed several times.
+    let closes = Rc::new(Cell::new(Vec::<u16>::new()));
     let _live = {
         let closes = closes.clone();
         Live::connect(
-            "ws://127.0.0.3:9/".to_string(),
+            "ws://127.0.0.1:9/".to_string(),
             LiveOptions {
                 transport: Transport::WebSocket,
-                on_close: Some(Rc::new(move |_, _| {
-                    closes.set(closes.get() + 1);
+                on_close: Some(Rc::new(move |_, code| {
+                    let mut v = closes.take();
+                    v.push(code);
+                    closes.set(v);
                     After::Stop
                 })),
                 ..Default::default()
@@ -710,8 +715,10 @@ async fn a_socket_close_code_decides_between_retrying_and_stopping() {
     };
     assert!(eventually(8000, || stopped.get_untracked() == Connection::Offline).await);
     assert_eq!(open_streams(), base, "a stop is final");
+    // Longer than the first backoff steps: a retry would have opened another socket by now.
     sleep(2500).await;
-    assert_eq!(closes.get(), 1, "and nothing is tried again");
+    assert_eq!(closes.take(), vec![4403], "and nothing is tried again");
+    assert_eq!(StubSocket::opened(), 1);
 }
 
 /// Answers the app's API calls in this test page (which has no server): the reservation `x`

@@ -23,6 +23,12 @@ pub mod close {
     pub const TOO_MANY_MESSAGES: u16 = 4029;
 }
 
+/// How long, by default, a member whose signal socket dropped (not closed with `bye`) still
+/// counts as in the call: the other member hears `peer_left` only after this, and a socket that
+/// comes back within it with the same session continues that session (a proxy timeout, a node
+/// restart, a Wi-Fi hand-over must not tear down media that still flow).
+pub const PEER_GRACE_SECS: u64 = 10;
+
 /// Largest signal message accepted (an SDP offer with many codecs is a few KB).
 pub const MAX_SIGNAL_MESSAGE: usize = 64 * 1024;
 
@@ -95,17 +101,34 @@ pub enum SignalClient {
     Hello {
         session: String,
         media: MediaState,
+        /// How many messages (all but `welcome` and `error`) this session has received on its
+        /// earlier connections: the server sends again what came after them.
+        #[serde(default)]
+        received: u64,
     },
+    /// `to` is the peer session it is meant for: the server drops it when that session is no
+    /// longer the other member's (a message queued across a reconnect, for a page since
+    /// reloaded).
     Description {
         description: SessionDescription,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     Candidate {
         candidate: IceCandidate,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
     /// Microphone or camera switched on or off.
-    Media {
-        media: MediaState,
+    Media { media: MediaState },
+    /// The customer asks the specialist (who alone restarts ICE) for an ICE restart.
+    RestartIce {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<String>,
     },
+    /// The page is closing or leaving the call: gone for good, not a dropped connection that
+    /// may come back (which the server waits for, see [`PEER_GRACE_SECS`]).
+    Bye,
 }
 
 /// What the server sends a member.
@@ -145,6 +168,10 @@ pub enum SignalServer {
     Media {
         from: String,
         media: MediaState,
+    },
+    /// The other member (the customer) asks for an ICE restart.
+    RestartIce {
+        from: String,
     },
     Error {
         message: String,
@@ -191,6 +218,10 @@ impl SignalServer {
             media: MediaState,
         }
         #[derive(Deserialize)]
+        struct Restart {
+            from: String,
+        }
+        #[derive(Deserialize)]
         struct Failure {
             message: String,
         }
@@ -234,6 +265,10 @@ impl SignalServer {
                     media: m.media,
                 }
             }
+            "restart_ice" => {
+                let m: Restart = serde_json::from_str(text)?;
+                Self::RestartIce { from: m.from }
+            }
             "error" => {
                 let m: Failure = serde_json::from_str(text)?;
                 Self::Error { message: m.message }
@@ -248,6 +283,7 @@ impl SignalServer {
                         "description",
                         "candidate",
                         "media",
+                        "restart_ice",
                         "error",
                     ],
                 ));
@@ -315,6 +351,7 @@ mod tests {
                     video: true,
                 },
             },
+            SignalServer::RestartIce { from: "s2".into() },
             SignalServer::Error {
                 message: "hello first".into(),
             },
@@ -353,7 +390,8 @@ mod tests {
                 media: MediaState {
                     audio: true,
                     video: false
-                }
+                },
+                received: 0,
             }
         );
         // RTCIceCandidate.toJSON() and RTCSessionDescription.toJSON() as they are.
@@ -362,15 +400,19 @@ mod tests {
         )
         .unwrap();
         assert!(
-            matches!(c, SignalClient::Candidate { candidate } if candidate.sdp_m_line_index == Some(0))
+            matches!(c, SignalClient::Candidate { candidate, to: None } if candidate.sdp_m_line_index == Some(0))
         );
         let d: SignalClient =
             serde_json::from_str(r#"{"type":"description","description":{"type":"rollback"}}"#)
                 .unwrap();
         assert!(
-            matches!(d, SignalClient::Description { description } if description.kind == SdpKind::Rollback)
+            matches!(d, SignalClient::Description { description, .. } if description.kind == SdpKind::Rollback)
         );
-        assert!(serde_json::from_str::<SignalClient>(r#"{"type":"bye"}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<SignalClient>(r#"{"type":"bye"}"#).unwrap(),
+            SignalClient::Bye
+        );
+        assert!(serde_json::from_str::<SignalClient>(r#"{"type":"goodbye"}"#).is_err());
         let w = SignalServer::Welcome {
             role: Role::Patient,
             polite: true,

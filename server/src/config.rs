@@ -53,6 +53,8 @@ pub struct Config {
     pub turn_secret: Option<String>,
     /// Members use the TURN relays only (no direct path between them).
     pub ice_relay_only: bool,
+    /// How long a call member whose signal socket dropped still counts as in the call.
+    pub peer_grace: Duration,
     /// Where `/metrics` is served (Prometheus text); `None`: no metrics.
     pub metrics_addr: Option<SocketAddr>,
 }
@@ -116,6 +118,7 @@ impl Config {
             ice_servers: Vec::new(),
             turn_secret: None,
             ice_relay_only: false,
+            peer_grace: Duration::from_secs(callqueue_protocol::signal::PEER_GRACE_SECS),
             metrics_addr: None,
         }
     }

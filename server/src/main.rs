@@ -153,6 +153,10 @@ struct ServeArgs {
     /// Calls use the TURN relays only (hides each member's address from the other).
     #[arg(long, env = "CALLQUEUE_ICE_RELAY_ONLY")]
     ice_relay_only: bool,
+    /// Seconds a call member whose connection dropped (a proxy timeout, a network hand-over,
+    /// a node restart) still counts as in the call before the other member hears they left.
+    #[arg(long, env = "CALLQUEUE_PEER_GRACE_SECS", default_value_t = callqueue_protocol::signal::PEER_GRACE_SECS)]
+    peer_grace_secs: u64,
     /// Where Prometheus scrapes `/metrics` (keep it private); `off` serves none.
     #[arg(long, env = "CALLQUEUE_METRICS_ADDR", default_value = "127.0.0.1:9464", value_parser = parse_metrics_addr)]
     metrics_addr: MetricsAddr,
@@ -213,6 +217,7 @@ impl ServeArgs {
             ice_servers: self.ice_servers,
             turn_secret: self.turn_secret.filter(|s| !s.is_empty()),
             ice_relay_only: self.ice_relay_only,
+            peer_grace: Duration::from_secs(self.peer_grace_secs.clamp(1, 600)),
             metrics_addr: self.metrics_addr.0,
         })
     }

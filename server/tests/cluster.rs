@@ -350,8 +350,8 @@ async fn the_two_members_signal_each_other_through_different_nodes() {
     assert_eq!(got["type"], "candidate", "{got}");
     assert_eq!(got["from"], "alice-1");
 
-    // The customer's page goes: the specialist hears it on B.
-    drop(customer);
+    // The customer's page closes: the specialist hears it on B.
+    customer.close(None).await.unwrap();
     let left = recv(&mut specialist).await.unwrap();
     assert_eq!(left["type"], "peer_left", "{left}");
     assert_eq!(left["session"], "alice-1");

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{signalling::*, *};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
@@ -89,6 +91,98 @@ async fn members_meet_and_what_one_says_reaches_only_the_other() {
     let left = recv(&mut d).await.unwrap();
     assert_eq!(left["type"], "peer_left");
     assert_eq!(left["session"], "alice-1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_continues_its_session_with_nothing_lost() {
+    let server = TestServer::start_with(|c| c.peer_grace = Duration::from_secs(120)).await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-blip").await;
+    let call = accept(&server, &doc).await;
+    let mut d = open(&server, &call, Some(&doc)).await.unwrap();
+    hello(&mut d, "doc-1").await;
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    hello(&mut a, "alice-1").await;
+    assert_eq!(recv(&mut d).await.unwrap()["type"], "peer_joined");
+
+    // The customer's connection drops with no close frame (a proxy cut, a network change),
+    // and the specialist sends a candidate while it is down (or just before it is seen down).
+    drop(a);
+    let candidate = json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
+    send(
+        &mut d,
+        json!({"type": "candidate", "candidate": candidate, "to": "alice-1"}),
+    )
+    .await;
+    // For a session that is not the customer's: never delivered.
+    send(
+        &mut d,
+        json!({"type": "candidate", "candidate": candidate, "to": "alice-0"}),
+    )
+    .await;
+
+    // The same page comes back, having received nothing so far: it continues its session and
+    // gets the candidate, once.
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    send(
+        &mut a,
+        json!({"type": "hello", "session": "alice-1", "media": {"audio": true, "video": true}, "received": 0}),
+    )
+    .await;
+    let w = recv(&mut a).await.unwrap();
+    assert_eq!(w["type"], "welcome");
+    assert_eq!(w["peer"]["session"], "doc-1");
+    let got = recv(&mut a).await.unwrap();
+    assert_eq!(got["type"], "candidate", "{got}");
+    assert_eq!(got["from"], "doc-1");
+    assert_eq!(got["candidate"], candidate);
+
+    // The specialist heard neither a leave nor a join: the next thing it hears is the customer.
+    send(
+        &mut a,
+        json!({"type": "media", "media": {"audio": false, "video": true}}),
+    )
+    .await;
+    let next = recv(&mut d).await.unwrap();
+    assert_eq!(next["type"], "media", "{next}");
+    // Nor did the customer get the stale candidate.
+    send(&mut d, json!({"type": "restart_ice", "to": "alice-1"})).await;
+    let next = recv(&mut a).await.unwrap();
+    assert_eq!(next["type"], "restart_ice", "{next}");
+    assert_eq!(next["from"], "doc-1");
+
+    // Saying goodbye is leaving at once.
+    send(&mut a, json!({"type": "bye"})).await;
+    let left = recv(&mut d).await.unwrap();
+    assert_eq!(left["type"], "peer_left");
+    assert_eq!(left["session"], "alice-1");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_gone_past_the_grace_period_has_left() {
+    let server = TestServer::start_with(|c| c.peer_grace = Duration::from_secs(1)).await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-gone").await;
+    let call = accept(&server, &doc).await;
+    let mut d = open(&server, &call, Some(&doc)).await.unwrap();
+    hello(&mut d, "doc-1").await;
+    let a = {
+        let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+        hello(&mut a, "alice-1").await;
+        a
+    };
+    assert_eq!(recv(&mut d).await.unwrap()["type"], "peer_joined");
+    drop(a);
+    let started = std::time::Instant::now();
+    let left = recv(&mut d).await.unwrap();
+    assert_eq!(left["type"], "peer_left");
+    assert_eq!(left["session"], "alice-1");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "not before the grace period"
+    );
     server.stop().await;
 }
 

@@ -405,7 +405,11 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, url: String) {
                     (inner.session.clone(), media_state(&inner))
                 })
                 .unwrap_or_default();
-            SignalClient::Hello { session, media }
+            SignalClient::Hello {
+                session,
+                media,
+                received: 0,
+            }
         },
         move |event| {
             if let Some(rc) = weak.upgrade() {
@@ -474,6 +478,11 @@ fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
         | SocketEvent::Message(message @ SignalServer::Candidate { .. }) => {
             if let Some(peer) = &rc.borrow().peer {
                 peer.handle(message);
+            }
+        }
+        SocketEvent::Message(SignalServer::RestartIce { .. }) => {
+            if let Some(peer) = &rc.borrow().peer {
+                peer.restart();
             }
         }
         SocketEvent::Message(SignalServer::Error { message }) => {

@@ -133,6 +133,7 @@ impl Shared {
             leptos::logging::log!("call: sending our {kind:?}");
             (self.on_event)(PeerEvent::Signal(SignalClient::Description {
                 description: SessionDescription { kind, sdp: d.sdp() },
+                to: None,
             }));
         }
     }
@@ -310,6 +311,7 @@ impl Peer {
                         sdp_mid: c.sdp_mid(),
                         sdp_m_line_index: c.sdp_m_line_index(),
                     },
+                    to: None,
                 }));
             }
         });

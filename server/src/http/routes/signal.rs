@@ -5,6 +5,11 @@
 //! microphone/camera state go to the other member, stamped with its session. The socket closes
 //! with 4010 when the call ends, 4009 when another tab of the same member takes over, 4029 when
 //! messages come too fast, 1009 when one is too large.
+//!
+//! A page that closes its socket itself (a close frame, or `bye`) has left the call. A
+//! connection that just drops leaves the member away for the grace period (`--peer-grace-secs`):
+//! the other member hears `peer_left` only when it is over, and the same session coming back
+//! before then continues, with what the other member sent meanwhile.
 
 use callqueue_protocol::ErrorBody;
 use std::time::Duration;
@@ -28,7 +33,7 @@ use crate::{
     http::error::{ApiError, ApiResult},
     http::routes::calls::member_call,
     limits::StreamPermit,
-    signal::{Outgoing, QUEUE, ice},
+    signal::{Hello, Left, Outgoing, QUEUE, ice},
     state::AppState,
     store::{Audience, CallNote},
     tokens,
@@ -104,9 +109,22 @@ async fn close_with(socket: &mut WebSocket, code: u16, reason: &'static str) {
 /// What came from the page.
 enum Incoming {
     Message(Result<SignalClient, String>),
-    Gone,
+    /// The page closed the socket itself (a close frame: it navigated away, or is starting
+    /// over): gone for good.
+    Closed,
+    /// The connection dropped with no word from the page: it may come back.
+    Dropped,
     TooFast,
     TooLarge,
+}
+
+/// How a member's socket ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The page said goodbye, closed the socket itself, or the call is over.
+    Goodbye,
+    /// The connection dropped (or the server is going down): the page may come back.
+    Dropped,
 }
 
 async fn receive(socket: &mut WebSocket, member: &Member) -> Incoming {
@@ -127,7 +145,8 @@ async fn receive(socket: &mut WebSocket, member: &Member) -> Incoming {
             }
             // axum hides tungstenite's error kinds; its message says which one it was.
             Some(Err(e)) if e.to_string().contains("Message too long") => Incoming::TooLarge,
-            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Incoming::Gone,
+            Some(Ok(Message::Close(_))) => Incoming::Closed,
+            None | Some(Err(_)) => Incoming::Dropped,
             Some(Ok(_)) => continue,
         };
     }
@@ -141,13 +160,13 @@ async fn session(
 ) {
     // The page's hello: its session id and what it sends.
     let hello = tokio::time::timeout(HELLO_DEADLINE, receive(&mut socket, &member)).await;
-    let (session, media) = match hello {
-        Ok(Incoming::Message(Ok(SignalClient::Hello { session, media })))
-            if tokens::is_valid_id(&session) =>
-        {
-            (session, media)
-        }
-        Ok(Incoming::Gone) => return,
+    let (session, media, received) = match hello {
+        Ok(Incoming::Message(Ok(SignalClient::Hello {
+            session,
+            media,
+            received,
+        }))) if tokens::is_valid_id(&session) => (session, media, received),
+        Ok(Incoming::Closed | Incoming::Dropped) => return,
         _ => {
             close_with(
                 &mut socket,
@@ -159,9 +178,12 @@ async fn session(
         }
     };
     let (tx, mut outgoing) = mpsc::channel(QUEUE);
-    let entered = state
-        .rooms
-        .enter(&member.call, member.role, &session, media, tx);
+    let hello = Hello {
+        session: &session,
+        media,
+        received,
+    };
+    let entered = state.rooms.enter(&member.call, member.role, hello, tx);
     customer_presence(&state, &member, true);
     let config = state.store.config();
     let expires = Utc::now() + chrono::Duration::seconds(config.max_call_seconds as i64 + 3600);
@@ -178,7 +200,12 @@ async fn session(
         relay_only: config.ice_relay_only,
         peer: entered.peer,
     };
-    if send(&mut socket, &welcome).await {
+    let mut welcomed = send(&mut socket, &welcome).await;
+    // The same session again: what it has not received yet, in order.
+    for message in entered.resumed.iter().flatten() {
+        welcomed = welcomed && send(&mut socket, message).await;
+    }
+    let end = if welcomed {
         run(
             &state,
             &mut socket,
@@ -188,13 +215,27 @@ async fn session(
             &mut outgoing,
             &mut ended,
         )
-        .await;
-    }
-    if state
+        .await
+    } else {
+        End::Dropped
+    };
+    let connection = entered.connection;
+    match state
         .rooms
-        .leave(&member.call, member.role, entered.connection)
+        .leave(&member.call, member.role, connection, end == End::Goodbye)
     {
-        customer_presence(&state, &member, false);
+        Left::Gone => customer_presence(&state, &member, false),
+        Left::Replaced => {}
+        Left::Away => {
+            // Gone only if the page has not come back by the end of the grace period.
+            let grace = config.peer_grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                if state.rooms.expire(&member.call, member.role, connection) {
+                    customer_presence(&state, &member, false);
+                }
+            });
+        }
     }
 }
 
@@ -219,75 +260,85 @@ async fn run(
     connection: u64,
     outgoing: &mut mpsc::Receiver<Outgoing>,
     ended: &mut watch::Receiver<CallNote>,
-) {
+) -> End {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
-    let relay = |message: SignalServer| {
-        state
-            .rooms
-            .relay(&member.call, member.role, connection, message)
+    let relay = |to: Option<String>, message: SignalServer| {
+        state.rooms.relay(
+            &member.call,
+            member.role,
+            connection,
+            to.as_deref(),
+            message,
+        )
     };
+    let from = || session.to_string();
     loop {
         tokio::select! {
             incoming = receive(socket, member) => match incoming {
-                Incoming::Gone => return,
+                Incoming::Closed => return End::Goodbye,
+                Incoming::Dropped => return End::Dropped,
                 Incoming::TooFast => {
                     close_with(socket, close::TOO_MANY_MESSAGES, "too many messages").await;
-                    return;
+                    return End::Dropped;
                 }
                 Incoming::TooLarge => {
                     close_with(socket, 1009, "message too large").await;
-                    return;
+                    return End::Dropped;
                 }
-                Incoming::Message(Ok(SignalClient::Description { description })) => {
-                    relay(SignalServer::Description { from: session.to_string(), description });
+                Incoming::Message(Ok(SignalClient::Description { description, to })) => {
+                    relay(to, SignalServer::Description { from: from(), description });
                 }
-                Incoming::Message(Ok(SignalClient::Candidate { candidate })) => {
-                    relay(SignalServer::Candidate { from: session.to_string(), candidate });
+                Incoming::Message(Ok(SignalClient::Candidate { candidate, to })) => {
+                    relay(to, SignalServer::Candidate { from: from(), candidate });
+                }
+                Incoming::Message(Ok(SignalClient::RestartIce { to })) => {
+                    relay(to, SignalServer::RestartIce { from: from() });
                 }
                 Incoming::Message(Ok(SignalClient::Media { media })) => {
                     state.rooms.set_media(&member.call, member.role, connection, media);
                 }
+                Incoming::Message(Ok(SignalClient::Bye)) => return End::Goodbye,
                 Incoming::Message(Ok(SignalClient::Hello { .. })) => {
                     let message = "already said hello; reconnect to start a new session".into();
                     if !send(socket, &SignalServer::Error { message }).await {
-                        return;
+                        return End::Dropped;
                     }
                 }
                 Incoming::Message(Err(message)) => {
                     if !send(socket, &SignalServer::Error { message }).await {
-                        return;
+                        return End::Dropped;
                     }
                 }
             },
             message = outgoing.recv() => match message {
                 Some(Outgoing::Send(message)) => {
                     if !send(socket, &message).await {
-                        return;
+                        return End::Dropped;
                     }
                 }
                 Some(Outgoing::Close(code, reason)) => {
                     close_with(socket, code, reason).await;
-                    return;
+                    return End::Dropped;
                 }
-                None => return,
+                None => return End::Dropped,
             },
             changed = ended.changed() => {
                 let over = changed.is_err()
                     || ended.borrow_and_update().event == callqueue_protocol::CallEventType::Ended;
                 if over {
                     close_with(socket, close::CALL_ENDED, "the call has ended").await;
-                    return;
+                    return End::Goodbye;
                 }
             }
             _ = ping.tick() => {
                 if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
+                    return End::Dropped;
                 }
             }
             _ = state.shutdown.cancelled() => {
                 close_with(socket, 1001, "server shutting down").await;
-                return;
+                return End::Dropped;
             }
         }
     }

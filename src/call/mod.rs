@@ -1,11 +1,11 @@
 //! The call's media: the camera and microphone, the connection to the other member, and the
 //! signal socket between them, put together for the join page.
 //!
-//! A connection exists only while the other member's page is there: when their session
-//! appears (our `welcome` names it, or `peer_joined` comes), both pages start a fresh
-//! `RTCPeerConnection` and negotiate by the perfect-negotiation rules; when it goes
-//! (`peer_left`), ours closes. A reload on either side is a new session, so the call is rebuilt
-//! within seconds with no action from anyone.
+//! What happens when is decided by one pure state machine, [`crate::logic::call`]: this module
+//! feeds it what the socket, the connection, the network and the timers report, and carries out
+//! the effects it answers with (send, build or close the connection, restart ICE, start over,
+//! set a timer). The connection lives while the other member's session does, not while a socket
+//! does: a blip of either page's signalling leaves the media alone.
 
 pub mod media;
 pub mod peer;
@@ -15,28 +15,22 @@ use std::{cell::RefCell, rc::Rc};
 
 use callqueue_protocol::{
     Role,
-    signal::{IceServer, MediaState, Peer as PeerInfo, SignalClient, SignalServer},
+    signal::{IceServer, MediaState, SignalClient, SignalServer},
 };
-use gloo_timers::callback::Interval;
+use gloo_timers::callback::{Interval, Timeout};
 use leptos::{html::Video, prelude::*};
 use wasm_bindgen::{JsCast, closure::Closure};
 use web_sys::{MediaStream, MediaStreamTrack};
 
 use crate::i18n::t;
-use crate::logic::quality::{Quality, Sample, assess};
+pub use crate::logic::call::{LinkState, Presence};
+use crate::logic::{
+    call::{CallMachine, Effect, Input, Side, Timer},
+    quality::{Quality, Sample, assess},
+};
 use media::DeviceChoice;
-use peer::{LinkState, Peer, PeerEvent};
+use peer::{Peer, PeerEvent};
 use signal::{SignalSocket, SocketEvent};
-
-/// Whether the other member is there.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Presence {
-    /// Not yet seen in this page's life.
-    Waiting,
-    Here,
-    /// Was here, and their page is gone.
-    Left,
-}
 
 /// What the page shows of the call's media; all of it changes as the call goes on.
 #[derive(Clone, Copy)]
@@ -55,6 +49,8 @@ pub struct CallView {
     pub replaced: RwSignal<bool>,
     /// Why the camera or microphone is not there, if it is not.
     pub media_error: RwSignal<Option<String>>,
+    /// The browser would not play the other member's video by itself: a tap must start it.
+    pub needs_tap: RwSignal<bool>,
     pub local_video: NodeRef<Video>,
     pub remote_video: NodeRef<Video>,
 }
@@ -74,6 +70,7 @@ impl CallView {
             switching: RwSignal::new(false),
             replaced: RwSignal::new(false),
             media_error: RwSignal::new(None),
+            needs_tap: RwSignal::new(false),
             local_video: NodeRef::new(),
             remote_video: NodeRef::new(),
         }
@@ -111,23 +108,25 @@ impl Default for CallView {
     }
 }
 
+type Listener = Closure<dyn FnMut(web_sys::Event)>;
+
 struct Inner {
     view: CallView,
     signal_url: String,
-    session: String,
+    machine: CallMachine,
     local: Option<MediaStream>,
     choice: DeviceChoice,
-    polite: bool,
     relay_only: bool,
     ice_servers: Vec<IceServer>,
-    peer_session: Option<String>,
     peer: Option<Peer>,
     socket: Option<SignalSocket>,
     stats: Option<Interval>,
-    /// Restarts ICE while the connection does not come up (see [`start_watchdog`]).
-    watchdog: Option<Interval>,
+    timers: Vec<(Timer, Timeout)>,
     last_sample: Option<Sample>,
-    online: Option<Closure<dyn FnMut(web_sys::Event)>>,
+    /// `online` and `pagehide` on the window.
+    listeners: Vec<(&'static str, Listener)>,
+    /// `ended` on our own tracks (a camera unplugged).
+    track_ended: Option<Listener>,
     stopped: bool,
 }
 
@@ -149,20 +148,38 @@ fn new_session() -> String {
         .collect()
 }
 
-fn show(video: &NodeRef<Video>, stream: Option<&MediaStream>) {
-    if let Some(v) = video.get_untracked() {
-        let v: &web_sys::HtmlMediaElement = v.as_ref();
-        v.set_src_object(stream);
-        if stream.is_some()
-            && let Ok(playing) = v.play()
-        {
-            // A new stream interrupts the last play(), and a refused autoplay only means a
-            // click plays it: neither is an error worth the console.
-            leptos::task::spawn_local(async move {
-                let _ = wasm_bindgen_futures::JsFuture::from(playing).await;
-            });
-        }
+/// Shows `stream` in `video` and plays it. A play the browser refuses (no user gesture yet,
+/// autoplay with sound blocked: Safari, Chromium's stricter policies) shows the tap-to-play
+/// control through `needs_tap`; a play interrupted by a newer stream is nothing.
+fn show(video: &NodeRef<Video>, stream: Option<&MediaStream>, needs_tap: Option<RwSignal<bool>>) {
+    let Some(v) = video.get_untracked() else {
+        return;
+    };
+    let v: &web_sys::HtmlMediaElement = v.as_ref();
+    v.set_src_object(stream);
+    if stream.is_some() {
+        play(v, needs_tap);
+    } else if let Some(needs_tap) = needs_tap {
+        needs_tap.try_set(false);
     }
+}
+
+fn play(v: &web_sys::HtmlMediaElement, needs_tap: Option<RwSignal<bool>>) {
+    let Ok(playing) = v.play() else { return };
+    leptos::task::spawn_local(async move {
+        let refused = match wasm_bindgen_futures::JsFuture::from(playing).await {
+            Ok(_) => false,
+            Err(e) => {
+                e.dyn_ref::<web_sys::DomException>()
+                    .map(|d| d.name())
+                    .as_deref()
+                    == Some("NotAllowedError")
+            }
+        };
+        if let Some(needs_tap) = needs_tap {
+            needs_tap.try_set(refused);
+        }
+    });
 }
 
 /// Plays the other member's sound on the chosen speaker (`setSinkId`, where the browser has it;
@@ -178,9 +195,11 @@ fn use_speaker(video: &NodeRef<Video>, speaker: &str) {
         && let Ok(promise) = set.call1(&v, &speaker.into())
         && let Ok(promise) = promise.dyn_into::<js_sys::Promise>()
     {
-        // A speaker that has gone away keeps the default one: nothing to tell.
         leptos::task::spawn_local(async move {
-            let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+            if let Err(e) = wasm_bindgen_futures::JsFuture::from(promise).await {
+                // A speaker that has gone away keeps the default one.
+                peer::log_error("the chosen speaker could not be used", &e);
+            }
         });
     }
 }
@@ -195,25 +214,25 @@ fn tracks(stream: &MediaStream, kind: &str) -> Vec<MediaStreamTrack> {
 }
 
 impl CallMedia {
-    /// Starts the call's media for the page of `role` in the call whose signal socket is at
-    /// `signal_url`: the devices of the remembered choice, then the socket.
+    /// Starts the call's media for the page whose call's signal socket is at `signal_url`: the
+    /// devices of the remembered choice, then the socket.
     pub fn start(signal_url: String, view: CallView) -> Self {
         let inner = Rc::new(RefCell::new(Inner {
             view,
             signal_url: signal_url.clone(),
-            session: new_session(),
+            // The side is the server's word (`welcome`); until then nothing is negotiated.
+            machine: CallMachine::new(Side::Customer, new_session()),
             local: None,
             choice: DeviceChoice::load(),
-            polite: true,
             relay_only: false,
             ice_servers: Vec::new(),
-            peer_session: None,
             peer: None,
             socket: None,
             stats: None,
-            watchdog: None,
+            timers: Vec::new(),
             last_sample: None,
-            online: None,
+            listeners: Vec::new(),
+            track_ended: None,
             stopped: false,
         }));
         let weak = Rc::downgrade(&inner);
@@ -223,65 +242,55 @@ impl CallMedia {
                 None => return,
             };
             let (stream, used, error) = media::open_best(&choice).await;
-            let Some(rc) = weak.upgrade() else {
+            let Some(rc) = weak.upgrade().filter(|rc| !rc.borrow().stopped) else {
                 if let Some(s) = &stream {
                     media::stop(s);
                 }
                 return;
             };
-            if rc.borrow().stopped {
-                if let Some(s) = &stream {
-                    media::stop(s);
-                }
-                return;
-            }
             {
                 let mut inner = rc.borrow_mut();
                 inner.view.mic.set(used.audio);
                 inner.view.camera.set(used.video);
                 inner.view.media_error.set(error.map(|e| e.message()));
-                show(&inner.view.local_video, stream.as_ref());
+                show(&inner.view.local_video, stream.as_ref(), None);
                 inner.local = stream;
             }
+            watch_tracks(&rc);
+            let media = media_state(&rc.borrow());
+            feed(&rc, Input::Media(media));
             open_socket(&rc, signal_url);
-            watch_network(&rc);
+            watch_window(&rc);
         });
         Self { inner }
     }
 
     /// Mutes or unmutes the microphone (the other side sees it).
     pub fn set_mic(&self, on: bool) {
-        let mut inner = self.inner.borrow_mut();
-        let Some(local) = inner.local.clone() else {
-            return;
+        let media = {
+            let inner = self.inner.borrow();
+            let Some(local) = inner.local.clone() else {
+                return;
+            };
+            let audio = tracks(&local, "audio");
+            if audio.is_empty() {
+                return;
+            }
+            for t in &audio {
+                t.set_enabled(on);
+            }
+            inner.view.mic.set(on);
+            media_state(&inner)
         };
-        let audio = tracks(&local, "audio");
-        if audio.is_empty() {
-            return;
-        }
-        for t in &audio {
-            t.set_enabled(on);
-        }
-        inner.view.mic.set(on);
-        send_media(&mut inner);
+        feed(&self.inner, Input::Media(media));
     }
 
-    /// Turns the camera off (releasing it: its light goes off) or on again.
+    /// Turns the camera off (releasing it: its light goes off) or on again, on the same
+    /// sender (no renegotiation).
     pub fn set_camera(&self, on: bool) {
         let rc = self.inner.clone();
         if !on {
-            let mut inner = rc.borrow_mut();
-            if let Some(local) = inner.local.clone() {
-                for t in tracks(&local, "video") {
-                    t.stop();
-                    local.remove_track(&t);
-                }
-            }
-            if let Some(peer) = &inner.peer {
-                peer.replace_track("video", None);
-            }
-            inner.view.camera.set(false);
-            send_media(&mut inner);
+            camera_off(&rc, None);
             return;
         }
         let view = rc.borrow().view;
@@ -297,43 +306,56 @@ impl CallMedia {
         leptos::task::spawn_local(async move {
             let opened = media::open(&camera_choice).await;
             view.switching.try_set(false);
-            let mut inner = rc.borrow_mut();
-            if inner.stopped {
-                if let Ok(Some(s)) = &opened {
-                    media::stop(s);
-                }
-                return;
-            }
-            let track = match opened {
-                Ok(Some(s)) => tracks(&s, "video").into_iter().next(),
-                Ok(None) => None,
-                Err(e) => {
-                    inner.view.media_error.set(Some(e.message()));
-                    None
-                }
-            };
-            let Some(track) = track else { return };
-            let local = match inner.local.clone() {
-                Some(l) => l,
-                None => match MediaStream::new() {
-                    Ok(l) => {
-                        inner.local = Some(l.clone());
-                        l
+            let media = {
+                let mut inner = rc.borrow_mut();
+                if inner.stopped {
+                    if let Ok(Some(s)) = &opened {
+                        media::stop(s);
                     }
-                    Err(_) => return,
-                },
+                    return;
+                }
+                let track = match opened {
+                    Ok(Some(s)) => tracks(&s, "video").into_iter().next(),
+                    Ok(None) => None,
+                    Err(e) => {
+                        inner.view.media_error.set(Some(e.message()));
+                        None
+                    }
+                };
+                let Some(track) = track else { return };
+                let local = match inner.local.clone() {
+                    Some(l) => l,
+                    None => match MediaStream::new() {
+                        Ok(l) => {
+                            inner.local = Some(Clone::clone(&l));
+                            if let Some(peer) = &inner.peer {
+                                peer.use_local(&l);
+                            }
+                            l
+                        }
+                        Err(_) => return,
+                    },
+                };
+                local.add_track(&track);
+                show(&inner.view.local_video, Some(&local), None);
+                if let Some(peer) = &inner.peer {
+                    peer.replace_track("video", Some(&track));
+                }
+                inner.view.camera.set(true);
+                inner.view.media_error.set(None);
+                media_state(&inner)
             };
-            local.add_track(&track);
-            show(&inner.view.local_video, Some(&local));
-            if let Some(peer) = &inner.peer
-                && !peer.replace_track("video", Some(&track))
-            {
-                peer.add_track(&track, &local);
-            }
-            inner.view.camera.set(true);
-            inner.view.media_error.set(None);
-            send_media(&mut inner);
+            watch_tracks(&rc);
+            feed(&rc, Input::Media(media));
         });
+    }
+
+    /// Plays the other member's video after a tap (the browser refused to start it alone).
+    pub fn play_remote(&self) {
+        let inner = self.inner.borrow();
+        if let Some(v) = inner.view.remote_video.get_untracked() {
+            play(v.as_ref(), Some(inner.view.needs_tap));
+        }
     }
 
     /// Stops everything: tracks, connection, socket.
@@ -350,45 +372,114 @@ impl Drop for CallMedia {
     }
 }
 
+/// The camera goes off: by a press, or because the device went away (`lost`: the words that
+/// say so). Its track stops and the sender sends nothing.
+fn camera_off(rc: &Rc<RefCell<Inner>>, lost: Option<&str>) {
+    let media = {
+        let inner = rc.borrow();
+        if inner.stopped {
+            return;
+        }
+        if let Some(local) = inner.local.clone() {
+            for t in tracks(&local, "video") {
+                t.stop();
+                local.remove_track(&t);
+            }
+        }
+        if let Some(peer) = &inner.peer {
+            peer.replace_track("video", None);
+        }
+        inner.view.camera.set(false);
+        if let Some(lost) = lost {
+            inner.view.media_error.set(Some(lost.to_string()));
+        }
+        media_state(&inner)
+    };
+    feed(rc, Input::Media(media));
+}
+
+/// Listens for our tracks ending without us (a camera unplugged, a microphone taken away by the
+/// system): said in words, the camera shown off, and another device one press away.
+fn watch_tracks(rc: &Rc<RefCell<Inner>>) {
+    let weak = Rc::downgrade(rc);
+    let callback = {
+        let mut inner = rc.borrow_mut();
+        let ended = inner.track_ended.get_or_insert_with(|| {
+            Closure::new(move |e: web_sys::Event| {
+                let Some(rc) = weak.upgrade() else { return };
+                let kind = e
+                    .target()
+                    .and_then(|t| t.dyn_into::<MediaStreamTrack>().ok())
+                    .map(|t| t.kind());
+                match kind.as_deref() {
+                    Some("video") => camera_off(&rc, Some(t("media.camera_lost"))),
+                    Some("audio") => {
+                        let media = {
+                            let inner = rc.borrow();
+                            inner.view.mic.set(false);
+                            let lost = t("media.microphone_lost").to_string();
+                            inner.view.media_error.set(Some(lost));
+                            media_state(&inner)
+                        };
+                        feed(&rc, Input::Media(media));
+                    }
+                    _ => {}
+                }
+            })
+        });
+        ended.as_ref().unchecked_ref::<js_sys::Function>().clone()
+    };
+    if let Some(local) = &rc.borrow().local {
+        for track in local.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+                track.set_onended(Some(&callback));
+            }
+        }
+    }
+}
+
 fn stop(inner: &mut Inner) {
     if inner.stopped {
         return;
     }
     inner.stopped = true;
-    inner.socket = None;
+    // Gone for good, not a blip: the other page hears it at once.
+    if let Some(socket) = inner.socket.take() {
+        let _ = socket.send(&SignalClient::Bye);
+    }
     inner.peer = None;
     inner.stats = None;
-    inner.watchdog = None;
-    if let Some(online) = inner.online.take()
-        && let Some(w) = web_sys::window()
-    {
-        let _ = w.remove_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+    inner.timers.clear();
+    if let Some(w) = web_sys::window() {
+        for (name, listener) in inner.listeners.drain(..) {
+            let _ = w.remove_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
+        }
     }
     if let Some(local) = inner.local.take() {
+        for track in local.get_tracks().iter() {
+            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
+                track.set_onended(None);
+            }
+        }
         media::stop(&local);
     }
-    show(&inner.view.local_video, None);
-    show(&inner.view.remote_video, None);
+    inner.track_ended = None;
+    show(&inner.view.local_video, None, None);
+    show(&inner.view.remote_video, None, Some(inner.view.needs_tap));
     inner.view.quality.try_set(None);
 }
 
 fn media_state(inner: &Inner) -> MediaState {
     let has = |kind| {
-        inner
-            .local
-            .as_ref()
-            .is_some_and(|l| !tracks(l, kind).is_empty())
+        inner.local.as_ref().is_some_and(|l| {
+            tracks(l, kind)
+                .iter()
+                .any(|t| t.ready_state() == web_sys::MediaStreamTrackState::Live)
+        })
     };
     MediaState {
         audio: has("audio") && inner.view.mic.get_untracked(),
         video: has("video") && inner.view.camera.get_untracked(),
-    }
-}
-
-fn send_media(inner: &mut Inner) {
-    let media = media_state(inner);
-    if let Some(socket) = &inner.socket {
-        socket.send(&SignalClient::Media { media });
     }
 }
 
@@ -398,18 +489,10 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, url: String) {
     let socket = SignalSocket::open(
         url,
         move || {
-            let (session, media) = hello_of
+            hello_of
                 .upgrade()
-                .map(|rc| {
-                    let inner = rc.borrow();
-                    (inner.session.clone(), media_state(&inner))
-                })
-                .unwrap_or_default();
-            SignalClient::Hello {
-                session,
-                media,
-                received: 0,
-            }
+                .map(|rc| rc.borrow().machine.hello())
+                .unwrap_or(SignalClient::Bye)
         },
         move |event| {
             if let Some(rc) = weak.upgrade() {
@@ -422,73 +505,37 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, url: String) {
 
 fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
     match event {
-        SocketEvent::Message(SignalServer::Welcome {
-            polite,
-            ice_servers,
-            peer,
-            relay_only,
-            ..
-        }) => {
-            leptos::logging::log!(
-                "call: welcome; the other member is {}",
-                if peer.is_some() {
-                    "here"
-                } else {
-                    "not here yet"
-                }
-            );
+        SocketEvent::Message(message) => {
             {
                 let mut inner = rc.borrow_mut();
-                inner.polite = polite;
-                inner.ice_servers = ice_servers;
-                inner.relay_only = relay_only;
-            }
-            match peer {
-                Some(p) => peer_here(rc, p),
-                None => {
-                    let mut inner = rc.borrow_mut();
-                    // Our socket came back and the peer is gone too.
-                    if inner.peer_session.take().is_some() {
-                        inner.peer = None;
-                        inner.view.presence.set(Presence::Left);
-                        show(&inner.view.remote_video, None);
+                match &message {
+                    SignalServer::Welcome {
+                        ice_servers,
+                        relay_only,
+                        ..
+                    } => {
+                        inner.ice_servers = ice_servers.clone();
+                        inner.relay_only = *relay_only;
                     }
+                    SignalServer::PeerJoined { peer } => inner.view.peer_media.set(peer.media),
+                    SignalServer::Media { from, media }
+                        if inner.machine.peer() == Some(from.as_str()) =>
+                    {
+                        inner.view.peer_media.set(*media);
+                    }
+                    SignalServer::Error { message } => {
+                        leptos::logging::warn!("signal: {message}");
+                    }
+                    _ => {}
+                }
+                if let SignalServer::Welcome { peer: Some(p), .. } = &message {
+                    inner.view.peer_media.set(p.media);
                 }
             }
+            feed(rc, Input::Server(message));
         }
-        SocketEvent::Message(SignalServer::PeerJoined { peer }) => peer_here(rc, peer),
-        SocketEvent::Message(SignalServer::PeerLeft { session }) => {
-            let mut inner = rc.borrow_mut();
-            if inner.peer_session.as_deref() == Some(session.as_str()) {
-                inner.peer_session = None;
-                inner.peer = None;
-                inner.stats = None;
-                inner.view.presence.set(Presence::Left);
-                inner.view.quality.set(None);
-                show(&inner.view.remote_video, None);
-            }
-        }
-        SocketEvent::Message(SignalServer::Media { from, media }) => {
-            let inner = rc.borrow();
-            if inner.peer_session.as_deref() == Some(from.as_str()) {
-                inner.view.peer_media.set(media);
-            }
-        }
-        SocketEvent::Message(message @ SignalServer::Description { .. })
-        | SocketEvent::Message(message @ SignalServer::Candidate { .. }) => {
-            if let Some(peer) = &rc.borrow().peer {
-                peer.handle(message);
-            }
-        }
-        SocketEvent::Message(SignalServer::RestartIce { .. }) => {
-            if let Some(peer) = &rc.borrow().peer {
-                peer.restart();
-            }
-        }
-        SocketEvent::Message(SignalServer::Error { message }) => {
-            leptos::logging::warn!("signal: {message}");
-        }
-        SocketEvent::Up | SocketEvent::Down => {}
+        SocketEvent::Up => {}
+        SocketEvent::Down => feed(rc, Input::SocketDown),
         SocketEvent::Replaced => {
             let mut inner = rc.borrow_mut();
             inner.view.replaced.set(true);
@@ -498,60 +545,125 @@ fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
     }
 }
 
-/// The other member's session is there: a new one gets a fresh connection.
-fn peer_here(rc: &Rc<RefCell<Inner>>, info: PeerInfo) {
-    leptos::logging::log!("call: the other member's session {} is here", info.session);
-    let mut inner = rc.borrow_mut();
-    inner.view.presence.set(Presence::Here);
-    inner.view.peer_media.set(info.media);
-    if inner.peer_session.as_deref() == Some(info.session.as_str()) && inner.peer.is_some() {
+/// One event for the call's state machine, and its effects carried out. Never dropped: if the
+/// page's state is being changed right now, the event is handled a moment later.
+fn feed(rc: &Rc<RefCell<Inner>>, input: Input) {
+    let Ok(mut inner) = rc.try_borrow_mut() else {
+        let weak = Rc::downgrade(rc);
+        leptos::task::spawn_local(async move {
+            if let Some(rc) = weak.upgrade() {
+                feed(&rc, input);
+            }
+        });
+        return;
+    };
+    if inner.stopped {
         return;
     }
+    let effects = inner.machine.handle(input);
+    let mut unsent = Vec::new();
+    let mut start_over = false;
+    for effect in effects {
+        match effect {
+            Effect::Send(message) => {
+                let sent =
+                    unsent.is_empty() && inner.socket.as_ref().is_some_and(|s| s.send(&message));
+                if !sent {
+                    unsent.push(message);
+                }
+            }
+            Effect::CreateConnection { peer } => create_connection(rc, &mut inner, &peer),
+            Effect::CloseConnection => {
+                inner.peer = None;
+                inner.stats = None;
+                inner.view.quality.set(None);
+                show(&inner.view.remote_video, None, Some(inner.view.needs_tap));
+            }
+            Effect::ToConnection(message) => {
+                if let Some(peer) = &inner.peer {
+                    peer.handle(message);
+                }
+            }
+            Effect::RestartIce => {
+                leptos::logging::log!("call: restarting ICE");
+                if let Some(peer) = &inner.peer {
+                    peer.restart();
+                }
+            }
+            Effect::StartOver => start_over = true,
+            Effect::SetTimer(timer, ms) => {
+                let weak = Rc::downgrade(rc);
+                let timeout = Timeout::new(ms, move || {
+                    if let Some(rc) = weak.upgrade() {
+                        feed(&rc, Input::Timer(timer));
+                    }
+                });
+                inner.timers.retain(|(t, _)| *t != timer);
+                inner.timers.push((timer, timeout));
+            }
+            Effect::CancelTimer(timer) => inner.timers.retain(|(t, _)| *t != timer),
+        }
+    }
+    if !unsent.is_empty() {
+        // The socket went down under us: the machine keeps them for the next welcome.
+        inner.machine.unsent(unsent);
+    }
+    inner.view.presence.set(inner.machine.presence());
+    inner.view.link.set(inner.machine.link());
+    if start_over {
+        leptos::logging::log!("call: the connection did not come back; starting over");
+        inner.machine.started_over(new_session());
+        inner.socket = None;
+        let url = inner.signal_url.clone();
+        drop(inner);
+        open_socket(rc, url);
+    }
+}
+
+fn create_connection(rc: &Rc<RefCell<Inner>>, inner: &mut Inner, session: &str) {
     inner.peer = None;
-    inner.peer_session = Some(info.session.clone());
-    inner.view.link.set(LinkState::Connecting);
-    show(&inner.view.remote_video, None);
+    show(&inner.view.remote_video, None, Some(inner.view.needs_tap));
     let weak = Rc::downgrade(rc);
     let made = Peer::new(
         &inner.ice_servers,
         inner.relay_only,
-        inner.polite,
-        &info.session,
+        inner.machine.polite(),
+        session,
         inner.local.as_ref(),
         move |event| on_peer_event(&weak, event),
     );
     match made {
         Ok(peer) => {
             inner.peer = Some(peer);
-            start_stats(rc, &mut inner);
-            start_watchdog(rc, &mut inner);
+            start_stats(rc, inner);
         }
-        Err(e) => leptos::logging::warn!("could not start the connection: {e:?}"),
+        Err(e) => peer::log_error("could not start the connection", &e),
     }
 }
 
-/// What the connection reports. Never dropped: if the page's state is being changed right now,
-/// the event is handled a moment later.
+/// What the connection reports.
 fn on_peer_event(weak: &std::rc::Weak<RefCell<Inner>>, event: PeerEvent) {
     let Some(rc) = weak.upgrade() else { return };
-    let Ok(inner) = rc.try_borrow() else {
-        let weak = weak.clone();
-        leptos::task::spawn_local(async move { on_peer_event(&weak, event) });
-        return;
-    };
     match event {
-        PeerEvent::Signal(message) => {
-            if let Some(socket) = &inner.socket {
-                socket.send(&message);
-            }
-        }
+        PeerEvent::Signal(message) => feed(&rc, Input::FromConnection(message)),
+        PeerEvent::State(state) => feed(&rc, Input::Conn(state)),
         PeerEvent::RemoteStream(stream) => {
-            show(&inner.view.remote_video, Some(&stream));
+            let Ok(inner) = rc.try_borrow() else {
+                let weak = weak.clone();
+                leptos::task::spawn_local(async move {
+                    on_peer_event(&weak, PeerEvent::RemoteStream(stream))
+                });
+                return;
+            };
+            show(
+                &inner.view.remote_video,
+                Some(&stream),
+                Some(inner.view.needs_tap),
+            );
             if let Some(speaker) = &inner.choice.speaker {
                 use_speaker(&inner.view.remote_video, speaker);
             }
         }
-        PeerEvent::Link(link) => inner.view.link.set(link),
     }
 }
 
@@ -573,8 +685,14 @@ fn start_stats(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
                 }
             };
             let Some(sample) = sample else { return };
-            let Some(sample) = sample.await else { return };
+            let Some(mut sample) = sample.await else {
+                return;
+            };
             let mut inner = rc.borrow_mut();
+            if !inner.view.peer_media.get_untracked().video {
+                // Their camera is off: no frames is what is expected, not a poor link.
+                sample.fps = None;
+            }
             let quality = assess(inner.last_sample.as_ref(), &sample);
             inner.last_sample = Some(sample);
             inner.view.quality.try_set(Some(quality));
@@ -582,66 +700,30 @@ fn start_stats(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
     }));
 }
 
-/// How long a new connection may take to come up before the page starts over.
-const CONNECT_PATIENCE_MS: u32 = 8_000;
-
-/// If a new connection has not come up in time, starts over as a reload would: a new session
-/// on a new socket, so both pages build fresh connections and negotiate from nothing. That
-/// also mends a negotiation that went out of step (an offer left unanswered after both offered
-/// at once), which an ICE restart cannot: it needs a stable state to offer from. Only the
-/// impolite side does it, so the two do not start over across each other.
-fn start_watchdog(rc: &Rc<RefCell<Inner>>, inner: &mut Inner) {
-    inner.watchdog = None;
-    if inner.polite {
-        return;
-    }
+/// The network coming back is news for the machine (an ICE restart if the link is down), and a
+/// page that closes says goodbye, so the other member hears at once that it left rather than
+/// after the grace period for a dropped connection.
+fn watch_window(rc: &Rc<RefCell<Inner>>) {
+    let Some(w) = web_sys::window() else { return };
     let weak = Rc::downgrade(rc);
-    inner.watchdog = Some(Interval::new(CONNECT_PATIENCE_MS, move || {
-        let Some(rc) = weak.upgrade() else { return };
-        let stuck = rc.try_borrow().is_ok_and(|inner| {
-            inner.peer.is_some() && inner.view.link.get_untracked() != LinkState::Connected
-        });
-        if stuck {
-            leptos::logging::log!("call: the connection did not come up; starting over");
-            start_over(&rc);
-        }
-    }));
-}
-
-/// A new session on a new socket, as if the page had been reloaded (the media stay).
-fn start_over(rc: &Rc<RefCell<Inner>>) {
-    let url = {
-        let mut inner = rc.borrow_mut();
-        if inner.stopped {
-            return;
-        }
-        inner.session = new_session();
-        inner.peer = None;
-        inner.peer_session = None;
-        inner.stats = None;
-        inner.watchdog = None;
-        inner.socket = None;
-        inner.view.link.set(LinkState::Connecting);
-        show(&inner.view.remote_video, None);
-        inner.signal_url.clone()
-    };
-    open_socket(rc, url);
-}
-
-/// A network change (back online) restarts ICE at once rather than waiting for it to fail.
-fn watch_network(rc: &Rc<RefCell<Inner>>) {
-    let weak = Rc::downgrade(rc);
-    let online = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-        if let Some(rc) = weak.upgrade()
-            && let Some(peer) = &rc.borrow().peer
-        {
-            peer.restart();
+    let online = Listener::new(move |_| {
+        if let Some(rc) = weak.upgrade() {
+            feed(&rc, Input::Online);
         }
     });
-    if let Some(w) = web_sys::window() {
-        let _ = w.add_event_listener_with_callback("online", online.as_ref().unchecked_ref());
+    let weak = Rc::downgrade(rc);
+    let pagehide = Listener::new(move |_| {
+        if let Some(rc) = weak.upgrade()
+            && let Some(socket) = &rc.borrow().socket
+        {
+            let _ = socket.send(&SignalClient::Bye);
+        }
+    });
+    let mut inner = rc.borrow_mut();
+    for (name, listener) in [("online", online), ("pagehide", pagehide)] {
+        let _ = w.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
+        inner.listeners.push((name, listener));
     }
-    rc.borrow_mut().online = Some(online);
 }
 
 /// Who the other member is, in words.

@@ -1,10 +1,22 @@
-//! One `RTCPeerConnection` to the other member, negotiated by the rules of
-//! [`crate::logic::negotiation`]: offers on `negotiationneeded`, answers offers, adds ICE
-//! candidates (holding early ones), restarts ICE when the connection fails, and reports the
-//! remote stream and the connection's state.
+//! One `RTCPeerConnection` to the other member.
+//!
+//! The first negotiation is one-way, so it can never collide: the specialist's page (impolite)
+//! adds fixed audio and video transceivers, with or without devices, and offers; the customer's
+//! page (polite) adds nothing, and when the offer arrives puts its own tracks on the
+//! transceivers the offer made (`replaceTrack`, direction `sendrecv`) before answering. A camera
+//! switched off or on, or another device, is `replaceTrack` on the same sender: no
+//! renegotiation. Later negotiations (ICE restarts) follow the rules of perfect negotiation in
+//! [`crate::logic::negotiation`], with an explicit rollback where the browser has no implicit
+//! one. What arrives is put together into one `MediaStream` per connection, whether or not the
+//! sender named a stream.
 //!
 //! Messages from the peer are handled one at a time, in the order they came: each may await the
-//! browser (setting a description), and the next must see its result.
+//! browser (setting a description), and the next must see its result. Every error the browser
+//! gives is logged.
+//!
+//! Beware `stream.clone()` on a `MediaStream`: web-sys binds the JavaScript method of that
+//! name, which makes a new stream of copied tracks. A second handle to the same stream is
+//! `Clone::clone(&stream)` (as `Option::clone` and `cloned` do).
 
 use std::{cell::RefCell, collections::VecDeque, rc::Rc};
 
@@ -14,95 +26,49 @@ use callqueue_protocol::signal::{
 use wasm_bindgen::{JsCast, JsValue, prelude::*};
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcRtpSender, RtcSdpType,
+    MediaStream, MediaStreamTrack, RtcBundlePolicy, RtcConfiguration, RtcIceCandidateInit,
+    RtcIceServer, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcPeerConnectionState,
+    RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcRtpTransceiverInit, RtcSdpType,
     RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
 use crate::logic::{
+    call::ConnState,
     negotiation::{Negotiation, OnCandidate, OnDescription},
     quality::Sample,
 };
 
 // web-sys has no binding for these two (both are in every current browser): the argument-less
 // `setLocalDescription()` that creates the right offer or answer itself, which perfect
-// negotiation relies on, and `restartIce()`.
+// negotiation relies on, and `restartIce()` (feature-detected: an older browser restarts by an
+// offer with `iceRestart`).
 #[wasm_bindgen]
 extern "C" {
     /// `RTCPeerConnection` with the two methods web-sys lacks.
     #[wasm_bindgen(extends = RtcPeerConnection, js_name = RTCPeerConnection)]
     type PeerConnectionExt;
 
-    #[wasm_bindgen(method, js_name = setLocalDescription)]
-    fn set_local_description_implicit(this: &PeerConnectionExt) -> js_sys::Promise;
+    #[wasm_bindgen(method, catch, js_name = setLocalDescription)]
+    fn set_local_description_implicit(this: &PeerConnectionExt)
+    -> Result<js_sys::Promise, JsValue>;
 
-    #[wasm_bindgen(method, js_name = restartIce)]
-    fn restart_ice(this: &PeerConnectionExt);
+    #[wasm_bindgen(method, catch, js_name = restartIce)]
+    fn restart_ice(this: &PeerConnectionExt) -> Result<(), JsValue>;
+}
+
+/// Logs what the browser refused, at debug level (the call mends itself; a person reading the
+/// console while debugging wants to see it, a customer's console needs no red lines).
+pub fn log_error(what: &str, error: &JsValue) {
+    web_sys::console::debug_2(&JsValue::from_str(&format!("call: {what}:")), error);
 }
 
 /// `pc.setLocalDescription()`: the offer or answer the connection's state calls for.
-pub fn set_local_description(pc: &RtcPeerConnection) -> js_sys::Promise {
-    pc.unchecked_ref::<PeerConnectionExt>()
-        .set_local_description_implicit()
+async fn set_local_description(pc: &RtcPeerConnection) -> Result<JsValue, JsValue> {
+    let promise = pc
+        .unchecked_ref::<PeerConnectionExt>()
+        .set_local_description_implicit()?;
+    JsFuture::from(promise).await
 }
-
-/// `pc.restartIce()`.
-pub fn restart_ice(pc: &RtcPeerConnection) {
-    pc.unchecked_ref::<PeerConnectionExt>().restart_ice()
-}
-
-/// The state of the media path, as the page shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkState {
-    Connecting,
-    Connected,
-    /// Disconnected or failed: the browser (and an ICE restart) is trying again.
-    Reconnecting,
-}
-
-/// What the connection tells its owner.
-pub enum PeerEvent {
-    /// A message for the other member.
-    Signal(SignalClient),
-    RemoteStream(MediaStream),
-    Link(LinkState),
-}
-
-type Handler = Closure<dyn FnMut(web_sys::Event)>;
-
-struct Shared {
-    pc: RtcPeerConnection,
-    negotiation: RefCell<Negotiation>,
-    on_event: Box<dyn Fn(PeerEvent)>,
-    queue: RefCell<VecDeque<SignalServer>>,
-    busy: std::cell::Cell<bool>,
-    closed: std::cell::Cell<bool>,
-    /// Our senders with the kind of media each carries (a sender whose track was taken away
-    /// has none to say so).
-    senders: RefCell<Vec<(String, RtcRtpSender)>>,
-    /// The polite side's media, not yet added: see [`POLITE_WAIT_MS`].
-    pending: RefCell<Option<MediaStream>>,
-}
-
-/// A connection to one peer session. Dropping it closes the connection.
-pub struct Peer {
-    shared: Rc<Shared>,
-    _handlers: Vec<Handler>,
-    _fallback: Option<gloo_timers::callback::Timeout>,
-}
-
-/// How long the polite side waits for the other's offer before offering its own media itself.
-///
-/// Both sides offering at once (glare) is what perfect negotiation resolves, and it does: the
-/// browser test resolves 12 collisions in a row in about a second. But with both pages offering
-/// at once, about one call in four in `bench/call` stalled until the page started over (8 s);
-/// each of those was a fresh browser's first connection, and a page's first connection in
-/// Chromium can get no network to gather on at all (no candidates, ICE `new` for good; the
-/// browser test sees it with and without glare). Rather than add to that, the polite side does
-/// not start a negotiation: it adds its tracks when the impolite side's offer comes (just before
-/// answering it), and only offers itself if no offer comes in time (the other side has nothing
-/// to send).
-const POLITE_WAIT_MS: u32 = 1_500;
 
 fn sdp_type(kind: SdpKind) -> RtcSdpType {
     match kind {
@@ -123,14 +89,98 @@ fn sdp_kind(kind: RtcSdpType) -> Option<SdpKind> {
     }
 }
 
+/// What the connection tells its owner.
+pub enum PeerEvent {
+    /// A message for the other member.
+    Signal(SignalClient),
+    /// The other member's media: the same stream for the whole connection (given once).
+    RemoteStream(MediaStream),
+    State(ConnState),
+}
+
+type Handler = Closure<dyn FnMut(web_sys::Event)>;
+
+struct Shared {
+    pc: RtcPeerConnection,
+    polite: bool,
+    negotiation: RefCell<Negotiation>,
+    on_event: Box<dyn Fn(PeerEvent)>,
+    queue: RefCell<VecDeque<SignalServer>>,
+    busy: std::cell::Cell<bool>,
+    closed: std::cell::Cell<bool>,
+    /// Our camera and microphone, as the page holds them now.
+    local: RefCell<Option<MediaStream>>,
+    /// What the other member sends, put together.
+    remote: MediaStream,
+    remote_given: std::cell::Cell<bool>,
+}
+
+/// A connection to one peer session. Dropping it closes the connection.
+pub struct Peer {
+    shared: Rc<Shared>,
+    _handlers: Vec<Handler>,
+}
+
+// What the browser hands out here is of the type its API names, so it is cast without an
+// `instanceof` check: that check fails for objects of another realm (a connection made in an
+// iframe, as the browser tests do to get a fresh page context every round).
+
+fn first_track(stream: Option<&MediaStream>, kind: &str) -> Option<MediaStreamTrack> {
+    stream?
+        .get_tracks()
+        .iter()
+        .map(JsCast::unchecked_into::<MediaStreamTrack>)
+        .find(|t| t.kind() == kind)
+}
+
 impl Shared {
+    fn transceivers(&self) -> Vec<RtcRtpTransceiver> {
+        self.pc
+            .get_transceivers()
+            .iter()
+            .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
+            .collect()
+    }
+
+    /// The transceiver that carries `kind` (its receiver's track always has the kind).
+    fn transceiver(&self, kind: &str) -> Option<RtcRtpTransceiver> {
+        self.transceivers()
+            .into_iter()
+            .find(|t| !t.stopped() && t.receiver().track().kind() == kind)
+    }
+
+    fn replace(&self, transceiver: &RtcRtpTransceiver, track: Option<&MediaStreamTrack>) {
+        let replaced = transceiver.sender().replace_track(track);
+        spawn_local(async move {
+            if let Err(e) = JsFuture::from(replaced).await {
+                log_error("replaceTrack was refused", &e);
+            }
+        });
+    }
+
+    /// The polite side's tracks go on the transceivers the offer made, before the answer.
+    fn attach_local(&self) {
+        let local = self.local.borrow().clone();
+        for t in self.transceivers() {
+            if t.stopped() {
+                continue;
+            }
+            let kind = t.receiver().track().kind();
+            t.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+            if t.sender().track().is_none()
+                && let Some(track) = first_track(local.as_ref(), &kind)
+            {
+                self.replace(&t, Some(&track));
+            }
+        }
+    }
+
     /// Sends our current local description to the peer.
     fn send_local_description(&self) {
         let Some(d) = self.pc.local_description() else {
             return;
         };
         if let Some(kind) = sdp_kind(d.type_()) {
-            leptos::logging::log!("call: sending our {kind:?}");
             (self.on_event)(PeerEvent::Signal(SignalClient::Description {
                 description: SessionDescription { kind, sdp: d.sdp() },
                 to: None,
@@ -145,51 +195,40 @@ impl Shared {
         let added = self
             .pc
             .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
-        // A candidate the browser refuses (for an m-line it no longer has) is not fatal.
-        let _ = JsFuture::from(added).await;
-    }
-
-    fn add_track(&self, track: &MediaStreamTrack, stream: &MediaStream) {
-        let sender = self.pc.add_track_0(track, stream);
-        self.senders.borrow_mut().push((track.kind(), sender));
-    }
-
-    /// Adds the polite side's waiting media, if any (a negotiation follows when needed).
-    fn add_pending(&self) {
-        let Some(local) = self.pending.borrow_mut().take() else {
-            return;
-        };
-        for track in local.get_tracks().iter() {
-            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
-                self.add_track(&track, &local);
-            }
+        if let Err(e) = JsFuture::from(added).await {
+            // One for an m-line the connection no longer has is harmless; logged all the same.
+            log_error("a remote candidate was refused", &e);
         }
+    }
+
+    async fn set_remote(&self, description: &SessionDescription) -> Result<JsValue, JsValue> {
+        let init = RtcSessionDescriptionInit::new(sdp_type(description.kind));
+        init.set_sdp(&description.sdp);
+        JsFuture::from(self.pc.set_remote_description(&init)).await
     }
 
     async fn handle(&self, message: SignalServer) {
         match message {
             SignalServer::Description { from, description } => {
                 let stable = self.pc.signaling_state() == RtcSignalingState::Stable;
-                leptos::logging::log!(
-                    "call: a {:?} came in state {:?}",
-                    description.kind,
-                    self.pc.signaling_state()
-                );
                 let action =
                     self.negotiation
                         .borrow_mut()
                         .on_description(&from, description.kind, stable);
                 let OnDescription::Apply { answer } = action else {
-                    leptos::logging::log!("call: ignored a {:?} from {from}", description.kind);
                     return;
                 };
-                let init = RtcSessionDescriptionInit::new(sdp_type(description.kind));
-                init.set_sdp(&description.sdp);
-                if let Err(e) = JsFuture::from(self.pc.set_remote_description(&init)).await {
-                    leptos::logging::log!(
-                        "call: the remote {:?} was refused: {e:?}",
-                        description.kind
-                    );
+                let mut applied = self.set_remote(&description).await;
+                if applied.is_err() && answer && !stable {
+                    // The polite side, mid-offer, in a browser without implicit rollback.
+                    let rollback = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
+                    match JsFuture::from(self.pc.set_local_description(&rollback)).await {
+                        Ok(_) => applied = self.set_remote(&description).await,
+                        Err(e) => log_error("the rollback was refused", &e),
+                    }
+                }
+                if let Err(e) = applied {
+                    log_error("the remote description was refused", &e);
                     return;
                 }
                 let held = self.negotiation.borrow_mut().remote_description_set();
@@ -197,11 +236,12 @@ impl Shared {
                     self.add_candidate(c).await;
                 }
                 if answer {
-                    // Our media joins the transceivers the offer made, in this answer.
-                    self.add_pending();
-                    match JsFuture::from(set_local_description(&self.pc)).await {
+                    if self.polite {
+                        self.attach_local();
+                    }
+                    match set_local_description(&self.pc).await {
                         Ok(_) => self.send_local_description(),
-                        Err(e) => leptos::logging::log!("call: could not answer: {e:?}"),
+                        Err(e) => log_error("could not answer", &e),
                     }
                 }
             }
@@ -234,10 +274,48 @@ impl Shared {
             shared.busy.set(false);
         });
     }
+
+    async fn negotiate(&self) {
+        self.negotiation.borrow_mut().offering(true);
+        match set_local_description(&self.pc).await {
+            Ok(_) if !self.closed.get() => self.send_local_description(),
+            Ok(_) => {}
+            Err(e) => log_error("could not make an offer", &e),
+        }
+        self.negotiation.borrow_mut().offering(false);
+    }
+}
+
+fn configuration(ice_servers: &[IceServer], force_relay: bool) -> RtcConfiguration {
+    let config = RtcConfiguration::new();
+    let servers = js_sys::Array::new();
+    for s in ice_servers {
+        let server = RtcIceServer::new();
+        let urls = js_sys::Array::new();
+        for u in &s.urls {
+            urls.push(&JsValue::from_str(u));
+        }
+        server.set_urls(&urls);
+        if let Some(u) = &s.username {
+            server.set_username(u);
+        }
+        if let Some(c) = &s.credential {
+            server.set_credential(c);
+        }
+        servers.push(&server);
+    }
+    config.set_ice_servers(&servers);
+    // One transport for audio and video: fewer candidates to gather and check.
+    config.set_bundle_policy(RtcBundlePolicy::MaxBundle);
+    if force_relay {
+        config.set_ice_transport_policy(web_sys::RtcIceTransportPolicy::Relay);
+    }
+    config
 }
 
 impl Peer {
-    /// A new connection to the peer session `peer`, sending the tracks of `local`.
+    /// A new connection to the peer session `peer`, sending the tracks of `local`. The
+    /// impolite side (`polite` false) offers at once.
     pub fn new(
         ice_servers: &[IceServer],
         force_relay: bool,
@@ -246,63 +324,36 @@ impl Peer {
         local: Option<&MediaStream>,
         on_event: impl Fn(PeerEvent) + 'static,
     ) -> Result<Self, JsValue> {
-        let config = RtcConfiguration::new();
-        let servers = js_sys::Array::new();
-        for s in ice_servers {
-            let server = RtcIceServer::new();
-            let urls = js_sys::Array::new();
-            for u in &s.urls {
-                urls.push(&JsValue::from_str(u));
-            }
-            server.set_urls(&urls);
-            if let Some(u) = &s.username {
-                server.set_username(u);
-            }
-            if let Some(c) = &s.credential {
-                server.set_credential(c);
-            }
-            servers.push(&server);
-        }
-        config.set_ice_servers(&servers);
-        if force_relay {
-            config.set_ice_transport_policy(web_sys::RtcIceTransportPolicy::Relay);
-        }
-        let pc = RtcPeerConnection::new_with_configuration(&config)?;
+        let pc =
+            RtcPeerConnection::new_with_configuration(&configuration(ice_servers, force_relay))?;
         let mut negotiation = Negotiation::new(polite);
         negotiation.peer_joined(peer);
         let shared = Rc::new(Shared {
-            pc: pc.clone(),
+            pc: Clone::clone(&pc),
+            polite,
             negotiation: RefCell::new(negotiation),
             on_event: Box::new(on_event),
             queue: RefCell::new(VecDeque::new()),
             busy: std::cell::Cell::new(false),
             closed: std::cell::Cell::new(false),
-            senders: RefCell::new(Vec::new()),
-            pending: RefCell::new(None),
+            local: RefCell::new(local.cloned()),
+            remote: MediaStream::new()?,
+            remote_given: std::cell::Cell::new(false),
         });
         let mut handlers = Vec::new();
 
         let weak = Rc::downgrade(&shared);
         let negotiation_needed: Handler = Closure::new(move |_: web_sys::Event| {
             let Some(shared) = weak.upgrade() else { return };
-            spawn_local(async move {
-                shared.negotiation.borrow_mut().offering(true);
-                let made = JsFuture::from(set_local_description(&shared.pc)).await;
-                if made.is_ok() && !shared.closed.get() {
-                    shared.send_local_description();
-                }
-                shared.negotiation.borrow_mut().offering(false);
-            });
+            spawn_local(async move { shared.negotiate().await });
         });
         pc.set_onnegotiationneeded(Some(negotiation_needed.as_ref().unchecked_ref()));
         handlers.push(negotiation_needed);
 
         let weak = Rc::downgrade(&shared);
         let ice: Handler = Closure::new(move |e: web_sys::Event| {
-            let (Some(shared), Ok(e)) = (weak.upgrade(), e.dyn_into::<RtcPeerConnectionIceEvent>())
-            else {
-                return;
-            };
+            let Some(shared) = weak.upgrade() else { return };
+            let e: RtcPeerConnectionIceEvent = e.unchecked_into();
             // No candidate: gathering is over; the peer needs no word of it.
             if let Some(c) = e.candidate() {
                 (shared.on_event)(PeerEvent::Signal(SignalClient::Candidate {
@@ -320,21 +371,20 @@ impl Peer {
 
         let weak = Rc::downgrade(&shared);
         let track: Handler = Closure::new(move |e: web_sys::Event| {
-            let (Some(shared), Ok(e)) = (weak.upgrade(), e.dyn_into::<RtcTrackEvent>()) else {
-                return;
-            };
-            let stream = e
-                .streams()
-                .get(0)
-                .dyn_into::<MediaStream>()
-                .ok()
-                .or_else(|| {
-                    let s = MediaStream::new().ok()?;
-                    s.add_track(&e.track());
-                    Some(s)
-                });
-            if let Some(stream) = stream {
-                (shared.on_event)(PeerEvent::RemoteStream(stream));
+            let Some(shared) = weak.upgrade() else { return };
+            let e: RtcTrackEvent = e.unchecked_into();
+            // One stream for the connection, one track of each kind in it, whatever streams
+            // (if any) the sender named.
+            let track = e.track();
+            for old in shared.remote.get_tracks().iter() {
+                let old: MediaStreamTrack = old.unchecked_into();
+                if old.kind() == track.kind() && old.id() != track.id() {
+                    shared.remote.remove_track(&old);
+                }
+            }
+            shared.remote.add_track(&track);
+            if !shared.remote_given.replace(true) {
+                (shared.on_event)(PeerEvent::RemoteStream(Clone::clone(&shared.remote)));
             }
         });
         pc.set_ontrack(Some(track.as_ref().unchecked_ref()));
@@ -343,44 +393,35 @@ impl Peer {
         let weak = Rc::downgrade(&shared);
         let state: Handler = Closure::new(move |_: web_sys::Event| {
             let Some(shared) = weak.upgrade() else { return };
-            let link = match shared.pc.connection_state() {
-                RtcPeerConnectionState::Connected => LinkState::Connected,
-                RtcPeerConnectionState::Disconnected => LinkState::Reconnecting,
-                RtcPeerConnectionState::Failed => {
-                    // A new path (a network change, a dead relay): restart ICE, which
-                    // renegotiates by the same rules.
-                    restart_ice(&shared.pc);
-                    LinkState::Reconnecting
-                }
+            let state = match shared.pc.connection_state() {
+                RtcPeerConnectionState::Connected => ConnState::Connected,
+                RtcPeerConnectionState::Disconnected => ConnState::Disconnected,
+                RtcPeerConnectionState::Failed => ConnState::Failed,
+                RtcPeerConnectionState::Connecting => ConnState::Connecting,
                 RtcPeerConnectionState::Closed => return,
-                _ => LinkState::Connecting,
+                _ => ConnState::New,
             };
-            (shared.on_event)(PeerEvent::Link(link));
+            (shared.on_event)(PeerEvent::State(state));
         });
         pc.set_onconnectionstatechange(Some(state.as_ref().unchecked_ref()));
         handlers.push(state);
 
-        *shared.pending.borrow_mut() = local.cloned();
-        let fallback = if polite {
-            let weak = Rc::downgrade(&shared);
-            Some(gloo_timers::callback::Timeout::new(
-                POLITE_WAIT_MS,
-                move || {
-                    if let Some(shared) = weak.upgrade()
-                        && !shared.closed.get()
-                    {
-                        shared.add_pending();
-                    }
-                },
-            ))
-        } else {
-            shared.add_pending();
-            None
-        };
+        if !polite {
+            // Fixed transceivers, devices or not: the offer always has audio and video.
+            let streams = js_sys::Array::of1(local.unwrap_or(&shared.remote));
+            for kind in ["audio", "video"] {
+                let init = RtcRtpTransceiverInit::new();
+                init.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+                init.set_streams(&streams);
+                let t = pc.add_transceiver_with_str_and_init(kind, &init);
+                if let Some(track) = first_track(local, kind) {
+                    shared.replace(&t, Some(&track));
+                }
+            }
+        }
         Ok(Self {
             shared,
             _handlers: handlers,
-            _fallback: fallback,
         })
     }
 
@@ -390,39 +431,39 @@ impl Peer {
         self.shared.drain();
     }
 
-    /// Adds the media now instead of waiting for the other's offer (the polite side waits, see
-    /// [`POLITE_WAIT_MS`]); both sides doing it at once is glare.
-    pub fn send_media_now(&self) {
-        self.shared.add_pending();
+    /// Our camera and microphone are now `local` (a stream the page made anew).
+    pub fn use_local(&self, local: &MediaStream) {
+        *self.shared.local.borrow_mut() = Some(Clone::clone(local));
     }
 
-    /// Starts sending a track (a renegotiation follows by itself).
-    pub fn add_track(&self, track: &MediaStreamTrack, stream: &MediaStream) {
-        // Media still waiting to be added goes first, so the new track joins it.
-        self.shared.add_pending();
-        self.shared.add_track(track, stream);
-    }
-
-    /// Sends `track` instead of what the sender of that kind sends now (`None` sends nothing);
-    /// false when there is no sender of that kind yet.
-    pub fn replace_track(&self, kind: &str, track: Option<&MediaStreamTrack>) -> bool {
-        if self.shared.pending.borrow().is_some() {
-            // Not added yet: the waiting stream already holds what the page changed.
-            return true;
-        }
-        let senders = self.shared.senders.borrow();
-        match senders.iter().find(|(k, _)| k == kind) {
-            Some((_, s)) => {
-                let _ = s.replace_track(track);
-                true
-            }
-            None => false,
+    /// Sends `track` instead of what the sender of that kind sends now (`None` sends nothing).
+    /// Before the customer's page has answered there is no transceiver yet: the track goes on
+    /// it when the answer is made.
+    pub fn replace_track(&self, kind: &str, track: Option<&MediaStreamTrack>) {
+        if let Some(t) = self.shared.transceiver(kind) {
+            self.shared.replace(&t, track);
         }
     }
 
-    /// ICE again from scratch (the network changed).
+    /// ICE again from scratch (the specialist's page; the customer's asks it to).
     pub fn restart(&self) {
-        restart_ice(&self.shared.pc);
+        let shared = &self.shared;
+        if let Err(e) = shared.pc.unchecked_ref::<PeerConnectionExt>().restart_ice() {
+            // No restartIce(): an offer that asks for new ICE credentials does the same.
+            log_error("restartIce is missing; offering with iceRestart", &e);
+            let options = web_sys::RtcOfferOptions::new();
+            options.set_ice_restart(true);
+            let shared = shared.clone();
+            spawn_local(async move {
+                let offer = JsFuture::from(shared.pc.create_offer_with_rtc_offer_options(&options));
+                let Ok(offer) = offer.await else { return };
+                let init: RtcSessionDescriptionInit = offer.unchecked_into();
+                match JsFuture::from(shared.pc.set_local_description(&init)).await {
+                    Ok(_) => shared.send_local_description(),
+                    Err(e) => log_error("could not restart ICE", &e),
+                }
+            });
+        }
     }
 
     /// The browser's connection.
@@ -431,43 +472,55 @@ impl Peer {
     }
 }
 
-/// One reading of a connection's stats for the quality indicator.
+/// One reading of a connection's stats for the quality indicator. The round trip is the
+/// selected candidate pair's: the transport's `selectedCandidatePairId` (Chromium, Safari), or
+/// the pair marked `selected` (Firefox); failing both, the `remote-inbound-rtp` reports.
 pub async fn sample(pc: RtcPeerConnection) -> Option<Sample> {
-    {
-        let report = JsFuture::from(pc.get_stats()).await.ok()?;
-        let sample = Rc::new(RefCell::new(Sample::default()));
-        let into = sample.clone();
+    let report = JsFuture::from(pc.get_stats()).await.ok()?;
+    let stats: Vec<JsValue> = {
+        let all = Rc::new(RefCell::new(Vec::new()));
+        let into = all.clone();
         let each = Closure::<dyn FnMut(JsValue)>::new(move |stat: JsValue| {
-            let mut sample = into.borrow_mut();
-            let get = |k: &str| js_sys::Reflect::get(&stat, &JsValue::from_str(k)).ok();
-            let text = |k: &str| get(k).and_then(|v| v.as_string());
-            let number = |k: &str| get(k).and_then(|v| v.as_f64());
-            match text("type").as_deref() {
-                Some("candidate-pair")
-                    if get("nominated").and_then(|v| v.as_bool()) == Some(true)
-                        && text("state").as_deref() == Some("succeeded") =>
-                {
-                    if let Some(rtt) = number("currentRoundTripTime") {
-                        sample.rtt = Some(rtt);
-                    }
-                }
-                Some("inbound-rtp") => {
-                    sample.packets_received += number("packetsReceived").unwrap_or(0.0) as u64;
-                    sample.packets_lost += number("packetsLost").unwrap_or(0.0).max(0.0) as u64;
-                    if text("kind").as_deref() == Some("video") {
-                        sample.fps = number("framesPerSecond").or(Some(0.0));
-                    }
-                }
-                _ => {}
-            }
+            into.borrow_mut().push(stat);
         });
         let for_each = js_sys::Reflect::get(&report, &"forEach".into()).ok()?;
-        let for_each: js_sys::Function = for_each.dyn_into().ok()?;
+        if !for_each.is_function() {
+            return None;
+        }
+        let for_each: js_sys::Function = for_each.unchecked_into();
         let _ = for_each.call1(&report, each.as_ref());
         drop(each);
-        let sample = *sample.borrow();
-        Some(sample)
+        all.take()
+    };
+    let get = |stat: &JsValue, k: &str| js_sys::Reflect::get(stat, &JsValue::from_str(k)).ok();
+    let text = |stat: &JsValue, k: &str| get(stat, k).and_then(|v| v.as_string());
+    let number = |stat: &JsValue, k: &str| get(stat, k).and_then(|v| v.as_f64());
+    let of_type = |t: &'static str| {
+        stats
+            .iter()
+            .filter(move |s| text(s, "type").as_deref() == Some(t))
+    };
+    let selected_id = of_type("transport").find_map(|t| text(t, "selectedCandidatePairId"));
+    let pair = of_type("candidate-pair").find(|p| match &selected_id {
+        Some(id) => text(p, "id").as_deref() == Some(id.as_str()),
+        None => get(p, "selected").and_then(|v| v.as_bool()) == Some(true),
+    });
+    let mut sample = Sample {
+        rtt: pair.and_then(|p| number(p, "currentRoundTripTime")),
+        ..Sample::default()
+    };
+    if sample.rtt.is_none() {
+        sample.rtt = of_type("remote-inbound-rtp").find_map(|r| number(r, "roundTripTime"));
     }
+    for inbound in of_type("inbound-rtp") {
+        sample.packets_received += number(inbound, "packetsReceived").unwrap_or(0.0) as u64;
+        sample.packets_lost += number(inbound, "packetsLost").unwrap_or(0.0).max(0.0) as u64;
+        if text(inbound, "kind").as_deref() == Some("video") {
+            // Missing while no frames come (the other camera is off): no reading, not zero.
+            sample.fps = number(inbound, "framesPerSecond");
+        }
+    }
+    Some(sample)
 }
 
 impl Drop for Peer {

@@ -1,6 +1,7 @@
 //! The page's end of the call's signal socket, on the shared reconnecting engine (`live.rs`):
-//! says hello on every (re)connect, hands each message on, and stops for good when the call
-//! ends or another tab takes it over.
+//! says hello on every (re)connect (the same session, and how many messages it has received,
+//! so the server continues it), hands each message on, and stops for good when the call ends
+//! or another tab takes it over.
 
 use std::rc::Rc;
 
@@ -76,10 +77,10 @@ impl SignalSocket {
         Self { live }
     }
 
-    /// Sends a message if the socket is open (a message lost in a drop is made up for: the
-    /// reconnect's hello starts a fresh negotiation).
-    pub fn send(&self, message: &SignalClient) {
+    /// Sends a message if the socket is open; false when it is not (the caller keeps it for
+    /// the next connection: see `logic::call`).
+    pub fn send(&self, message: &SignalClient) -> bool {
         self.live
-            .send(&serde_json::to_string(message).unwrap_or_default());
+            .send(&serde_json::to_string(message).unwrap_or_default())
     }
 }

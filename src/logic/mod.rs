@@ -1,6 +1,7 @@
 //! Pure logic: no DOM, no network, no timers. Tested natively with plain `#[test]`.
 
 pub mod backoff;
+pub mod call;
 pub mod clock;
 pub mod ending;
 pub mod events;

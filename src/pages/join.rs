@@ -159,6 +159,19 @@ fn VideoStage(
                 aria-label=move || if other() == Role::Specialist { t("video.specialist_video") } else { t("video.customer_video") }
             ></video>
             {move || status().map(|s| view! { <p class="stage-status" role="status">{s}</p> })}
+            <Show when=move || view.needs_tap.get() && !ended.get()>
+                <button
+                    type="button"
+                    class="tap-to-play"
+                    on:click=move |_| media.with_value(|m| {
+                        if let Some(m) = m {
+                            m.play_remote();
+                        }
+                    })
+                >
+                    {move || t("video.tap_to_play")}
+                </button>
+            </Show>
             <Show when=peer_muted>
                 <span class="badge peer-muted">{move || if other() == Role::Specialist { t("video.specialist_muted") } else { t("video.customer_muted") }}</span>
             </Show>

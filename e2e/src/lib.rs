@@ -10,6 +10,7 @@ use std::{
 };
 
 pub mod cluster;
+pub mod proxy;
 
 use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -307,6 +308,12 @@ impl Driver {
     /// ones use Chromium's mobile emulation, since a headless window cannot be narrower than
     /// 500 px.
     pub async fn browser(&self, width: u32, height: u32) -> Result<Browser> {
+        self.browser_with(width, height, &[]).await
+    }
+
+    /// [`Driver::browser`] with more Chromium flags (a later flag wins over an earlier one:
+    /// `--autoplay-policy=document-user-activation-required`, say).
+    pub async fn browser_with(&self, width: u32, height: u32, extra: &[&str]) -> Result<Browser> {
         let profile = tempfile::tempdir()?;
         let mobile = width < 500;
         let mut caps = serde_json::json!({
@@ -329,6 +336,9 @@ impl Driver {
             },
             "goog:loggingPrefs": { "browser": "ALL" }
         });
+        if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(extra.iter().map(|a| serde_json::Value::from(*a)));
+        }
         if mobile {
             caps["goog:chromeOptions"]["mobileEmulation"] = serde_json::json!({
                 "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true }
@@ -536,8 +546,9 @@ impl Browser {
                 body: serde_json::json!({ "type": "browser" }),
             })
             .await;
-        let Ok(serde_json::Value::Array(entries)) = logs else {
-            return Ok(Vec::new());
+        let entries = match logs? {
+            serde_json::Value::Array(entries) => entries,
+            other => return Err(format!("the browser's log: {other}").into()),
         };
         Ok(entries
             .into_iter()
@@ -697,6 +708,59 @@ impl Browser {
         Err(format!("{css} is not playing after {within:?}: {last:?}").into())
     }
 
+    /// Starts watching the call page from inside it: every `RTCPeerConnection` made from now
+    /// on is counted, the longest time the other member's video went without a new frame is
+    /// kept (a stall still going on counts), and every text the stage shows is remembered.
+    /// Firefox never advances `totalVideoFrames` for a call's stream: there it counts
+    /// `mozPaintedFrames`.
+    pub async fn watch_call(&self) -> Result<()> {
+        self.eval(
+            "if (window.__cq) { clearInterval(window.__cq.timer); } \
+             const q = window.__cq = { made: 0, longest: 0, last: performance.now(), frames: 0, statuses: [] }; \
+             if (!window.__cqCounting) { \
+               const P = window.RTCPeerConnection; \
+               window.RTCPeerConnection = class extends P { constructor(...a) { super(...a); window.__cq.made++; } }; \
+               window.__cqCounting = true; \
+             } \
+             q.timer = setInterval(() => { \
+               const now = performance.now(); \
+               const v = document.querySelector('video.remote'); \
+               const f = !v || !v.srcObject ? 0 : ('mozPaintedFrames' in v ? v.mozPaintedFrames \
+                 : v.getVideoPlaybackQuality().totalVideoFrames); \
+               if (f > q.frames) { q.last = now; } \
+               q.frames = f; \
+               q.longest = Math.max(q.longest, now - q.last); \
+               const s = document.querySelector('.stage-status'); \
+               if (s && !q.statuses.includes(s.textContent)) q.statuses.push(s.textContent); \
+             }, 100); \
+             return true;",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// What [`Browser::watch_call`] saw so far: connections made, the longest stall in
+    /// milliseconds, and the stage's texts.
+    pub async fn call_watch(&self) -> Result<CallWatch> {
+        let v = self
+            .eval("const q = window.__cq; return q ? [q.made, q.longest, q.statuses, performance.now() - q.last] : null;")
+            .await?;
+        let a = v.as_array().ok_or("watch_call first")?;
+        Ok(CallWatch {
+            connections_made: a[0].as_u64().unwrap_or(0),
+            longest_stall_ms: a[1].as_f64().unwrap_or(0.0),
+            statuses: a[2]
+                .as_array()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            since_last_frame_ms: a[3].as_f64().unwrap_or(0.0),
+        })
+    }
+
     /// How many of the page's media tracks are still live (0 once the call has stopped them).
     pub async fn live_tracks(&self) -> Result<u64> {
         let v = self
@@ -715,6 +779,16 @@ impl Browser {
         self.client.close().await?;
         Ok(())
     }
+}
+
+/// What a call page saw while watched ([`Browser::watch_call`]).
+#[derive(Debug, Clone)]
+pub struct CallWatch {
+    pub connections_made: u64,
+    pub longest_stall_ms: f64,
+    pub statuses: Vec<String>,
+    /// How long ago the other member's video last showed a new frame.
+    pub since_last_frame_ms: f64,
 }
 
 /// A chromedriver extension command: `POST /session/{id}/{path}` with a JSON body

@@ -646,7 +646,10 @@ fn on_peer_event(weak: &std::rc::Weak<RefCell<Inner>>, event: PeerEvent) {
     let Some(rc) = weak.upgrade() else { return };
     match event {
         PeerEvent::Signal(message) => feed(&rc, Input::FromConnection(message)),
-        PeerEvent::State(state) => feed(&rc, Input::Conn(state)),
+        PeerEvent::State(state) => {
+            web_sys::console::debug_1(&format!("call: connection {state:?}").into());
+            feed(&rc, Input::Conn(state))
+        }
         PeerEvent::RemoteStream(stream) => {
             let Ok(inner) = rc.try_borrow() else {
                 let weak = weak.clone();

@@ -13,6 +13,7 @@ use leptos_router::{
 pub mod api;
 pub mod call;
 pub mod components;
+pub mod feature;
 pub mod i18n;
 pub mod live;
 pub mod logic;

@@ -188,11 +188,7 @@ fn use_speaker(video: &NodeRef<Video>, speaker: &str) {
     let Some(v) = video.get_untracked() else {
         return;
     };
-    let set = js_sys::Reflect::get(&v, &"setSinkId".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
-    if let Some(set) = set
-        && let Ok(promise) = set.call1(&v, &speaker.into())
+    if let Some(Ok(promise)) = crate::feature::call(&v, "setSinkId", &[speaker.into()])
         && let Ok(promise) = promise.dyn_into::<js_sys::Promise>()
     {
         leptos::task::spawn_local(async move {

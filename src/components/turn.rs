@@ -45,7 +45,8 @@ pub fn tell_turn() {
     if sound_on() {
         chime();
         if !reduced_motion() {
-            let _ = window().navigator().vibrate_with_pattern(&vibration());
+            // Phones only: desktop Firefox and Safari have no `vibrate`.
+            let _ = crate::feature::call(&window().navigator(), "vibrate", &[vibration()]);
         }
     }
     notify_if_hidden(
@@ -56,14 +57,69 @@ pub fn tell_turn() {
 }
 
 /// A system notification, when the tab is hidden and notifications are allowed (a visible
-/// page says it itself). `tag` replaces an earlier one of the same kind.
+/// page says it itself). `tag` replaces an earlier one of the same kind. Where a page may not
+/// construct one (Android Chrome), our service worker shows it.
 pub fn notify_if_hidden(title: &str, body: &str, tag: &str) {
     if document().hidden() && notification_permission() == "granted" {
         let options = web_sys::NotificationOptions::new();
         options.set_body(body);
         options.set_tag(tag);
-        let _ = web_sys::Notification::new_with_options(title, &options);
+        if web_sys::Notification::new_with_options(title, &options).is_err() {
+            notify_by_worker(title.to_string(), options);
+        }
     }
+}
+
+/// The service worker's URL (`shell/sw.js`, copied to the root of the build).
+const WORKER: &str = "/sw.js";
+
+fn service_workers() -> Option<wasm_bindgen::JsValue> {
+    let navigator = window().navigator();
+    crate::feature::has(&navigator, "serviceWorker")
+        .then(|| js_sys::Reflect::get(&navigator, &"serviceWorker".into()).ok())
+        .flatten()
+        .filter(|w| !w.is_undefined() && !w.is_null())
+}
+
+/// Registers the service worker that shows notifications where a page cannot (once
+/// notifications are allowed; nothing else uses it).
+pub fn register_worker() {
+    if let Some(workers) = service_workers()
+        && let Some(Ok(registered)) = crate::feature::call(&workers, "register", &[WORKER.into()])
+        && let Ok(registered) = registered.dyn_into::<js_sys::Promise>()
+    {
+        wasm_bindgen_futures::spawn_local(async move {
+            // Without it (a private window may refuse), notifications show where they can.
+            let _ = wasm_bindgen_futures::JsFuture::from(registered).await;
+        });
+    }
+}
+
+fn notify_by_worker(title: String, options: web_sys::NotificationOptions) {
+    let Some(workers) = service_workers() else {
+        return;
+    };
+    let Some(Ok(found)) = crate::feature::call(&workers, "getRegistration", &[]) else {
+        return;
+    };
+    let Ok(found) = found.dyn_into::<js_sys::Promise>() else {
+        return;
+    };
+    wasm_bindgen_futures::spawn_local(async move {
+        let Ok(registration) = wasm_bindgen_futures::JsFuture::from(found).await else {
+            return;
+        };
+        let shown = crate::feature::call(
+            &registration,
+            "showNotification",
+            &[title.into(), options.into()],
+        );
+        if let Some(Ok(shown)) = shown
+            && let Ok(shown) = shown.dyn_into::<js_sys::Promise>()
+        {
+            let _ = wasm_bindgen_futures::JsFuture::from(shown).await;
+        }
+    });
 }
 
 fn vibration() -> wasm_bindgen::JsValue {
@@ -74,12 +130,47 @@ fn vibration() -> wasm_bindgen::JsValue {
     pattern.into()
 }
 
-/// Two short rising tones made with Web Audio: nothing to download. The browser may refuse
-/// to play before the page was touched; then there is no sound and the rest still happens.
+thread_local! {
+    /// The chime's audio context, made in the customer's own tap (see [`unlock_sound`]).
+    static SOUND: std::cell::RefCell<Option<web_sys::AudioContext>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A new audio context (older Safari names it `webkitAudioContext`).
+fn new_audio_context() -> Option<web_sys::AudioContext> {
+    crate::feature::construct(&["AudioContext", "webkitAudioContext"]).map(JsCast::unchecked_into)
+}
+
+/// Makes the chime's audio context in a person's tap ("Start video chat") and resumes it:
+/// Safari and phone browsers start a context only there, and one made later, when the turn
+/// comes, would stay silent.
+pub fn unlock_sound() {
+    SOUND.with(|sound| {
+        let mut sound = sound.borrow_mut();
+        if sound.is_none() {
+            *sound = new_audio_context();
+        }
+        if let Some(ctx) = sound.as_ref()
+            && let Ok(resumed) = ctx.resume()
+        {
+            wasm_bindgen_futures::spawn_local(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(resumed).await;
+            });
+        }
+    });
+}
+
+/// Two short rising tones made with Web Audio: nothing to download. Played on the context the
+/// customer's tap made, else on a new one (which the browser may keep silent before the page
+/// was touched; then there is no sound and the rest still happens).
 pub fn chime() {
-    let Ok(ctx) = web_sys::AudioContext::new() else {
+    let shared = SOUND.with(|s| s.borrow().clone());
+    let Some(ctx) = shared.clone().or_else(new_audio_context) else {
         return;
     };
+    if shared.is_some() {
+        let _ = ctx.resume();
+    }
     let start = ctx.current_time();
     for (i, freq) in [660.0_f32, 880.0].into_iter().enumerate() {
         let (Ok(osc), Ok(gain)) = (ctx.create_oscillator(), ctx.create_gain()) else {
@@ -96,7 +187,10 @@ pub fn chime() {
         let _ = osc.start_with_when(at);
         let _ = osc.stop_with_when(at + 0.4);
     }
-    // Closed once the tones are over, so contexts do not pile up.
+    if shared.is_some() {
+        return;
+    }
+    // A context of its own is closed once the tones are over, so contexts do not pile up.
     let close = wasm_bindgen::closure::Closure::once_into_js(move || {
         let _ = ctx.close();
     });
@@ -148,11 +242,18 @@ pub fn TurnChoices() -> impl IntoView {
 #[component]
 pub fn NotifyButton(why: &'static str, label: &'static str) -> impl IntoView {
     let permission = RwSignal::new(notification_permission());
+    if permission.get_untracked() == "granted" {
+        register_worker();
+    }
     let ask = move |_| {
         if let Ok(promise) = web_sys::Notification::request_permission() {
-            leptos::task::spawn_local(async move {
+            wasm_bindgen_futures::spawn_local(async move {
                 let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
-                permission.try_set(notification_permission());
+                let now = notification_permission();
+                if now == "granted" {
+                    register_worker();
+                }
+                permission.try_set(now);
             });
         }
     };

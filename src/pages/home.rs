@@ -88,6 +88,8 @@ pub fn Home() -> impl IntoView {
         match request.checked(name_required.get_untracked()) {
             Ok((name, reason)) => {
                 set_invalid.set(None);
+                // In the tap itself: the chime for "it's your turn" can play later.
+                crate::components::turn::unlock_sound();
                 start.run(CreateReservationRequest { name, reason });
             }
             Err(e) => {

@@ -355,14 +355,92 @@ impl Driver {
         Ok(Browser {
             client,
             _profile: profile,
+            firefox: None,
         })
     }
+}
+
+/// A headless Firefox (Debian's `firefox-esr`) driven by a geckodriver of its own (one
+/// geckodriver holds one session), with a fake camera and microphone and WebRTC on loopback
+/// (toolchain.md: without `media.navigator.permission.fake` Firefox gathers no candidates in a
+/// loopback-only namespace). Firefox opens no window narrower than 500 px. Its console goes to
+/// geckodriver's output, which [`Browser::logs`] reads.
+pub async fn firefox(width: u32, height: u32) -> Result<Browser> {
+    let profile = tempfile::tempdir()?;
+    let log_path = profile.path().join("geckodriver.log");
+    let log = std::fs::File::create(&log_path)?;
+    let port = free_port();
+    let bin = std::env::var("GECKODRIVER").unwrap_or_else(|_| "geckodriver".into());
+    let driver = Command::new(bin)
+        .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("geckodriver (scripts/bootstrap installs it): {e}"))?;
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{url}/status")).send().await.is_err() {
+        if Instant::now() > deadline {
+            return Err("geckodriver did not start".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caps = serde_json::json!({
+        "moz:firefoxOptions": {
+            "binary": std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into()),
+            "args": ["-headless"],
+            "prefs": {
+                "media.navigator.streams.fake": true,
+                "media.navigator.permission.disabled": true,
+                "media.navigator.permission.fake": true,
+                "media.peerconnection.ice.loopback": true,
+                "media.peerconnection.ice.obfuscate_host_addresses": false,
+                "media.autoplay.default": 0,
+                // The page's console on geckodriver's output, for the tests to read.
+                "devtools.console.stdout.content": true,
+                "browser.shell.checkDefaultBrowser": false,
+                "datareporting.policy.dataSubmissionEnabled": false,
+                "toolkit.telemetry.reportingpolicy.firstRun": false,
+                "app.update.disabledForTesting": true,
+                "network.captive-portal-service.enabled": false
+            }
+        }
+    });
+    let caps = match caps {
+        serde_json::Value::Object(map) => map,
+        _ => unreachable!("an object literal"),
+    };
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(caps)
+        .connect(&url)
+        .await?;
+    client.set_window_size(width, height).await?;
+    Ok(Browser {
+        client,
+        _profile: profile,
+        firefox: Some(Firefox {
+            _driver: driver,
+            log: log_path,
+            read: std::sync::atomic::AtomicU64::new(0),
+        }),
+    })
+}
+
+/// What a Firefox window has beside its session.
+struct Firefox {
+    _driver: Child,
+    log: PathBuf,
+    /// How much of the log [`Browser::logs`] has read.
+    read: std::sync::atomic::AtomicU64,
 }
 
 /// One browser window.
 pub struct Browser {
     pub client: Client,
     _profile: tempfile::TempDir,
+    firefox: Option<Firefox>,
 }
 
 /// CPU time (user + system, in clock ticks) of one process, from `/proc/<pid>/stat`, with its
@@ -537,8 +615,16 @@ impl Browser {
             .collect())
     }
 
+    /// Whether this is Firefox.
+    pub fn is_firefox(&self) -> bool {
+        self.firefox.is_some()
+    }
+
     /// The browser's console log since the last read: level and message.
     pub async fn logs(&self) -> Result<Vec<(String, String)>> {
+        if let Some(firefox) = &self.firefox {
+            return Ok(firefox_logs(firefox));
+        }
         let logs = self
             .client
             .issue_cmd(SessionPost {
@@ -664,13 +750,16 @@ impl Browser {
     }
 
     /// The decoded size and frame count of a `<video>` (`None` when there is no such element).
+    /// Firefox never advances `totalVideoFrames` for a call's stream: there it is the painted
+    /// frames.
     pub async fn video_frames(&self, css: &str) -> Result<Option<(u64, u64)>> {
         let v = self
             .client
             .execute(
                 "const v = document.querySelector(arguments[0]); \
                  if (!v) return null; \
-                 return [v.videoWidth, v.getVideoPlaybackQuality().totalVideoFrames];",
+                 return [v.videoWidth, 'mozPaintedFrames' in v ? v.mozPaintedFrames \
+                   : v.getVideoPlaybackQuality().totalVideoFrames];",
                 vec![serde_json::Value::from(css)],
             )
             .await?;
@@ -779,6 +868,33 @@ impl Browser {
         self.client.close().await?;
         Ok(())
     }
+}
+
+/// New lines of a Firefox's console (geckodriver's output): the page's uncaught exceptions,
+/// wasm panics and blocked content (CSP) are SEVERE, other console lines INFO. Firefox's own
+/// scripts log to the same place (`console.error: RSLoader`, ...): an error that names no page
+/// of ours is INFO.
+fn firefox_logs(firefox: &Firefox) -> Vec<(String, String)> {
+    use std::sync::atomic::Ordering;
+    let Ok(all) = std::fs::read(&firefox.log) else {
+        return Vec::new();
+    };
+    let from = (firefox.read.load(Ordering::Relaxed) as usize).min(all.len());
+    firefox.read.store(all.len() as u64, Ordering::Relaxed);
+    String::from_utf8_lossy(&all[from..])
+        .lines()
+        .filter_map(|line| {
+            let severe = line.starts_with("JavaScript error: http")
+                || line.contains("panicked at")
+                || line.contains("RuntimeError")
+                || line.contains("Content-Security-Policy");
+            let console = line.starts_with("console.") || line.starts_with("JavaScript ");
+            (severe || console).then(|| {
+                let level = if severe { "SEVERE" } else { "INFO" };
+                (level.to_string(), line.to_string())
+            })
+        })
+        .collect()
 }
 
 /// What a call page saw while watched ([`Browser::watch_call`]).

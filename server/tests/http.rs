@@ -67,6 +67,15 @@ async fn serves_the_console_bundle_precompressed_files_and_cache_rules() {
         .unwrap();
     assert_eq!(missing.status(), 404);
     assert!(missing.headers().get("cache-control").is_none());
+    // Nor is any other file that is not there (browsers ask for a favicon by themselves).
+    for url in ["/favicon.ico", "/robots.txt", "/agent/missing.js"] {
+        let missing = c.get(server.url(url)).send().await.unwrap();
+        assert_eq!(missing.status(), 404, "{url}");
+    }
+    // A file that is there, unhashed (the service worker), is asked for again each time.
+    let sw = c.get(server.url("/app.js")).send().await.unwrap();
+    assert_eq!(sw.status(), 200);
+    assert_eq!(sw.headers()["cache-control"], "no-cache");
 }
 
 #[tokio::test]

@@ -146,9 +146,18 @@ pub fn plausible_file_path(path: &str) -> bool {
 /// hash (`callqueue-0123456789abcdef_bg.wasm`) never changes: a year, without asking again. A
 /// page (`index.html`, every client-side route) names the hashed files of its build, so it is
 /// asked for again each time (`no-cache` still lets the browser revalidate it cheaply). A hashed
-/// name that is not there (an old page asking for a replaced build) is a 404, not the app's page.
+/// name that is not there (an old page asking for a replaced build), or any other missing file
+/// (`/favicon.ico`), is a 404, not the app's page.
 pub async fn cache_control(request: Request<Body>, next: Next) -> Response {
     let hashed = has_content_hash(request.uri().path());
+    // A name with an extension is a file, never a client-side route (their ids have no dots):
+    // one that is not there (`/favicon.ico`) is a 404, not the app's page.
+    let file = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.') && !last.ends_with(".html"));
     let mut response = next.run(request).await;
     let status = response.status();
     if !(status.is_success() || status == StatusCode::NOT_MODIFIED) {
@@ -158,13 +167,13 @@ pub async fn cache_control(request: Request<Body>, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|t| t.as_bytes().starts_with(b"text/html"));
-    let value = match (hashed, is_page) {
+    let value = match (hashed || file, is_page) {
         (true, true) => {
             return ApiError::NotFound("this file is not part of the app (any more)".into())
                 .into_response();
         }
-        (true, false) => "public, max-age=31536000, immutable",
-        (false, _) => "no-cache",
+        (true, false) if hashed => "public, max-age=31536000, immutable",
+        _ => "no-cache",
     };
     response
         .headers_mut()

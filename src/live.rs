@@ -8,8 +8,10 @@
 //! socket closes, capped exponential backoff with jitter; polling with an adaptive interval
 //! meanwhile; back to live as soon as it works; at once when the tab becomes visible or the
 //! network returns; SSE events applied in id order with duplicates dropped; an async step
-//! before each attempt (a token), a handshake before a socket counts as live, and close codes
-//! that end the connection for good. The pure parts (schedule, ordering) live in `logic/`.
+//! before each attempt (a token), a handshake before a socket counts as live, close codes
+//! that end the connection for good, and a connection that has heard nothing (not even the
+//! server's heartbeat) for too long treated as dropped. The pure parts (schedule, ordering)
+//! live in `logic/`.
 
 use std::{
     cell::RefCell,
@@ -115,7 +117,16 @@ pub struct LiveOptions {
     /// Fetches the resource while the connection is down; `Ok(true)` when it changed something
     /// (polls then come faster). Default: no polling.
     pub poll: Option<Rc<dyn Fn() -> PollFuture>>,
+    /// An open connection that hears nothing for this long (no message and no heartbeat) is
+    /// taken for dropped: closed, shown as reconnecting, and tried again. Default: two and a
+    /// half of the server's heartbeat intervals ([`SILENCE_MS`]).
+    pub silence_ms: u32,
 }
+
+/// How long a connection may hear nothing before it counts as dropped: the server sends a
+/// heartbeat after [`callqueue_protocol::HEARTBEAT_SECS`] of quiet, so this is two and a half
+/// heartbeats missed.
+pub const SILENCE_MS: u32 = callqueue_protocol::HEARTBEAT_SECS as u32 * 2_500;
 
 impl Default for LiveOptions {
     fn default() -> Self {
@@ -129,6 +140,7 @@ impl Default for LiveOptions {
             on_close: None,
             live_after_handshake: false,
             poll: None,
+            silence_ms: SILENCE_MS,
         }
     }
 }
@@ -181,6 +193,8 @@ struct Inner {
     poll_generation: u32,
     reconnect_timer: Option<Timeout>,
     poll_timer: Option<Timeout>,
+    /// Runs out when the open connection has heard nothing for `silence_ms`.
+    silence_timer: Option<Timeout>,
     closed: bool,
 }
 
@@ -246,6 +260,7 @@ impl Live {
             poll_generation: 0,
             reconnect_timer: None,
             poll_timer: None,
+            silence_timer: None,
             closed: false,
         }));
         if let Some(shown) = shown {
@@ -306,6 +321,7 @@ fn close(inner: &mut Inner) {
 /// Closes the current stream or socket, if any. (A listener dropped while it runs is freed by
 /// wasm-bindgen when it returns.)
 fn close_channel(inner: &mut Inner) {
+    inner.silence_timer = None;
     if let Some(channel) = inner.channel.take() {
         for (name, listener) in inner.channel_listeners.drain(..) {
             let _ = channel
@@ -448,7 +464,13 @@ fn open(rc: &Rc<RefCell<Inner>>) {
                 failed(rc);
                 return;
             };
-            let mut listeners = vec![("error", listener(&weak, on_stream_error))];
+            let mut listeners = vec![
+                ("error", listener(&weak, on_stream_error)),
+                (
+                    callqueue_protocol::HEARTBEAT_EVENT,
+                    listener(&weak, |rc, _| heard(rc)),
+                ),
+            ];
             for name in events {
                 listeners.push((name, listener(&weak, on_message)));
             }
@@ -477,7 +499,48 @@ fn open(rc: &Rc<RefCell<Inner>>) {
     inner.channel = Some(channel);
 }
 
+/// The open connection heard something: it is alive for another `silence_ms`.
+fn heard(rc: &Rc<RefCell<Inner>>) {
+    let weak = Rc::downgrade(rc);
+    let mut inner = rc.borrow_mut();
+    if inner.closed || inner.channel.is_none() {
+        return;
+    }
+    let ms = inner.options.silence_ms;
+    inner.silence_timer = Some(Timeout::new(ms, move || {
+        if let Some(rc) = weak.upgrade() {
+            went_silent(&rc);
+        }
+    }));
+}
+
+/// Nothing came for too long: the connection is dead even if the browser has not noticed
+/// (a network hand-over can leave a socket open that carries nothing).
+fn went_silent(rc: &Rc<RefCell<Inner>>) {
+    let socket = {
+        let mut inner = rc.borrow_mut();
+        if inner.closed || inner.channel.is_none() {
+            return;
+        }
+        leptos::logging::log!(
+            "live: nothing heard for {} ms; reconnecting",
+            inner.options.silence_ms
+        );
+        let socket = matches!(inner.channel, Some(Channel::Socket(_)));
+        close_channel(&mut inner);
+        socket
+    };
+    if socket {
+        // As a connection lost without a close frame: 1006.
+        socket_closed(rc, 1006);
+    } else {
+        rc.borrow_mut().failures += 1;
+        failed(rc);
+    }
+}
+
 fn on_open(rc: &Rc<RefCell<Inner>>, _: web_sys::Event) {
+    heard(rc);
     let on_open = {
         let mut inner = rc.borrow_mut();
         inner.first_since_open = true;
@@ -492,12 +555,16 @@ fn on_open(rc: &Rc<RefCell<Inner>>, _: web_sys::Event) {
 }
 
 fn on_message(rc: &Rc<RefCell<Inner>>, event: web_sys::Event) {
+    heard(rc);
     let Ok(event) = event.dyn_into::<MessageEvent>() else {
         return;
     };
     let Some(data) = event.data().as_string() else {
         return;
     };
+    if data == callqueue_protocol::HEARTBEAT_FRAME {
+        return;
+    }
     let handler = {
         let mut inner = rc.borrow_mut();
         if matches!(inner.options.transport, Transport::EventSource { .. }) {
@@ -536,6 +603,11 @@ fn on_stream_error(rc: &Rc<RefCell<Inner>>, _: web_sys::Event) {
 
 fn on_socket_close(rc: &Rc<RefCell<Inner>>, event: web_sys::Event) {
     let code = event.dyn_ref::<CloseEvent>().map_or(0, |c| c.code());
+    socket_closed(rc, code);
+}
+
+/// The socket closed with `code`: the handler decides whether to try again.
+fn socket_closed(rc: &Rc<RefCell<Inner>>, code: u16) {
     let on_close = {
         let inner = rc.borrow();
         if inner.closed {

@@ -96,7 +96,9 @@ async fn hold_stream(
             return Ok(());
         }
         let chunk = &buf[..n];
-        if chunk.windows(5).any(|w| w == b"data:") {
+        // A heartbeat (after 10 s of quiet) is not an event of the reservation.
+        let heartbeat = chunk.windows(16).any(|w| w == b"event: heartbeat");
+        if chunk.windows(5).any(|w| w == b"data:") && !heartbeat {
             if seen_first {
                 // A std mutex: held for one push, so 10,000 readers do not queue behind it
                 // the way they would behind an async one (which would add to the latency).

@@ -342,8 +342,11 @@ impl Sse {
                     .filter_map(|l| l.strip_prefix("data:"))
                     .map(str::trim_start)
                     .collect();
-                if data.is_empty() {
-                    continue; // a comment (heartbeat) or retry line
+                let heartbeat = block
+                    .lines()
+                    .any(|l| l == "event: heartbeat" || l == "event:heartbeat");
+                if data.is_empty() || heartbeat {
+                    continue; // a heartbeat, a comment or a retry line
                 }
                 return Ok(Some(serde_json::from_str(&data.join("\n"))?));
             }

@@ -42,6 +42,15 @@ pub const CALL_TYPE_APPOINTMENT: &str = "appointment";
 /// The default session length of an `appointment` call.
 pub const DEFAULT_MAX_DURATION_SECONDS: u32 = 3600;
 
+/// How often, at the most, the server lets a stream or socket go quiet: after this long with
+/// nothing else to send it sends a heartbeat, so a page can tell a quiet connection from a dead
+/// one (a network hand-over with no `offline` event leaves a socket open that carries nothing).
+pub const HEARTBEAT_SECS: u64 = 10;
+/// The name of the heartbeat event on every event stream (its data is `{}`).
+pub const HEARTBEAT_EVENT: &str = "heartbeat";
+/// The whole text of the heartbeat frame on every WebSocket.
+pub const HEARTBEAT_FRAME: &str = r#"{"type":"heartbeat"}"#;
+
 /// Where a group reservation stands. The strings are Streem's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -106,7 +106,7 @@ impl Config {
             grants: Self::default_grants(),
             webhook_secret: None,
             sweep_interval: Duration::from_millis(100),
-            heartbeat: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(callqueue_protocol::HEARTBEAT_SECS),
             // Tests that check the limits turn them on.
             rate_limits: false,
             joins_per_minute: defaults::JOINS_PER_MINUTE,

@@ -206,7 +206,7 @@ impl ServeArgs {
             grants,
             webhook_secret: self.webhook_secret.filter(|s| !s.is_empty()),
             sweep_interval: Duration::from_millis(self.sweep_ms.clamp(10, 10_000)),
-            heartbeat: Duration::from_secs(10),
+            heartbeat: Duration::from_secs(callqueue_protocol::HEARTBEAT_SECS),
             rate_limits: self.rate_limits == "on",
             joins_per_minute: self.joins_per_minute.max(1),
             sign_ins_per_minute: self.sign_ins_per_minute.max(1),

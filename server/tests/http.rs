@@ -641,9 +641,9 @@ async fn streams_send_heartbeats() {
             .is_none()
     );
     assert!(
-        stream.comments >= 2,
-        "heartbeat comments: {}",
-        stream.comments
+        stream.heartbeats >= 2,
+        "heartbeat events: {}",
+        stream.heartbeats
     );
     server.stop().await;
 }

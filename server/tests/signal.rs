@@ -161,6 +161,31 @@ async fn a_dropped_connection_continues_its_session_with_nothing_lost() {
 }
 
 #[tokio::test]
+async fn a_quiet_signal_socket_hears_heartbeats_the_page_can_see() {
+    use futures_util::StreamExt;
+    let server = TestServer::start_with(|c| c.heartbeat = Duration::from_millis(200)).await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-beat").await;
+    let call = accept(&server, &doc).await;
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    hello(&mut a, "alice-1").await;
+    // Nothing else happens: within a few heartbeat intervals, heartbeat text frames (a page's
+    // code never sees pings).
+    let mut beats = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while beats < 2 && std::time::Instant::now() < deadline {
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_secs(1), a.next()).await
+        {
+            assert_eq!(t.as_str(), callqueue_protocol::HEARTBEAT_FRAME);
+            beats += 1;
+        }
+    }
+    assert_eq!(beats, 2);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn a_connection_gone_past_the_grace_period_has_left() {
     let server = TestServer::start_with(|c| c.peer_grace = Duration::from_secs(1)).await;
     let alice = customer(&server).await;

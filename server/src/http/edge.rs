@@ -295,7 +295,7 @@ async fn stream(
                 Some(event) => frame(&event),
                 None => break,
             },
-            _ = &mut beat => ":heartbeat\n\n".to_string(),
+            _ = &mut beat => format!("event: {}\ndata: {{}}\n\n", callqueue_protocol::HEARTBEAT_EVENT),
             ready = tcp.readable() => {
                 // The client sends nothing on a stream; reading tells us when it has gone.
                 let mut sink = [0u8; 256];

@@ -25,7 +25,8 @@ pub fn event(id: u64, name: Option<&str>, data: &impl serde::Serialize) -> Event
     event.data(serde_json::to_string(data).unwrap_or_else(|_| "{}".into()))
 }
 
-/// Wraps a stream of events as the SSE response: heartbeat comments every `heartbeat`, and the
+/// Wraps a stream of events as the SSE response: a `heartbeat` event after every `heartbeat` of
+/// quiet, and the
 /// stream ends when `shutdown` fires (so a graceful shutdown does not wait on open streams).
 pub fn respond<S>(
     events: S,
@@ -39,5 +40,9 @@ where
     let stream = events
         .take_until(shutdown.cancelled_owned())
         .map(Ok::<_, Infallible>);
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).text("heartbeat"))
+    // A named event, not a comment: the page's code sees it and knows the stream is alive.
+    let beat = Event::default()
+        .event(callqueue_protocol::HEARTBEAT_EVENT)
+        .data("{}");
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(heartbeat).event(beat))
 }

@@ -231,7 +231,8 @@ impl SseEvent {
 pub struct SseReader {
     body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buf: String,
-    pub comments: usize,
+    /// Heartbeat events seen (and skipped) so far.
+    pub heartbeats: usize,
 }
 
 impl SseReader {
@@ -249,7 +250,7 @@ impl SseReader {
         Self {
             body: Box::pin(resp.bytes_stream()),
             buf: String::new(),
-            comments: 0,
+            heartbeats: 0,
         }
     }
 
@@ -271,7 +272,6 @@ impl SseReader {
                 let mut any = false;
                 for line in block.lines() {
                     if line.starts_with(':') {
-                        self.comments += 1;
                         continue;
                     }
                     let (k, v) = line.split_once(':').unwrap_or((line, ""));
@@ -286,6 +286,11 @@ impl SseReader {
                     }
                 }
                 if !any || data.is_empty() {
+                    continue;
+                }
+                // Not news: a test reads the events, and counts these.
+                if ev.event.as_deref() == Some(callqueue_protocol::HEARTBEAT_EVENT) {
+                    self.heartbeats += 1;
                     continue;
                 }
                 ev.data = data.join("\n");
@@ -344,7 +349,7 @@ pub async fn send(ws: &mut Socket, v: serde_json::Value) {
     .unwrap();
 }
 
-/// The next text message as JSON, or the close code.
+/// The next text message as JSON (heartbeats skipped), or the close code.
 pub async fn recv(ws: &mut Socket) -> Result<serde_json::Value, Option<u16>> {
     use tokio_tungstenite::tungstenite::Message;
     loop {
@@ -352,6 +357,10 @@ pub async fn recv(ws: &mut Socket) -> Result<serde_json::Value, Option<u16>> {
             .await
             .expect("an answer within 5 s");
         match msg {
+            // The server's heartbeat is not news (`heartbeats_reach_every_socket` reads it).
+            Some(Ok(Message::Text(t))) if t.as_str() == callqueue_protocol::HEARTBEAT_FRAME => {
+                continue;
+            }
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).unwrap()),
             Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| f.code.into())),
             Some(Ok(_)) => continue,

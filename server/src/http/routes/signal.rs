@@ -41,8 +41,6 @@ use crate::{
 
 /// How long a page has to say `hello`.
 const HELLO_DEADLINE: Duration = Duration::from_secs(10);
-/// Ping frames keep the socket (and its proxies) alive and tell us when a page is gone.
-const PING_EVERY: Duration = Duration::from_secs(15);
 
 #[utoipa::path(get, path = "/api/calls/{type}/{id}/signal", tag = "streams", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), responses((status = 101, description = "The call's signalling (WebSocket), for its members: send `SignalClient` messages (hello, offer and answer descriptions, ICE candidates, media state), receive `SignalServer` messages (who else is here, what they sent, taken over by another tab).", body = SignalServer), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn upgrade(
@@ -261,7 +259,7 @@ async fn run(
     outgoing: &mut mpsc::Receiver<Outgoing>,
     ended: &mut watch::Receiver<CallNote>,
 ) -> End {
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(state.store.config().heartbeat);
     ping.tick().await;
     let relay = |to: Option<String>, message: SignalServer| {
         state.rooms.relay(
@@ -332,7 +330,7 @@ async fn run(
                 }
             }
             _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if !super::ws::heartbeat(socket).await {
                     return End::Dropped;
                 }
             }

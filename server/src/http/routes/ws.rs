@@ -38,8 +38,6 @@ type Limiter = Option<governor::DefaultDirectRateLimiter>;
 
 /// How long a client has to authenticate.
 const AUTH_DEADLINE: Duration = Duration::from_secs(10);
-/// Ping frames keep idle connections (and their proxies) alive.
-const PING_EVERY: Duration = Duration::from_secs(15);
 
 /// A WebSocket holds one of its client's stream places while it is open (429 when it has none
 /// left) and may send so many messages a second.
@@ -159,7 +157,7 @@ async fn session(state: AppState, mut socket: WebSocket, limiter: Limiter) {
             return;
         }
     }
-    let mut ping = tokio::time::interval(PING_EVERY);
+    let mut ping = tokio::time::interval(state.store.config().heartbeat);
     ping.tick().await;
     loop {
         tokio::select! {
@@ -193,7 +191,7 @@ async fn session(state: AppState, mut socket: WebSocket, limiter: Limiter) {
                 Ok(_) => {}
             },
             _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                if !heartbeat(&mut socket).await {
                     return;
                 }
             }
@@ -249,4 +247,16 @@ fn is_for(agent: &Agent, audience: &Audience) -> bool {
         Audience::Group(g) => agent.groups.contains(g),
         Audience::User(u) => *u == agent.user_id,
     }
+}
+
+/// What a WebSocket of ours sends after a quiet while: a ping frame (it keeps proxies from
+/// closing the connection, and its failure tells us the page is gone) and the heartbeat text
+/// frame, which the page's code sees (browsers answer pings without telling the page).
+/// Answers whether the socket is still there.
+pub async fn heartbeat(socket: &mut WebSocket) -> bool {
+    socket.send(Message::Ping(Default::default())).await.is_ok()
+        && socket
+            .send(Message::Text(callqueue_protocol::HEARTBEAT_FRAME.into()))
+            .await
+            .is_ok()
 }

@@ -134,6 +134,90 @@ async fn a_denied_permission_says_how_to_allow_it() {
     );
 }
 
+#[wasm_bindgen_test]
+async fn continue_without_while_the_browser_asks_leaves_no_device_running() {
+    DeviceChoice::default().save();
+    // The browser's answers are held back, as while its permission prompt is open; every
+    // stream it gives is remembered.
+    js_sys::Function::new_no_args(
+        r#"const md = navigator.mediaDevices;
+           const real = md.getUserMedia.bind(md);
+           window.__gum = { streams: [], asked: 0 };
+           const gate = new Promise((r) => (window.__gum.release = r));
+           md.getUserMedia = async (c) => {
+               window.__gum.asked++;
+               await gate;
+               const s = await real(c);
+               window.__gum.streams.push(s);
+               return s;
+           };"#,
+    )
+    .call0(&wasm_bindgen::JsValue::NULL)
+    .unwrap();
+    let gum = || js_sys::Reflect::get(&window(), &"__gum".into()).unwrap();
+    let asked = || {
+        js_sys::Reflect::get(&gum(), &"asked".into())
+            .unwrap()
+            .as_f64()
+            .unwrap_or(0.0) as u32
+    };
+    let parent = container();
+    let check = RwSignal::new(None::<DeviceCheck>);
+    let handle = leptos::mount::mount_to(parent.clone(), move || {
+        let c = DeviceCheck::new();
+        check.set(Some(c));
+        view! { <DeviceCheckPanel check=c/> }
+    });
+    leptos::task::tick().await;
+    let check = check.get_untracked().unwrap();
+    click(&parent, "button.check-devices");
+    // Changed the mind while asked: audio only (a second request), then neither.
+    click(&parent, "button.audio-only");
+    click(&parent, "button.no-devices");
+    assert_eq!(check.phase.get_untracked(), Phase::Idle);
+    assert!(
+        eventually(3_000, || asked() == 2).await,
+        "both requests are with the browser"
+    );
+    // The browser answers both at last: nothing may start now.
+    js_sys::Function::new_no_args("window.__gum.release();")
+        .call0(&wasm_bindgen::JsValue::NULL)
+        .unwrap();
+    let all_stopped = || {
+        let streams: js_sys::Array = js_sys::Reflect::get(&gum(), &"streams".into())
+            .unwrap()
+            .unchecked_into();
+        streams.length() == 2
+            && streams.iter().all(|s| {
+                s.unchecked_into::<web_sys::MediaStream>()
+                    .get_tracks()
+                    .iter()
+                    .map(JsCast::unchecked_into::<web_sys::MediaStreamTrack>)
+                    .all(|t| t.ready_state() == web_sys::MediaStreamTrackState::Ended)
+            })
+    };
+    assert!(
+        eventually(5_000, all_stopped).await,
+        "every device the late answers opened was stopped"
+    );
+    sleep(200).await;
+    assert_eq!(
+        check.phase.get_untracked(),
+        Phase::Idle,
+        "and the check stays off"
+    );
+    let preview: web_sys::HtmlVideoElement = parent
+        .query_selector(".device-check video.self")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert!(preview.src_object().is_none(), "no preview");
+    drop(handle);
+    js_sys::Function::new_no_args("delete navigator.mediaDevices.getUserMedia;")
+        .call0(&wasm_bindgen::JsValue::NULL)
+        .unwrap();
+}
+
 /// What one side of an in-page call saw.
 #[derive(Default)]
 struct Seen {

@@ -111,6 +111,29 @@ async fn main() -> Result<()> {
         elapsed,
         main_after[1] - main_before[1],
     );
+    // Memory at the end: each browser's processes, and the page's JavaScript heap (the wasm
+    // app's own memory included).
+    println!("memory at the end of the call:");
+    for (b, who) in [(&customer, "customer"), (&doc, "specialist")] {
+        let kb = b.memory_kb();
+        let total: u64 = kb.values().sum();
+        let parts: Vec<String> = kb
+            .iter()
+            .map(|(k, v)| format!("{k} {} MB", v / 1024))
+            .collect();
+        let metrics = b.cdp("Performance.getMetrics", json!({})).await?;
+        let heap = metrics["metrics"]
+            .as_array()
+            .and_then(|m| m.iter().find(|x| x["name"] == "JSHeapUsedSize"))
+            .and_then(|x| x["value"].as_f64())
+            .unwrap_or(0.0);
+        println!(
+            "  {who:<10} {} MB resident ({}); page JS heap {:.1} MB",
+            total / 1024,
+            parts.join(", "),
+            heap / 1_048_576.0
+        );
+    }
     for b in [customer, doc] {
         b.close().await?;
     }

@@ -482,10 +482,9 @@ fn process_kind(cmd: &str) -> String {
 pub const WAIT: Duration = Duration::from_secs(15);
 
 impl Browser {
-    /// CPU time so far of this browser's processes (its Chromium and every process under it),
-    /// in clock ticks, summed per kind of process (`browser`, `renderer`, `gpu-process`,
-    /// `utility`, ...). Linux only.
-    pub fn cpu_ticks(&self) -> std::collections::BTreeMap<String, u64> {
+    /// This browser's processes (its Chromium and every process under it) with the kind of
+    /// each (`browser`, `renderer`, `gpu-process`, `utility`, ...). Linux only.
+    fn processes(&self) -> Vec<(u32, String)> {
         let all = processes();
         let profile = format!("--user-data-dir={}", self._profile.path().display());
         let mut tree: Vec<u32> = all
@@ -505,13 +504,30 @@ impl Browser {
             }
             tree.extend(more);
         }
+        all.iter()
+            .filter(|(pid, _, _)| tree.contains(pid))
+            .map(|(pid, _, cmd)| (*pid, process_kind(cmd)))
+            .collect()
+    }
+
+    /// CPU time so far of this browser's processes, in clock ticks, summed per kind of process.
+    pub fn cpu_ticks(&self) -> std::collections::BTreeMap<String, u64> {
         let mut ticks = std::collections::BTreeMap::new();
-        for (pid, _, cmd) in all.iter().filter(|(pid, _, _)| tree.contains(pid)) {
-            if let Some((_, t)) = proc_stat(*pid) {
-                *ticks.entry(process_kind(cmd)).or_insert(0) += t;
+        for (pid, kind) in self.processes() {
+            if let Some((_, t)) = proc_stat(pid) {
+                *ticks.entry(kind).or_insert(0) += t;
             }
         }
         ticks
+    }
+
+    /// Resident memory of this browser's processes now, in KB, summed per kind of process.
+    pub fn memory_kb(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut kb = std::collections::BTreeMap::new();
+        for (pid, kind) in self.processes() {
+            *kb.entry(kind).or_insert(0) += rss_kb(pid);
+        }
+        kb
     }
 
     pub async fn goto(&self, url: &str) -> Result<()> {

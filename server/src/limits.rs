@@ -38,6 +38,9 @@ const MAX_SIGN_IN_DELAY: Duration = Duration::from_secs(15 * 60);
 /// Most user ids whose failures are remembered at once (oldest forgotten first).
 const MAX_TRACKED_USERS: usize = 10_000;
 
+/// Most ICE candidates one signal socket may send at once (see [`Limits::candidate_limiter`]).
+pub const CANDIDATE_BURST: u32 = 200;
+
 /// The server's abuse limits, shared by every request.
 pub struct Limits {
     enabled: bool,
@@ -192,6 +195,20 @@ impl Limits {
     pub fn message_limiter(&self) -> Option<governor::DefaultDirectRateLimiter> {
         self.enabled
             .then(|| RateLimiter::direct(self.message_quota))
+    }
+
+    /// The budget for one signal socket's ICE candidates, apart from its other messages: a
+    /// gathering, an ICE restart or the messages a page kept while its socket was down come in
+    /// bursts of dozens, and must not close the socket. Five times the message rate, bursts of
+    /// [`CANDIDATE_BURST`].
+    pub fn candidate_limiter(&self) -> Option<governor::DefaultDirectRateLimiter> {
+        self.enabled.then(|| {
+            let rate = self.message_quota.replenish_interval();
+            let quota = Quota::with_period(rate / 5)
+                .unwrap_or(self.message_quota)
+                .allow_burst(NonZeroU32::new(CANDIDATE_BURST).expect("not zero"));
+            RateLimiter::direct(quota)
+        })
     }
 
     /// Holds one of `client`'s stream places until dropped; refused when it has all of them.

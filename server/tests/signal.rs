@@ -299,9 +299,21 @@ async fn oversized_silent_and_flooding_sockets_are_closed() {
     .await;
     assert_eq!(recv(&mut a).await, Err(Some(4001)));
 
-    // A flood: 4029.
+    // A burst of candidates (a gathering, or what a page kept while its socket was down) is
+    // not a flood, even at this rate.
     let mut a = open(&server, &call, Some(&alice)).await.unwrap();
     hello(&mut a, "alice-2").await;
+    let candidate = json!({"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0});
+    for _ in 0..60 {
+        send(&mut a, json!({"type": "candidate", "candidate": candidate})).await;
+    }
+    send(&mut a, json!({"type": "nonsense"})).await;
+    assert_eq!(
+        recv(&mut a).await.unwrap()["type"],
+        "error",
+        "still open after 60 candidates"
+    );
+    // A flood: 4029.
     for _ in 0..40 {
         if a.send(Message::Text(
             json!({"type": "media", "media": {"audio": true, "video": true}})

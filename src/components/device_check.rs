@@ -44,10 +44,15 @@ struct Held {
     stream: Option<MediaStream>,
     audio: Option<AudioContext>,
     meter: Option<Interval>,
+    /// Bumped by every start and release: a request for devices that comes back after a newer
+    /// start, or after "Continue without", finds it changed and stops what it got (the
+    /// browser's prompt may stay open for as long as the person likes).
+    attempt: u64,
 }
 
 impl Held {
     fn release(&mut self) {
+        self.attempt += 1;
         self.meter = None;
         if let Some(a) = self.audio.take() {
             let _ = a.close();
@@ -86,7 +91,10 @@ impl DeviceCheck {
     pub fn choose(&self, change: impl FnOnce(&mut DeviceChoice)) {
         self.choice.update(change);
         self.choice.with_untracked(DeviceChoice::save);
-        if matches!(self.phase.get_untracked(), Phase::Live | Phase::Failed(_)) {
+        if matches!(
+            self.phase.get_untracked(),
+            Phase::Live | Phase::Failed(_) | Phase::Asking
+        ) {
             self.start();
         }
     }
@@ -107,9 +115,19 @@ impl DeviceCheck {
             return;
         }
         check.phase.set(Phase::Asking);
+        let Some(attempt) = check.held.try_with_value(|h| h.borrow().attempt) else {
+            return;
+        };
+        // Still this start's turn: the check is there and nothing newer began.
+        let current = move || {
+            check
+                .held
+                .try_get_value()
+                .filter(|h| h.borrow().attempt == attempt)
+        };
         spawn_local(async move {
             let opened = media::open(&choice).await;
-            let Some(held) = check.held.try_get_value() else {
+            let Some(held) = current() else {
                 if let Ok(Some(s)) = &opened {
                     media::stop(s);
                 }
@@ -124,6 +142,10 @@ impl DeviceCheck {
                 }
             };
             let (cameras, microphones, speakers) = media::devices().await;
+            if current().is_none() {
+                media::stop(&stream);
+                return;
+            }
             check.cameras.try_set(cameras);
             check.microphones.try_set(microphones);
             check.speakers.try_set(if media::can_choose_speaker() {

@@ -4,7 +4,8 @@
 //! other member if connected), and from then on its session descriptions, ICE candidates and
 //! microphone/camera state go to the other member, stamped with its session. The socket closes
 //! with 4010 when the call ends, 4009 when another tab of the same member takes over, 4029 when
-//! messages come too fast, 1009 when one is too large.
+//! messages come too fast (ICE candidates, which come in bursts, have a budget of their own),
+//! 1009 when one is too large.
 //!
 //! A page that closes its socket itself (a close frame, or `bye`) has left the call. A
 //! connection that just drops leaves the member away for the grace period (`--peer-grace-secs`):
@@ -72,6 +73,7 @@ pub async fn upgrade(
         user,
         specialist: call.specialist_id.clone(),
         limiter: state.limits.message_limiter(),
+        candidates: state.limits.candidate_limiter(),
         _permit: permit,
     };
     Ok(ws
@@ -87,6 +89,8 @@ struct Member {
     /// Told on their channel when the customer comes and goes.
     specialist: String,
     limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// ICE candidates have a budget of their own (they come in bursts).
+    candidates: Option<governor::DefaultDirectRateLimiter>,
     _permit: StreamPermit,
 }
 
@@ -126,18 +130,24 @@ enum End {
 }
 
 async fn receive(socket: &mut WebSocket, member: &Member) -> Incoming {
+    let too_fast = |limiter: &Option<governor::DefaultDirectRateLimiter>| {
+        limiter.as_ref().is_some_and(|l| l.check().is_err())
+    };
     loop {
-        let received = socket.recv().await;
-        if let (Some(Ok(Message::Text(_) | Message::Binary(_))), Some(limiter)) =
-            (&received, &member.limiter)
-            && limiter.check().is_err()
-        {
-            return Incoming::TooFast;
-        }
-        return match received {
-            Some(Ok(Message::Text(text))) => Incoming::Message(
-                serde_json::from_str(&text).map_err(|e| format!("invalid message: {e}")),
-            ),
+        return match socket.recv().await {
+            Some(Ok(Message::Text(text))) => {
+                let message = serde_json::from_str::<SignalClient>(&text)
+                    .map_err(|e| format!("invalid message: {e}"));
+                let budget = match &message {
+                    Ok(SignalClient::Candidate { .. }) => &member.candidates,
+                    _ => &member.limiter,
+                };
+                if too_fast(budget) {
+                    return Incoming::TooFast;
+                }
+                Incoming::Message(message)
+            }
+            Some(Ok(Message::Binary(_))) if too_fast(&member.limiter) => Incoming::TooFast,
             Some(Ok(Message::Binary(_))) => {
                 Incoming::Message(Err("send JSON text messages".into()))
             }

@@ -128,7 +128,7 @@ async fn main() -> Result<()> {
             .and_then(|x| x["value"].as_f64())
             .unwrap_or(0.0);
         println!(
-            "  {who:<10} {} MB resident ({}); page JS heap {:.1} MB",
+            "  {who:<10} {} MB (proportional set size: {}); page JS heap {:.1} MB",
             total / 1024,
             parts.join(", "),
             heap / 1_048_576.0

@@ -28,6 +28,18 @@ pub fn workspace() -> PathBuf {
 }
 
 /// A process's resident memory in KB (0 if it is gone).
+/// A process's proportional set size in KB (`Pss` of `/proc/<pid>/smaps_rollup`), 0 once gone.
+pub fn pss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 pub fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -521,11 +533,13 @@ impl Browser {
         ticks
     }
 
-    /// Resident memory of this browser's processes now, in KB, summed per kind of process.
+    /// Memory of this browser's processes now, in KB, summed per kind of process: each
+    /// process's proportional share (PSS), so pages shared between Chromium's processes count
+    /// once, not in every process (as resident sizes would).
     pub fn memory_kb(&self) -> std::collections::BTreeMap<String, u64> {
         let mut kb = std::collections::BTreeMap::new();
         for (pid, kind) in self.processes() {
-            *kb.entry(kind).or_insert(0) += rss_kb(pid);
+            *kb.entry(kind).or_insert(0) += pss_kb(pid);
         }
         kb
     }
@@ -1073,6 +1087,27 @@ pub async fn join_when_called(b: &Browser) -> Result<()> {
     b.click("button.join-now").await?;
     b.wait_url(|u| u.contains("/join/r/")).await?;
     Ok(())
+}
+
+/// The customer starts a chat on the app at `base`, a new specialist `name` signs in there and
+/// accepts, and both pages reach the call; answers the customer's reservation id.
+pub async fn into_a_call(
+    server: &Server,
+    base: &str,
+    customer: &Browser,
+    doc: &Browser,
+    name: &str,
+) -> Result<String> {
+    let sid = start_chat_at(customer, base).await?;
+    sign_in_specialist_at(doc, server, base, name).await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
+    doc.click("button.accept-next").await?;
+    join_when_called(customer).await?;
+    customer
+        .wait_url(|u| u.contains(&format!("/join/r/{sid}")))
+        .await?;
+    doc.wait_url(|u| u.contains("/join/r/")).await?;
+    Ok(sid)
 }
 
 /// Signs a new specialist in on the console and makes them available.

@@ -12,21 +12,15 @@ use callqueue_e2e::{proxy::Proxy, *};
 const PHONE: (u32, u32) = (390, 844);
 const DESKTOP: (u32, u32) = (1280, 900);
 
-/// The customer starts a chat at `base`, the specialist accepts, both reach the call page and
-/// see each other's video.
-async fn into_a_call(
+/// Both pages in a call through `base` ([`into_a_call`]), each seeing the other's video.
+async fn playing_call(
     server: &Server,
     base: &str,
     customer: &Browser,
     doc: &Browser,
     name: &str,
 ) -> Result<()> {
-    start_chat_at(customer, base).await?;
-    sign_in_specialist_at(doc, server, base, name).await?;
-    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
-    doc.click("button.accept-next").await?;
-    join_when_called(customer).await?;
-    doc.wait_url(|u| u.contains("/join/r/")).await?;
+    into_a_call(server, base, customer, doc, name).await?;
     for (b, who) in [(customer, "customer"), (doc, "specialist")] {
         if let Err(e) = b
             .wait_video_playing("video.remote", Duration::from_secs(20))
@@ -64,7 +58,7 @@ async fn a_signalling_blip_leaves_the_video_playing() -> Result<()> {
     let driver = Driver::start().await?;
     let customer = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &proxy.base, &customer, &doc, "dr-blip").await?;
+    playing_call(&server, &proxy.base, &customer, &doc, "dr-blip").await?;
     for b in [&customer, &doc] {
         b.watch_call().await?;
     }
@@ -184,7 +178,7 @@ async fn a_media_outage_is_mended_without_a_start_over() -> Result<()> {
     let driver = Driver::start().await?;
     let customer = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &server.base, &customer, &doc, "dr-outage").await?;
+    playing_call(&server, &server.base, &customer, &doc, "dr-outage").await?;
     for b in [&customer, &doc] {
         b.watch_call().await?;
         b.logs().await?;
@@ -216,7 +210,7 @@ async fn a_refused_autoplay_offers_a_tap_to_play() -> Result<()> {
         )
         .await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &server.base, &customer, &doc, "dr-autoplay").await?;
+    playing_call(&server, &server.base, &customer, &doc, "dr-autoplay").await?;
     // The customer continues without camera or microphone (a page that captures may always
     // play sound), and reloads: a reload is not a touch, so the other member's video (with
     // sound) may not start by itself.
@@ -254,7 +248,7 @@ async fn a_lost_camera_is_said_and_another_is_one_press_away() -> Result<()> {
     let driver = Driver::start().await?;
     let customer = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &server.base, &customer, &doc, "dr-camera").await?;
+    playing_call(&server, &server.base, &customer, &doc, "dr-camera").await?;
 
     // The camera goes away as an unplugged one does: its track ends.
     customer

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use callqueue_e2e::{
-    Browser, Driver, Result, Server, ServerOptions, sign_in_specialist, start_chat,
+    Browser, Driver, Result, Server, ServerOptions, into_a_call, sign_in_specialist, start_chat,
 };
 use serde_json::{Value, json};
 
@@ -165,15 +165,8 @@ async fn customers_queue_a_specialist_accepts_and_extends() -> Result<()> {
 
 /// The customer starts a chat, the specialist (signed in as `name`) accepts, and the
 /// customer's page is in the call with its timer running.
-async fn into_a_call(server: &Server, customer: &Browser, doc: &Browser, name: &str) -> Result<()> {
-    let sid = start_chat(customer, server).await?;
-    sign_in_specialist(doc, server, name).await?;
-    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
-    doc.click("button.accept-next").await?;
-    callqueue_e2e::join_when_called(customer).await?;
-    customer
-        .wait_url(|u| u.contains(&format!("/join/r/{sid}")))
-        .await?;
+async fn in_a_call(server: &Server, customer: &Browser, doc: &Browser, name: &str) -> Result<()> {
+    into_a_call(server, &server.base, customer, doc, name).await?;
     customer.wait_text(".timer-value", |t| t != "--:--").await?;
     Ok(())
 }
@@ -184,7 +177,7 @@ async fn the_alerts_come_and_the_call_ends_on_both_sides() -> Result<()> {
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &alice, &doc, "dr-alerts").await?;
+    in_a_call(&server, &alice, &doc, "dr-alerts").await?;
 
     // The specialist shortens the session to 5 minutes and 3 seconds from now, through the API
     // the extend button uses: the 5-minute alert appears a few seconds later on both sides.
@@ -369,7 +362,7 @@ async fn an_early_end_says_who_ended_it_under_the_csp() -> Result<()> {
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &alice, &doc, "dr-early").await?;
+    in_a_call(&server, &alice, &doc, "dr-early").await?;
     doc.wait_url(|u| u.contains("/join/r/")).await?;
     doc.wait_text(".timer-value", |t| t != "--:--").await?;
     tokio::time::sleep(Duration::from_secs(2)).await;

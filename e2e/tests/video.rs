@@ -10,24 +10,13 @@ use callqueue_e2e::*;
 const PHONE: (u32, u32) = (390, 844);
 const DESKTOP: (u32, u32) = (1280, 900);
 
-/// The customer starts a chat, the specialist accepts, both reach the call page.
-async fn into_a_call(server: &Server, customer: &Browser, doc: &Browser, name: &str) -> Result<()> {
-    start_chat(customer, server).await?;
-    sign_in_specialist(doc, server, name).await?;
-    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
-    doc.click("button.accept-next").await?;
-    callqueue_e2e::join_when_called(customer).await?;
-    doc.wait_url(|u| u.contains("/join/r/")).await?;
-    Ok(())
-}
-
 #[tokio::test]
 async fn two_browsers_see_each_other_and_recover_from_a_reload() -> Result<()> {
     let server = Server::start(ServerOptions::default()).await?;
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &alice, &doc, "dr-video").await?;
+    into_a_call(&server, &server.base, &alice, &doc, "dr-video").await?;
 
     for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
         let took = match b
@@ -137,7 +126,7 @@ async fn a_relay_only_call_goes_through_coturn() -> Result<()> {
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &alice, &doc, "dr-relay").await?;
+    into_a_call(&server, &server.base, &alice, &doc, "dr-relay").await?;
     for (b, who) in [(&alice, "alice"), (&doc, "doc")] {
         if let Err(e) = b
             .wait_video_playing("video.remote", Duration::from_secs(30))
@@ -200,7 +189,7 @@ async fn a_second_tab_takes_the_call_over() -> Result<()> {
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &alice, &doc, "dr-tabs").await?;
+    into_a_call(&server, &server.base, &alice, &doc, "dr-tabs").await?;
     doc.wait_video_playing("video.remote", Duration::from_secs(20))
         .await?;
     let first = alice.client.window().await?;
@@ -238,7 +227,7 @@ async fn the_specialist_sees_the_customer_leave_and_come_back() -> Result<()> {
     let driver = Driver::start().await?;
     let alice = driver.browser(PHONE.0, PHONE.1).await?;
     let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
-    into_a_call(&server, &alice, &doc, "dr-presence").await?;
+    into_a_call(&server, &server.base, &alice, &doc, "dr-presence").await?;
     doc.wait_video_playing("video.remote", Duration::from_secs(20))
         .await?;
     let call_url = alice.client.current_url().await?.to_string();
@@ -262,6 +251,109 @@ async fn the_specialist_sees_the_customer_leave_and_come_back() -> Result<()> {
     doc.wait_text(".notices", |t| t.contains("The customer is in the call"))
         .await?;
     doc.screenshot("console-in-call-desktop").await?;
+    for b in [alice, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}
+
+/// The label and state of the page's own track of `kind` (`Video` or `Audio`).
+async fn own_track(b: &Browser, kind: &str) -> Result<serde_json::Value> {
+    b.eval(&format!(
+        "const t = document.querySelector('video.self').srcObject.get{kind}Tracks()[0]; \
+         return t ? [t.label, t.readyState] : null;"
+    ))
+    .await
+}
+
+/// During the call the customer picks another camera and another microphone: each takes the
+/// old one's place on the same connection, and the specialist keeps seeing and hearing them.
+#[tokio::test]
+async fn another_camera_and_microphone_are_picked_during_the_call() -> Result<()> {
+    let server = Server::start(ServerOptions::default()).await?;
+    let driver = Driver::start().await?;
+    // Three fake cameras (and Chromium's three fake microphones). The second fake camera is a
+    // depth camera (16-bit grey) that video calls cannot send: the test picks the third.
+    let alice = driver
+        .browser_with(
+            PHONE.0,
+            PHONE.1,
+            &["--use-fake-device-for-media-stream=device-count=3"],
+        )
+        .await?;
+    let doc = driver.browser(DESKTOP.0, DESKTOP.1).await?;
+    into_a_call(&server, &server.base, &alice, &doc, "dr-devices").await?;
+    for b in [&alice, &doc] {
+        b.wait_video_playing("video.remote", Duration::from_secs(20))
+            .await?;
+        b.watch_call().await?;
+    }
+    let camera = own_track(&alice, "Video").await?;
+    let microphone = own_track(&alice, "Audio").await?;
+
+    alice.click("details.call-devices summary").await?;
+    alice
+        .wait_text("details.call-devices .picker.camera span", |t| {
+            t == "Camera"
+        })
+        .await?;
+    // Each picker to the last option that is not the one in use.
+    for class in ["camera", "microphone"] {
+        let other = alice
+            .eval(&format!(
+                "const s = document.querySelector('details.call-devices .picker.{class} select'); \
+                 const o = [...s.options].reverse().find(o => !o.selected); \
+                 return o ? o.value : null;"
+            ))
+            .await?;
+        let other = other
+            .as_str()
+            .ok_or(format!("a second {class}"))?
+            .to_string();
+        alice
+            .find(&format!("details.call-devices .picker.{class} select"))
+            .await?
+            .select_by_value(&other)
+            .await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let before = if class == "camera" {
+            &camera
+        } else {
+            &microphone
+        };
+        loop {
+            let now = own_track(&alice, if class == "camera" { "Video" } else { "Audio" }).await?;
+            if now != *before && now[1] == "live" {
+                eprintln!("{class}: {before} -> {now}");
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let options = alice
+                    .eval(&format!(
+                        "return [...document.querySelector('details.call-devices .picker.{class} select').options]\
+                         .map(o => [o.value, o.text, o.selected]);"
+                    ))
+                    .await?;
+                eprintln!("{options}\n{:#?}", alice.logs().await?);
+                return Err(format!("the {class} did not change: {now}").into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    alice.screenshot("call-devices-phone").await?;
+    // The specialist still sees the customer, on the same connection, and hears them.
+    if let Err(e) = doc
+        .wait_video_playing("video.remote", Duration::from_secs(10))
+        .await
+    {
+        eprintln!("customer's console: {:#?}", alice.logs().await?);
+        return Err(e);
+    }
+    let w = doc.call_watch().await?;
+    assert_eq!(w.connections_made, 0, "{w:?}");
+    assert!(!doc.exists(".badge.peer-muted").await?, "not muted");
+    let w = alice.call_watch().await?;
+    assert_eq!(w.connections_made, 0, "{w:?}");
     for b in [alice, doc] {
         b.close().await?;
     }

@@ -99,28 +99,41 @@ fn media_devices() -> Result<web_sys::MediaDevices, MediaError> {
         .map_err(|_| MediaError::Unsupported)
 }
 
-fn constraint(on: bool, device: &Option<String>) -> JsValue {
+/// `exact` insists on the device (the person just picked it); otherwise it is a preference the
+/// browser may pass over (a remembered device that is gone gives way to another).
+fn constraint(on: bool, device: &Option<String>, exact: bool) -> JsValue {
     match (on, device) {
         (false, _) => JsValue::FALSE,
         (true, None) => JsValue::TRUE,
         (true, Some(id)) => {
             let c = web_sys::MediaTrackConstraints::new();
-            let exact = js_sys::Object::new();
-            let _ = js_sys::Reflect::set(&exact, &"ideal".into(), &JsValue::from_str(id));
-            c.set_device_id(&exact);
+            let wanted = js_sys::Object::new();
+            let how = if exact { "exact" } else { "ideal" };
+            let _ = js_sys::Reflect::set(&wanted, &how.into(), &JsValue::from_str(id));
+            c.set_device_id(&wanted);
             c.into()
         }
     }
 }
 
-/// Asks for the chosen devices. `None` when the choice is to use neither.
+/// Asks for the chosen devices, preferring the remembered ones. `None` when the choice is to
+/// use neither.
 pub async fn open(choice: &DeviceChoice) -> Result<Option<MediaStream>, MediaError> {
+    open_with(choice, false).await
+}
+
+/// [`open`], insisting on the chosen devices when `exact` (a pick made just now: Chromium
+/// otherwise keeps to a camera the page already has open).
+pub async fn open_with(
+    choice: &DeviceChoice,
+    exact: bool,
+) -> Result<Option<MediaStream>, MediaError> {
     if !choice.audio && !choice.video {
         return Ok(None);
     }
     let constraints = MediaStreamConstraints::new();
-    constraints.set_audio(&constraint(choice.audio, &choice.microphone));
-    constraints.set_video(&constraint(choice.video, &choice.camera));
+    constraints.set_audio(&constraint(choice.audio, &choice.microphone, exact));
+    constraints.set_video(&constraint(choice.video, &choice.camera, exact));
     let promise = media_devices()?
         .get_user_media_with_constraints(&constraints)
         .map_err(|e| MediaError::from_js(&e))?;
@@ -213,6 +226,14 @@ pub async fn devices() -> (Vec<Device>, Vec<Device>, Vec<Device>) {
         }
     }
     (cameras, microphones, speakers)
+}
+
+/// Which kind of device a picker chooses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    Camera,
+    Microphone,
+    Speaker,
 }
 
 /// Whether the browser lets a page choose its speaker (`HTMLMediaElement.setSinkId`).

@@ -284,66 +284,42 @@ impl CallMedia {
     /// Turns the camera off (releasing it: its light goes off) or on again, on the same
     /// sender (no renegotiation).
     pub fn set_camera(&self, on: bool) {
-        let rc = self.inner.clone();
-        if !on {
-            camera_off(&rc, None);
-            return;
+        if on {
+            reopen(&self.inner, "video", false);
+        } else {
+            camera_off(&self.inner, None);
         }
-        let view = rc.borrow().view;
-        if view.switching.get_untracked() {
-            return;
+    }
+
+    /// Uses another device during the call: a camera or microphone takes the place of the one
+    /// in use on the same sender (the other side sees no gap beyond the switch), a speaker plays
+    /// the other member's sound from now on. The choice is remembered.
+    pub fn use_device(&self, kind: media::DeviceKind, id: String) {
+        {
+            let mut inner = self.inner.borrow_mut();
+            let choice = &mut inner.choice;
+            match kind {
+                media::DeviceKind::Camera => choice.camera = Some(id.clone()),
+                media::DeviceKind::Microphone => choice.microphone = Some(id.clone()),
+                media::DeviceKind::Speaker => choice.speaker = Some(id.clone()),
+            }
+            choice.save();
         }
-        view.switching.set(true);
-        let camera_choice = DeviceChoice {
-            audio: false,
-            video: true,
-            ..rc.borrow().choice.clone()
-        };
-        leptos::task::spawn_local(async move {
-            let opened = media::open(&camera_choice).await;
-            view.switching.try_set(false);
-            let media = {
-                let mut inner = rc.borrow_mut();
-                if inner.stopped {
-                    if let Ok(Some(s)) = &opened {
-                        media::stop(s);
-                    }
-                    return;
+        match kind {
+            media::DeviceKind::Camera => {
+                // A camera that is off stays off: the next "on" uses the new one.
+                if self.inner.borrow().view.camera.get_untracked() {
+                    reopen(&self.inner, "video", true);
                 }
-                let track = match opened {
-                    Ok(Some(s)) => tracks(&s, "video").into_iter().next(),
-                    Ok(None) => None,
-                    Err(e) => {
-                        inner.view.media_error.set(Some(e.message()));
-                        None
-                    }
-                };
-                let Some(track) = track else { return };
-                let local = match inner.local.clone() {
-                    Some(l) => l,
-                    None => match MediaStream::new() {
-                        Ok(l) => {
-                            inner.local = Some(Clone::clone(&l));
-                            if let Some(peer) = &inner.peer {
-                                peer.use_local(&l);
-                            }
-                            l
-                        }
-                        Err(_) => return,
-                    },
-                };
-                local.add_track(&track);
-                show(&inner.view.local_video, Some(&local), None);
-                if let Some(peer) = &inner.peer {
-                    peer.replace_track("video", Some(&track));
-                }
-                inner.view.camera.set(true);
-                inner.view.media_error.set(None);
-                media_state(&inner)
-            };
-            watch_tracks(&rc);
-            feed(&rc, Input::Media(media));
-        });
+            }
+            media::DeviceKind::Microphone => reopen(&self.inner, "audio", true),
+            media::DeviceKind::Speaker => use_speaker(&self.inner.borrow().view.remote_video, &id),
+        }
+    }
+
+    /// The devices chosen now (for the pickers).
+    pub fn choice(&self) -> DeviceChoice {
+        self.inner.borrow().choice.clone()
     }
 
     /// Plays the other member's video after a tap (the browser refused to start it alone).
@@ -366,6 +342,88 @@ impl Drop for CallMedia {
             stop(&mut inner);
         }
     }
+}
+
+/// Opens the chosen device of `kind` (`audio` or `video`) anew and sends it in place of what
+/// the page sends of that kind now (`replaceTrack`: no renegotiation); the old track stops. A
+/// microphone keeps its muted state; a camera comes on. `exact`: the device was picked just now
+/// (see [`media::open_with`]).
+fn reopen(rc: &Rc<RefCell<Inner>>, kind: &'static str, exact: bool) {
+    let view = rc.borrow().view;
+    if view.switching.get_untracked() {
+        return;
+    }
+    view.switching.set(true);
+    let choice = DeviceChoice {
+        audio: kind == "audio",
+        video: kind == "video",
+        ..rc.borrow().choice.clone()
+    };
+    let rc = rc.clone();
+    leptos::task::spawn_local(async move {
+        let opened = media::open_with(&choice, exact).await;
+        view.switching.try_set(false);
+        let media = {
+            let mut inner = rc.borrow_mut();
+            if inner.stopped {
+                if let Ok(Some(s)) = &opened {
+                    media::stop(s);
+                }
+                return;
+            }
+            let track = match opened {
+                Ok(Some(s)) => tracks(&s, kind).into_iter().next(),
+                Ok(None) => None,
+                Err(e) => {
+                    inner.view.media_error.set(Some(e.message()));
+                    None
+                }
+            };
+            let Some(track) = track else { return };
+            let local = match inner.local.clone() {
+                Some(l) => l,
+                None => match MediaStream::new() {
+                    Ok(l) => {
+                        inner.local = Some(Clone::clone(&l));
+                        if let Some(peer) = &inner.peer {
+                            peer.use_local(&l);
+                        }
+                        l
+                    }
+                    Err(_) => return,
+                },
+            };
+            let old = tracks(&local, kind);
+            for t in &old {
+                t.set_onended(None);
+                local.remove_track(t);
+            }
+            local.add_track(&track);
+            // The old device stops once the new one is on the sender (not before: see
+            // `replace_track_then`).
+            let stop_old = {
+                let old = old.clone();
+                move || old.iter().for_each(MediaStreamTrack::stop)
+            };
+            match &inner.peer {
+                Some(peer) => peer.replace_track_then(kind, Some(&track), stop_old),
+                None => stop_old(),
+            }
+            if kind == "video" {
+                show(&inner.view.local_video, Some(&local), None);
+                inner.view.camera.set(true);
+            } else {
+                // A muted microphone stays muted; one that was not there is on.
+                let on = old.is_empty() || inner.view.mic.get_untracked();
+                track.set_enabled(on);
+                inner.view.mic.set(on);
+            }
+            inner.view.media_error.set(None);
+            media_state(&inner)
+        };
+        watch_tracks(&rc);
+        feed(&rc, Input::Media(media));
+    });
 }
 
 /// The camera goes off: by a press, or because the device went away (`lost`: the words that

@@ -149,13 +149,25 @@ impl Shared {
             .find(|t| !t.stopped() && t.receiver().track().kind() == kind)
     }
 
-    fn replace(&self, transceiver: &RtcRtpTransceiver, track: Option<&MediaStreamTrack>) {
+    /// `replaceTrack` on the transceiver's sender; `then` runs once it has taken effect (or
+    /// was refused, which is logged).
+    fn replace_then(
+        &self,
+        transceiver: &RtcRtpTransceiver,
+        track: Option<&MediaStreamTrack>,
+        then: impl FnOnce() + 'static,
+    ) {
         let replaced = transceiver.sender().replace_track(track);
         spawn_local(async move {
             if let Err(e) = JsFuture::from(replaced).await {
                 log_error("replaceTrack was refused", &e);
             }
+            then();
         });
+    }
+
+    fn replace(&self, transceiver: &RtcRtpTransceiver, track: Option<&MediaStreamTrack>) {
+        self.replace_then(transceiver, track, || {});
     }
 
     /// The polite side's tracks go on the transceivers the offer made, before the answer.
@@ -440,8 +452,21 @@ impl Peer {
     /// Before the customer's page has answered there is no transceiver yet: the track goes on
     /// it when the answer is made.
     pub fn replace_track(&self, kind: &str, track: Option<&MediaStreamTrack>) {
-        if let Some(t) = self.shared.transceiver(kind) {
-            self.shared.replace(&t, track);
+        self.replace_track_then(kind, track, || {});
+    }
+
+    /// [`Peer::replace_track`], then `then` (at once when there is no transceiver yet). The
+    /// track being replaced must not stop before: a sender whose track ended mid-replace sends
+    /// nothing more in Chromium.
+    pub fn replace_track_then(
+        &self,
+        kind: &str,
+        track: Option<&MediaStreamTrack>,
+        then: impl FnOnce() + 'static,
+    ) {
+        match self.shared.transceiver(kind) {
+            Some(t) => self.shared.replace_then(&t, track, then),
+            None => then(),
         }
     }
 

@@ -551,6 +551,28 @@ mod tests {
             .count()
     }
 
+    /// What the effects send, in order.
+    fn sent(effects: &[Effect]) -> Vec<SignalClient> {
+        effects
+            .iter()
+            .filter_map(|x| match x {
+                Effect::Send(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// What the effects hand to the connection, in order.
+    fn handed(effects: &[Effect]) -> Vec<SignalServer> {
+        effects
+            .iter()
+            .filter_map(|x| match x {
+                Effect::ToConnection(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn has(effects: &[Effect], effect: &Effect) -> bool {
         effects.contains(effect)
     }
@@ -753,15 +775,8 @@ mod tests {
             .iter()
             .position(|x| matches!(x, Effect::CreateConnection { .. }))
             .unwrap();
-        let handed: Vec<_> = e
-            .iter()
-            .filter_map(|x| match x {
-                Effect::ToConnection(m) => Some(m.clone()),
-                _ => None,
-            })
-            .collect();
         assert_eq!(
-            handed,
+            handed(&e),
             vec![offer("d1"), candidate("d1", 1)],
             "in order, and not the stale one"
         );
@@ -846,15 +861,8 @@ mod tests {
         }));
         m.handle(Input::FromConnection(ours(1)));
         let e = m.handle(welcome_c(Some("d1")));
-        let sent: Vec<_> = e
-            .iter()
-            .filter_map(|x| match x {
-                Effect::Send(m) => Some(m.clone()),
-                _ => None,
-            })
-            .collect();
         assert_eq!(
-            sent,
+            sent(&e),
             vec![
                 SignalClient::Media {
                     media: MediaState {

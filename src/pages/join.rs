@@ -10,7 +10,11 @@ use leptos_router::hooks::use_navigate;
 
 use crate::{
     api,
-    call::{CallMedia, CallView, Presence, other_side},
+    call::{
+        CallMedia, CallView, Presence,
+        media::{self, Device, DeviceChoice, DeviceKind},
+        other_side,
+    },
     components::{
         alerts::{EndingSoonAlert, TimeUpAlert},
         busy::{BusyButton, ErrorNote},
@@ -208,7 +212,87 @@ fn VideoStage(
                 </button>
             </div>
         </Show>
+        <Show when=move || !ended.get() && !view.replaced.get()>
+            <CallDevices media=media/>
+        </Show>
         {move || view.media_error.get().map(|e| view! { <p class="notice media-error">{e}</p> })}
+    }
+}
+
+/// During the call: which camera, microphone and speaker to use, behind a disclosure so the
+/// stage stays clear. The lists are read each time it opens (a device plugged in meanwhile
+/// shows up; their names need the permission the call already has).
+#[component]
+fn CallDevices(media: StoredValue<Option<CallMedia>, LocalStorage>) -> impl IntoView {
+    let lists = RwSignal::new(None::<(Vec<Device>, Vec<Device>, Vec<Device>)>);
+    let chosen = RwSignal::new(DeviceChoice::default());
+    let toggled = move |ev: leptos::ev::Event| {
+        let open = ev
+            .target()
+            .and_then(|t| js_sys::Reflect::get(&t, &"open".into()).ok())
+            .and_then(|o| o.as_bool())
+            .unwrap_or(false);
+        if !open {
+            return;
+        }
+        media.with_value(|m| {
+            if let Some(m) = m {
+                chosen.set(m.choice());
+            }
+        });
+        spawn_local(async move {
+            let (cameras, microphones, speakers) = media::devices().await;
+            let speakers = if media::can_choose_speaker() {
+                speakers
+            } else {
+                Vec::new()
+            };
+            lists.try_set(Some((cameras, microphones, speakers)));
+        });
+    };
+    let pick = move |kind: DeviceKind, id: String| {
+        media.with_value(|m| {
+            if let Some(m) = m {
+                m.use_device(kind, id);
+                chosen.set(m.choice());
+            }
+        });
+    };
+    let select = move |kind: DeviceKind, devices: Vec<Device>, current: Option<String>| {
+        let (label, class) = match kind {
+            DeviceKind::Camera => ("device.camera", "camera"),
+            DeviceKind::Microphone => ("device.microphone", "microphone"),
+            DeviceKind::Speaker => ("device.speaker", "speaker"),
+        };
+        (!devices.is_empty()).then(|| {
+            view! {
+                <label class=format!("picker {class}")>
+                    <span>{move || t(label)}</span>
+                    <select on:change=move |ev| pick(kind, event_target_value(&ev))>
+                        {devices
+                            .into_iter()
+                            .map(|d| {
+                                let is = current.as_deref() == Some(d.id.as_str());
+                                view! { <option value=d.id.clone() selected=is>{d.label}</option> }
+                            })
+                            .collect_view()}
+                    </select>
+                </label>
+            }
+        })
+    };
+    view! {
+        <details class="call-devices" on:toggle=toggled>
+            <summary>{move || t("device.title")}</summary>
+            {move || {
+                let c = chosen.get();
+                lists.get().map(|(cameras, microphones, speakers)| view! {
+                    {select(DeviceKind::Camera, cameras, c.camera.clone())}
+                    {select(DeviceKind::Microphone, microphones, c.microphone.clone())}
+                    {select(DeviceKind::Speaker, speakers, c.speaker.clone())}
+                })
+            }}
+        </details>
     }
 }
 

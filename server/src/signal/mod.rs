@@ -360,6 +360,9 @@ impl Rooms {
         let mut rooms = self.lock();
         let room = rooms.entry(call.to_string()).or_default();
         let mut me = Present::new(connection, hello.session, hello.media, tx);
+        // Numbering goes on from what the page has received (a page that comes back to a
+        // restarted node, or through another node, counts on from there).
+        me.sent = hello.received;
         let mut resumed = None;
         if let Some(mut old) = room.slot(role).take() {
             if old.session == hello.session {
@@ -696,6 +699,36 @@ mod tests {
         // The old connection's late expiry changes nothing.
         assert!(!rooms.expire("c", Role::Patient, a.connection));
         assert!(doc.try_recv().is_err());
+
+        // A page the server does not know (it restarted) says it has received 5: what follows
+        // is numbered on from there (the specialist's arrival 6, then 7 and 8), so a later drop
+        // repeats exactly what was missed.
+        let (x_tx, _x) = member();
+        let x = rooms.enter(
+            "x",
+            Role::Patient,
+            Hello {
+                received: 5,
+                ..hi("p9")
+            },
+            x_tx,
+        );
+        let (y_tx, _y) = member();
+        let y = rooms.enter("x", Role::Specialist, hi("d9"), y_tx);
+        rooms.relay("x", Role::Specialist, y.connection, None, error("six"));
+        rooms.relay("x", Role::Specialist, y.connection, None, error("seven"));
+        rooms.leave("x", Role::Patient, x.connection, false);
+        let (z_tx, _z) = member();
+        let z = rooms.enter(
+            "x",
+            Role::Patient,
+            Hello {
+                received: 7,
+                ..hi("p9")
+            },
+            z_tx,
+        );
+        assert_eq!(z.resumed, Some(vec![error("seven")]));
 
         // Back again before the drop was even seen, having received both: nothing to repeat;
         // a third message is numbered after them.

@@ -27,28 +27,26 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// A process's resident memory in KB (0 if it is gone).
-/// A process's proportional set size in KB (`Pss` of `/proc/<pid>/smaps_rollup`), 0 once gone.
-pub fn pss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+/// The KB figure of the line starting with `key` in `/proc/<pid>/<file>` (0 once it is gone).
+fn proc_kb(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("Pss:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
 
+/// A process's proportional set size in KB (`Pss` of `smaps_rollup`), 0 once gone.
+pub fn pss_kb(pid: u32) -> u64 {
+    proc_kb(pid, "smaps_rollup", "Pss:")
+}
+
+/// A process's resident memory in KB (0 if it is gone).
 pub fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    proc_kb(pid, "status", "VmRSS:")
 }
 
 /// A free loopback port.

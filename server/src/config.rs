@@ -45,8 +45,15 @@ pub struct Config {
     pub streams_per_client: u32,
     /// Open connections the server accepts at once; more are refused with a 503.
     pub max_connections: usize,
-    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
-    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Connections one client address (an IPv6 /64) may hold open at once; more are refused
+    /// with a 429. Trusted proxies are not capped.
+    pub connections_per_client: u32,
+    /// How long a connection may wait for, or take to send, a request head: an idle kept-alive
+    /// connection and a slow sender are closed after it.
+    pub idle_timeout: Duration,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` and
+    /// `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// STUN and TURN addresses handed to call members (`stun:host:port`, `turn:host:port`).
     pub ice_servers: Vec<String>,
     /// coturn's `static-auth-secret`: TURN addresses get short-lived credentials made with it.
@@ -67,6 +74,9 @@ pub mod defaults {
     pub const MESSAGES_PER_SECOND: u32 = 20;
     pub const STREAMS_PER_CLIENT: u32 = 64;
     pub const MAX_CONNECTIONS: usize = 16_384;
+    /// Twice the streams: a client's streams and a browser's few request connections.
+    pub const CONNECTIONS_PER_CLIENT: u32 = 2 * STREAMS_PER_CLIENT;
+    pub const IDLE_TIMEOUT_SECS: u64 = 30;
 }
 
 impl Config {
@@ -114,6 +124,8 @@ impl Config {
             messages_per_second: defaults::MESSAGES_PER_SECOND,
             streams_per_client: defaults::STREAMS_PER_CLIENT,
             max_connections: defaults::MAX_CONNECTIONS,
+            connections_per_client: defaults::CONNECTIONS_PER_CLIENT,
+            idle_timeout: Duration::from_secs(defaults::IDLE_TIMEOUT_SECS),
             trusted_proxies: Vec::new(),
             ice_servers: Vec::new(),
             turn_secret: None,

@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
+    net::{IpAddr, Ipv6Addr},
     num::NonZeroU32,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -41,15 +41,76 @@ const MAX_TRACKED_USERS: usize = 10_000;
 /// Most ICE candidates one signal socket may send at once (see [`Limits::candidate_limiter`]).
 pub const CANDIDATE_BURST: u32 = 200;
 
+/// The key a client's limits are counted under: an IPv4 address as it is (also when it reaches
+/// a server listening on `[::]` as `::ffff:a.b.c.d`), an IPv6 address by its /64. One
+/// subscriber usually gets a whole /64 (RFC 6177) and may use any address in it, so keying by
+/// the full address would let one client rotate past every limit.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !(u64::MAX as u128))),
+        v4 => v4,
+    }
+}
+
+/// A `--trusted-proxy` value: an address (`10.0.0.5`, `::1`) or a CIDR range (`10.0.0.0/8`).
+pub fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    if s.contains('/') {
+        s.parse::<ipnet::IpNet>()
+            .map(|net| net.trunc())
+            .map_err(|e| format!("{s:?}: {e} (an address or a range such as 10.0.0.0/8)"))
+    } else {
+        s.parse::<IpAddr>()
+            .map(|ip| ipnet::IpNet::from(ip.to_canonical()))
+            .map_err(|e| format!("{s:?}: {e} (an address or a range such as 10.0.0.0/8)"))
+    }
+}
+
+/// How many of something each client holds open, each client at most `cap`.
+struct Held {
+    cap: u32,
+    counts: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl Held {
+    fn new(cap: u32) -> Self {
+        Self {
+            cap,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One more for `key`, unless it already holds `cap`.
+    fn take(&self, key: IpAddr) -> bool {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let n = counts.entry(key).or_insert(0);
+        if *n >= self.cap {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn give_back(&self, key: IpAddr) {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&key);
+            }
+        }
+    }
+}
+
 /// The server's abuse limits, shared by every request.
 pub struct Limits {
     enabled: bool,
-    trusted_proxies: Vec<IpAddr>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     joins: Keyed<IpAddr>,
     sign_ins: Keyed<IpAddr>,
     message_quota: Quota,
-    streams_per_client: u32,
-    streams: Mutex<HashMap<IpAddr, u32>>,
+    streams: Held,
+    connections: Held,
     failures: Mutex<HashMap<String, Failures>>,
     clock: DefaultClock,
 }
@@ -76,8 +137,8 @@ impl Limits {
             sign_ins: RateLimiter::keyed(per_minute(config.sign_ins_per_minute)),
             message_quota: Quota::per_second(rate)
                 .allow_burst(rate.saturating_mul(NonZeroU32::new(2).expect("two"))),
-            streams_per_client: config.streams_per_client,
-            streams: Mutex::new(HashMap::new()),
+            streams: Held::new(config.streams_per_client),
+            connections: Held::new(config.connections_per_client),
             failures: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
         })
@@ -87,11 +148,22 @@ impl Limits {
         self.enabled
     }
 
-    /// The client behind a request from `peer`: the peer itself, or, when the peer is a trusted
-    /// proxy, the nearest `X-Forwarded-For` hop that is not one of ours (hops further left are
-    /// written by the client and prove nothing).
+    /// Whether `ip` is one of the trusted proxies (compared in canonical form: a server on
+    /// `[::]` sees an IPv4 proxy as `::ffff:a.b.c.d`).
+    fn trusted(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client behind a request from `peer`, as its [`client_key`]: the peer itself, or,
+    /// when the peer is a trusted proxy, the nearest `X-Forwarded-For` hop that is not one of
+    /// ours (hops further left are written by the client and prove nothing).
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if !self.trusted_proxies.contains(&peer) {
+        client_key(self.forwarded_for(peer, headers))
+    }
+
+    fn forwarded_for(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        if !self.trusted(peer) {
             return peer;
         }
         let hops = headers
@@ -103,7 +175,7 @@ impl Limits {
             .collect::<Vec<_>>();
         for hop in hops.iter().rev() {
             match hop.parse::<IpAddr>() {
-                Ok(ip) if self.trusted_proxies.contains(&ip) => continue,
+                Ok(ip) if self.trusted(ip) => continue,
                 Ok(ip) => return ip,
                 // A hop we cannot read: stop at the proxy that handed it to us.
                 Err(_) => return peer,
@@ -115,7 +187,7 @@ impl Limits {
     /// Whether a request came over TLS: directly never (we do not terminate TLS), through a
     /// trusted proxy when it says `X-Forwarded-Proto: https`.
     pub fn is_https(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
-        self.trusted_proxies.contains(&peer)
+        self.trusted(peer)
             && headers
                 .get("x-forwarded-proto")
                 .and_then(|v| v.to_str().ok())
@@ -223,22 +295,37 @@ impl Limits {
                 _open: crate::metrics::Open::new(kind),
             });
         }
-        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        let n = streams.entry(client).or_insert(0);
-        if *n >= self.streams_per_client {
+        if !self.streams.take(client) {
             return Err(Refused {
                 message: format!(
                     "this address already has {} live connections open; close some first",
-                    self.streams_per_client
+                    self.streams.cap
                 ),
                 retry_after: 5,
             });
         }
-        *n += 1;
         Ok(StreamPermit {
             held: Some((self.clone(), client)),
             _open: crate::metrics::Open::new(kind),
         })
+    }
+
+    /// Holds one of the connection places of the client at `peer` (the address that connected)
+    /// until dropped; `None` when it has all of them. A trusted proxy carries everyone's
+    /// connections and is not capped.
+    pub fn open_connection(self: &Arc<Self>, peer: IpAddr) -> Option<ConnectionPermit> {
+        if !self.enabled || self.trusted(peer) {
+            return Some(ConnectionPermit(None));
+        }
+        let key = client_key(peer);
+        self.connections
+            .take(key)
+            .then(|| ConnectionPermit(Some((self.clone(), key))))
+    }
+
+    /// Connections one client address may hold open.
+    pub fn connections_per_client(&self) -> u32 {
+        self.connections.cap
     }
 
     /// Forgets what no longer limits anyone (called now and then by the sweeper).
@@ -272,13 +359,18 @@ pub struct StreamPermit {
 impl Drop for StreamPermit {
     fn drop(&mut self) {
         if let Some((limits, client)) = self.held.take() {
-            let mut streams = limits.streams.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = streams.get_mut(&client) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    streams.remove(&client);
-                }
-            }
+            limits.streams.give_back(client);
+        }
+    }
+}
+
+/// One open connection of a client; gives its place back when dropped.
+pub struct ConnectionPermit(Option<(Arc<Limits>, IpAddr)>);
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        if let Some((limits, client)) = self.0.take() {
+            limits.connections.give_back(client);
         }
     }
 }
@@ -302,7 +394,12 @@ mod tests {
 
     #[test]
     fn the_client_is_the_first_hop_not_ours() {
-        let l = limits(|c| c.trusted_proxies = vec![ip("10.0.0.1"), ip("10.0.0.2")]);
+        let l = limits(|c| {
+            c.trusted_proxies = vec![
+                parse_proxy("10.0.0.1").unwrap(),
+                parse_proxy("10.0.0.2").unwrap(),
+            ]
+        });
         let mut h = HeaderMap::new();
         h.insert(
             "x-forwarded-for",
@@ -318,6 +415,70 @@ mod tests {
         h.insert("x-forwarded-proto", "https".parse().unwrap());
         assert!(l.is_https(ip("10.0.0.1"), &h));
         assert!(!l.is_https(ip("9.9.9.9"), &h));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa::1")),
+            client_key(ip("2001:db8:1:2:ffff:1:2:3"))
+        );
+        assert_eq!(client_key(ip("2001:db8:1:2::1")), ip("2001:db8:1:2::"));
+        assert_ne!(
+            client_key(ip("2001:db8:1:2::1")),
+            client_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+        // The whole /64 shares one allowance.
+        let l = limits(|c| c.joins_per_minute = 2);
+        l.join(l.client(ip("2001:db8::1"), &HeaderMap::new()))
+            .unwrap();
+        l.join(l.client(ip("2001:db8::2"), &HeaderMap::new()))
+            .unwrap();
+        assert!(
+            l.join(l.client(ip("2001:db8::3"), &HeaderMap::new()))
+                .is_err()
+        );
+        l.join(l.client(ip("2001:db8:0:1::1"), &HeaderMap::new()))
+            .expect("the next /64 is someone else");
+    }
+
+    #[test]
+    fn trusted_proxies_are_ranges_and_match_mapped_addresses() {
+        let l = limits(|c| {
+            c.trusted_proxies = vec![
+                parse_proxy("10.0.0.0/8").unwrap(),
+                parse_proxy("::1").unwrap(),
+            ]
+        });
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 10.9.8.7".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        // An IPv4 proxy as a server on [::] sees it.
+        assert_eq!(l.client(ip("::ffff:10.1.2.3"), &h), ip("203.0.113.9"));
+        assert!(l.is_https(ip("::ffff:10.1.2.3"), &h));
+        assert_eq!(l.client(ip("::1"), &h), ip("203.0.113.9"));
+        assert_eq!(l.client(ip("11.0.0.1"), &h), ip("11.0.0.1"));
+        assert!(parse_proxy("10.0.0.0/33").is_err());
+        assert!(parse_proxy("proxy.example").is_err());
+        assert_eq!(parse_proxy("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
+    }
+
+    #[test]
+    fn connections_per_client_are_capped_but_not_a_proxys() {
+        let l = limits(|c| {
+            c.connections_per_client = 2;
+            c.trusted_proxies = vec![parse_proxy("127.0.0.9").unwrap()];
+        });
+        let a = l.open_connection(ip("127.0.0.1")).unwrap();
+        let _b = l.open_connection(ip("::ffff:127.0.0.1")).unwrap();
+        assert!(l.open_connection(ip("127.0.0.1")).is_none());
+        let _other = l.open_connection(ip("127.0.0.2")).unwrap();
+        let proxy: Vec<_> = (0..5).map(|_| l.open_connection(ip("127.0.0.9"))).collect();
+        assert!(proxy.iter().all(Option::is_some));
+        drop(a);
+        let _c = l.open_connection(ip("127.0.0.1")).unwrap();
     }
 
     #[test]

@@ -131,14 +131,23 @@ struct ServeArgs {
     /// Connections open at once; more are refused (503).
     #[arg(long, env = "CALLQUEUE_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     max_connections: usize,
-    /// A reverse proxy in front of the server (repeatable, or comma-separated): its
-    /// X-Forwarded-For names the client, its X-Forwarded-Proto: https makes cookies Secure.
+    /// Connections one client address (an IPv6 /64) may hold open; more are refused (429).
+    #[arg(long, env = "CALLQUEUE_CONNECTIONS_PER_CLIENT", default_value_t = defaults::CONNECTIONS_PER_CLIENT)]
+    connections_per_client: u32,
+    /// Seconds a connection may wait for, or take to send, a request head before it is closed
+    /// (idle kept-alive connections, slow senders).
+    #[arg(long, env = "CALLQUEUE_IDLE_TIMEOUT_SECS", default_value_t = defaults::IDLE_TIMEOUT_SECS)]
+    idle_timeout_secs: u64,
+    /// A reverse proxy in front of the server, an address or a CIDR range (repeatable, or
+    /// comma-separated): its X-Forwarded-For names the client, its X-Forwarded-Proto: https
+    /// makes cookies Secure.
     #[arg(
         long = "trusted-proxy",
         env = "CALLQUEUE_TRUSTED_PROXIES",
-        value_delimiter = ','
+        value_delimiter = ',',
+        value_parser = callqueue_server::limits::parse_proxy
     )]
-    trusted_proxies: Vec<std::net::IpAddr>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     /// A STUN or TURN server for calls (`stun:host:port`, `turn:host:port?transport=udp`);
     /// repeatable. None is needed on a LAN or on one machine.
     #[arg(
@@ -213,6 +222,8 @@ impl ServeArgs {
             messages_per_second: self.messages_per_second.max(1),
             streams_per_client: self.streams_per_client.max(1),
             max_connections: self.max_connections.max(1),
+            connections_per_client: self.connections_per_client.max(1),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.clamp(1, 3600)),
             trusted_proxies: self.trusted_proxies,
             ice_servers: self.ice_servers,
             turn_secret: self.turn_secret.filter(|s| !s.is_empty()),

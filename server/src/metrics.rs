@@ -238,19 +238,36 @@ pub async fn observe(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().as_str().to_string();
+    let method_label = method_label(request.method());
     let span = tracing::info_span!("request", id = %id, method = %method, route = %route);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let took = started.elapsed().as_secs_f64();
     span.in_scope(|| tracing::debug!(status, took_ms = took * 1000.0, "answered"));
-    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.to_string())
+    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method_label, "status" => status.to_string())
         .increment(1);
     metrics::histogram!(HTTP_DURATION, "route" => route).record(took);
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID.clone(), value);
     }
     response.into_response()
+}
+
+/// A request method as a metric label: the methods the API knows, else `other` (any token is a
+/// valid method, and a label per made-up one would grow the series without bound).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Seconds between two times, for a histogram.

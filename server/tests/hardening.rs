@@ -402,7 +402,7 @@ async fn security_headers_and_secure_cookies() {
     let (_dist, path) = dist_with_index();
     let server = TestServer::start_with(|c| {
         c.dist = Some(path);
-        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let c = client();
@@ -454,6 +454,45 @@ async fn security_headers_and_secure_cookies() {
             .contains("Secure")
     );
     server.stop().await;
+
+    // A server on an IPv6 socket sees an IPv4 proxy as ::ffff:127.0.0.1 and still trusts it
+    // (named as a range); the client it names gets the limits, not the proxy.
+    let server = TestServer::start_with(|c| {
+        c.addr = "[::ffff:127.0.0.1]:0".parse().unwrap();
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        c.rate_limits = true;
+        c.joins_per_minute = 1;
+    })
+    .await;
+    let url = format!(
+        "http://127.0.0.1:{}/api/groups/default/reservations",
+        server.base.rsplit(':').next().unwrap()
+    );
+    for client_ip in ["203.0.113.5", "2001:db8:1:2::7"] {
+        let r = plain_client()
+            .post(&url)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-for", client_ip)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{client_ip}: its own allowance");
+        assert!(
+            r.headers()["set-cookie"]
+                .to_str()
+                .unwrap()
+                .contains("Secure")
+        );
+    }
+    // The same /64 shares one.
+    let r = plain_client()
+        .post(&url)
+        .header("x-forwarded-for", "2001:db8:1:2:ffff::9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    server.stop().await;
 }
 
 fn retry_after(r: &reqwest::Response) -> u64 {
@@ -471,7 +510,7 @@ async fn a_join_flood_is_refused() {
     let server = TestServer::start_with(|c| {
         c.rate_limits = true;
         c.joins_per_minute = 20;
-        c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let url = server.url("/api/groups/default/reservations");
@@ -587,7 +626,7 @@ async fn streams_per_address_are_capped() {
         c.streams_per_client = 3;
     })
     .await;
-    let alice = client();
+    let (alice, jar) = client_with_jar();
     let r = join_queue(&server, &alice).await;
     let url = server.url(&format!("/api/events/g/default/r/{}", sid(&r)));
     let mut open = Vec::new();
@@ -596,19 +635,28 @@ async fn streams_per_address_are_capped() {
     }
     let refused = alice.get(&url).send().await.unwrap();
     assert_eq!(refused.status(), 429);
-    // Through the accept loop's own path (a new connection) too.
-    let fresh = plain_client();
-    let cookie = format!(
-        "cq_customer={}",
-        "x" // an unknown customer: refused before looking them up
-    );
-    let r = fresh
-        .get(&url)
-        .header("cookie", cookie)
-        .send()
+    // Through the accept loop's own path (a stream as a new connection's first request), with
+    // the customer's own cookie: the accept loop must refuse it itself, since a feed it opened
+    // would never reach the router's check.
+    let cookie = {
+        use reqwest::cookie::CookieStore;
+        jar.cookies(&server.url("/").parse().unwrap())
+            .expect("the customer's cookie")
+    };
+    let cookie = cookie.to_str().unwrap();
+    let addr = server.base.trim_start_matches("http://");
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let path = url.trim_start_matches(&server.base);
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n").as_bytes())
         .await
         .unwrap();
-    assert_eq!(r.status(), 429);
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 429"), "{head}");
     open.pop();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let again = SseReader::open(&alice, &url, None).await;
@@ -847,4 +895,169 @@ fn malformed_requests(live_sid: &str) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// Reads what arrives on `tcp` until it closes, or `within` passes (then `None`): whether the
+/// server closed it, and what it said.
+async fn read_to_close(tcp: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()?;
+    Some(String::from_utf8_lossy(&got).into_owned())
+}
+
+/// Reads one whole answer to a `GET /api/health` (its small JSON body) from a kept-alive
+/// connection.
+async fn read_health(tcp: &mut TcpStream) -> String {
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while !got.ends_with('}') {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    })
+    .await;
+    got
+}
+
+const HEALTH: &[u8] = b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// One address holds twice the server's connection cap in idle and slow connections: it gets
+/// its own share and a 429 past it, another address (127.0.0.2) is still served, and the server
+/// closes the idle and slow ones within the idle timeout (on a first request and on a later
+/// one, where hyper's own header timer holds).
+#[tokio::test]
+async fn one_address_cannot_hold_every_connection() {
+    let server = TestServer::start_with(|c| {
+        c.rate_limits = true;
+        c.max_connections = 8;
+        c.connections_per_client = 4;
+        c.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut held = Vec::new();
+    let mut trickles = Vec::new();
+    for i in 0..16 {
+        let mut tcp = TcpStream::connect(&addr).await.unwrap();
+        match i % 3 {
+            // Idle after one request.
+            0 => {
+                tcp.write_all(HEALTH).await.unwrap();
+            }
+            // A first request head sent a byte at a time, or a second one after a first.
+            kind => {
+                if kind == 2 {
+                    tcp.write_all(HEALTH).await.unwrap();
+                }
+                let (mut read, mut write) = tcp.into_split();
+                trickles.push(tokio::spawn(async move {
+                    if kind == 2 {
+                        let _ = read_health_half(&mut read).await;
+                    }
+                    // At most 40 bytes, 4 a second: ten seconds, far past the idle timeout.
+                    for b in b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-Slow: 1234567"
+                        .iter()
+                        .take(40)
+                    {
+                        if write.write_all(&[*b]).await.is_err() {
+                            return true;
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    false
+                }));
+                continue;
+            }
+        }
+        held.push(tcp);
+    }
+    // Someone else is served at once.
+    let other = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let r = other.get(server.url("/api/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "another address is served");
+    // The idle ones: the first four connections took 127.0.0.1's places, the rest were told.
+    let mut answers = Vec::new();
+    for tcp in &mut held {
+        answers.push(read_to_close(tcp, Duration::from_secs(6)).await);
+    }
+    let refused = answers
+        .iter()
+        .flatten()
+        .filter(|a| a.starts_with("HTTP/1.1 429") && a.contains("too_many_requests"))
+        .count();
+    let served = answers
+        .iter()
+        .flatten()
+        .filter(|a| a.starts_with("HTTP/1.1 200"))
+        .count();
+    assert!(
+        answers.iter().all(Option::is_some),
+        "every idle connection is closed within the idle timeout: {answers:?}"
+    );
+    assert!(served >= 1 && refused >= 2, "{answers:?}");
+    // The slow senders: the server stopped reading and closed them long before they finished.
+    for trickle in trickles {
+        assert!(
+            tokio::time::timeout(Duration::from_secs(15), trickle)
+                .await
+                .unwrap()
+                .unwrap(),
+            "a slow sender was closed before it sent its whole head"
+        );
+    }
+    server.stop().await;
+}
+
+/// Reads one answer from the read half of a connection.
+async fn read_health_half(read: &mut tokio::net::tcp::OwnedReadHalf) -> String {
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while !got.ends_with('}') {
+            match read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+    })
+    .await;
+    got
+}
+
+/// The request head limit holds on every request of a connection, not only the first.
+#[tokio::test]
+async fn a_later_request_on_a_connection_has_the_same_head_limit() {
+    let server = TestServer::start().await;
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut tcp = TcpStream::connect(&addr).await.unwrap();
+    tcp.write_all(HEALTH).await.unwrap();
+    let first = read_health(&mut tcp).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    let big = format!(
+        "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let _ = tcp.write_all(big.as_bytes()).await;
+    let answer = read_to_close(&mut tcp, Duration::from_secs(5))
+        .await
+        .unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
+    server.stop().await;
 }

@@ -265,5 +265,28 @@ async fn metrics_move_with_a_real_flow_and_requests_carry_an_id() {
         .unwrap();
     assert_ne!(r.headers()["x-request-id"], "no spaces <here>");
     let _: Value = r.json().await.unwrap();
+
+    // Made-up methods and paths mint no series: they are counted as `other` and `unmatched`.
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("FOO{i}").as_bytes()).unwrap();
+        let r = plain_client()
+            .request(method, server.url(&format!("/api/nothing-{i}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+    }
+    let m = scrape().await;
+    let series: Vec<_> = m
+        .keys()
+        .filter(|(name, _)| name == "callqueue_http_requests_total")
+        .collect();
+    assert!(
+        series
+            .iter()
+            .all(|(_, l)| !l["method"].starts_with("FOO") && !l["route"].contains("nothing")),
+        "{series:?}"
+    );
+    assert!(value(&m, "callqueue_http_requests_total", &[("method", "other")]) >= 20.0);
     server.stop().await;
 }

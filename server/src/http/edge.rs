@@ -19,7 +19,10 @@ use axum::{
     extract::ConnectInfo,
     http::{HeaderMap, HeaderName, HeaderValue},
 };
-use hyper_util::{rt::TokioIo, service::TowerToHyperService};
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    service::TowerToHyperService,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -32,16 +35,13 @@ use crate::{
     http::auth::Callers,
     http::routes::reservations::{FeedEvent, ReservationFeed},
     http::sse,
-    limits::StreamPermit,
+    limits::{ConnectionPermit, StreamPermit},
     state::AppState,
 };
 
-/// The largest request head read before handing the connection to hyper (which then answers
-/// 431 for a head that is too large).
+/// The largest request head, on every request of a connection: the accept loop reads no more
+/// before handing the connection to hyper, and hyper answers 431 past it.
 const MAX_HEAD: usize = 16 * 1024;
-
-/// How long a new connection may take to send its first request head.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The reservation stream's path under `/api`.
 const STREAM_PREFIX: &str = "/api/events/g/";
@@ -65,14 +65,23 @@ pub async fn serve(listener: TcpListener, app: Router, state: AppState) -> io::R
             }
         };
         let _ = tcp.set_nodelay(true);
-        match places.clone().try_acquire_owned() {
-            Ok(place) => {
-                tasks.spawn(connection(tcp, peer, app.clone(), state.clone(), place));
-            }
-            Err(_) => {
-                tasks.spawn(refuse(tcp));
-            }
-        }
+        let Ok(place) = places.clone().try_acquire_owned() else {
+            tasks.spawn(refuse(tcp, Refusal::Busy));
+            continue;
+        };
+        // One address may not take every place (idle or slow connections are cheap to hold).
+        let Some(own) = state.limits.open_connection(peer.ip()) else {
+            tasks.spawn(refuse(
+                tcp,
+                Refusal::TooMany(state.limits.connections_per_client()),
+            ));
+            continue;
+        };
+        let places = Places {
+            _server: place,
+            _client: own,
+        };
+        tasks.spawn(connection(tcp, peer, app.clone(), state.clone(), places));
     }
     drop(listener);
     tasks.close();
@@ -95,13 +104,38 @@ async fn accept_failed(e: io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// Tells a connection over the cap that the server is busy, and closes it.
-async fn refuse(mut tcp: TcpStream) {
-    const BODY: &str = r#"{"error":{"code":"server_busy","message":"the server has too many open connections; try again shortly"}}"#;
+/// A connection's places: one of the server's and one of its client's.
+struct Places {
+    _server: OwnedSemaphorePermit,
+    _client: ConnectionPermit,
+}
+
+/// Why a connection is turned away.
+enum Refusal {
+    /// The server holds `--max-connections`.
+    Busy,
+    /// The client's address holds this many (`--connections-per-client`).
+    TooMany(u32),
+}
+
+/// Tells a connection over a cap so, and closes it.
+async fn refuse(mut tcp: TcpStream, why: Refusal) {
+    let (status, body) = match why {
+        Refusal::Busy => (
+            "503 Service Unavailable",
+            r#"{"error":{"code":"server_busy","message":"the server has too many open connections; try again shortly"}}"#.to_string(),
+        ),
+        Refusal::TooMany(cap) => (
+            "429 Too Many Requests",
+            format!(
+                r#"{{"error":{{"code":"too_many_requests","message":"this address already has {cap} connections open; close some first"}}}}"#
+            ),
+        ),
+    };
     let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
-        BODY.len()
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+         retry-after: 5\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         let _ = tcp.write_all(response.as_bytes()).await;
@@ -125,7 +159,7 @@ async fn connection(
     peer: SocketAddr,
     app: Router,
     state: AppState,
-    _place: OwnedSemaphorePermit,
+    _places: Places,
 ) {
     // Boxed, like the router's connection below: the task is allocated at the size of its
     // largest state, and an idle stream should not carry either of theirs.
@@ -145,7 +179,7 @@ async fn connection(
 /// Reads the first request head and decides who serves the connection.
 async fn first_request(tcp: &mut TcpStream, peer: SocketAddr, state: &AppState) -> First {
     let mut buf = Vec::with_capacity(1024);
-    let deadline = Instant::now() + HEAD_TIMEOUT;
+    let deadline = Instant::now() + state.store.config().idle_timeout;
     loop {
         let read = tokio::select! {
             read = tcp.read_buf(&mut buf) => read,
@@ -252,7 +286,13 @@ async fn router(tcp: TcpStream, peer: SocketAddr, head: Vec<u8>, app: Router, st
     let io = tokio::io::join(std::io::Cursor::new(head).chain(read), write);
     // Every request says which peer it came from (the client address of `auth::ClientInfo`).
     let app = app.layer(axum::Extension(ConnectInfo(peer)));
+    // hyper's header read timeout starts as soon as it waits for a request head, so it closes
+    // idle kept-alive connections and slow senders alike; the head limit holds for every
+    // request, not only the first (which the accept loop read).
     let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.store.config().idle_timeout)
+        .max_header_size(MAX_HEAD)
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .with_upgrades();
     tokio::pin!(conn);

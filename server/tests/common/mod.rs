@@ -135,6 +135,18 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// [`client`], with its cookie jar (to send its cookies by hand on a raw socket).
+pub fn client_with_jar() -> (reqwest::Client, std::sync::Arc<reqwest::cookie::Jar>) {
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let c = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .default_headers(json_headers())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    (c, jar)
+}
+
 /// A client without cookies, sending `Content-Type: application/json`.
 pub fn plain_client() -> reqwest::Client {
     reqwest::Client::builder()

@@ -342,7 +342,9 @@ pub struct CallSession {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Member {
-    pub user_id: String,
+    /// Opaque, the same for this member of this call on every node; never a sign-in id (a
+    /// customer must not learn what to try signing in as).
+    pub id: String,
     pub role: Role,
     /// When this member last joined, if ever.
     #[serde(default, deserialize_with = "rfc3339::option")]

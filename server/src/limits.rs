@@ -2,8 +2,8 @@
 //! send channel messages, and how many streams it may hold open at once.
 //!
 //! Rates are governor's keyed GCRA limiters (a burst, then a steady refill). Sign-in failures
-//! for one user id get growing delays on top, counted here by hand: governor's quotas refill at
-//! a fixed rate and have no notion of "the more it fails, the longer it waits".
+//! for one user id from one address get growing delays on top, counted here by hand: governor's
+//! quotas refill at a fixed rate and have no notion of "the more it fails, the longer it waits".
 
 use std::{
     collections::HashMap,
@@ -31,11 +31,18 @@ pub struct Refused {
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 
-/// Failures before sign-in attempts for one user id start to wait.
+/// Failures before sign-in attempts for one user id from one address start to wait.
 const FREE_FAILURES: u32 = 3;
-/// The longest a user id waits between sign-in attempts after many failures.
+/// The longest a user id waits between sign-in attempts from one address after many failures.
 const MAX_SIGN_IN_DELAY: Duration = Duration::from_secs(15 * 60);
-/// Most user ids whose failures are remembered at once (oldest forgotten first).
+/// Failures for one user id, from anywhere, before every attempt for it is slowed down.
+const ACCOUNT_FREE_FAILURES: u32 = 50;
+/// How long each attempt for such a user id waits before its secret is checked: a guesser
+/// spread over many addresses gets far fewer guesses, the owner still signs in (a second
+/// later), and nobody can lock an account by failing on purpose.
+const ACCOUNT_SLOWDOWN: Duration = Duration::from_secs(2);
+/// Most (user id, address) pairs and user ids whose failures are remembered at once (oldest
+/// forgotten first).
 const MAX_TRACKED_USERS: usize = 10_000;
 
 /// Most ICE candidates one signal socket may send at once (see [`Limits::candidate_limiter`]).
@@ -111,7 +118,10 @@ pub struct Limits {
     message_quota: Quota,
     streams: Held,
     connections: Held,
-    failures: Mutex<HashMap<String, Failures>>,
+    /// Failures per user id and client address: these wait.
+    failures: Mutex<HashMap<(String, IpAddr), Failures>>,
+    /// Failures per user id from anywhere: past a ceiling these are slowed.
+    account_failures: Mutex<HashMap<String, Failures>>,
     clock: DefaultClock,
 }
 
@@ -140,6 +150,7 @@ impl Limits {
             streams: Held::new(config.streams_per_client),
             connections: Held::new(config.connections_per_client),
             failures: Mutex::new(HashMap::new()),
+            account_failures: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
         })
     }
@@ -216,51 +227,59 @@ impl Limits {
         self.check(&self.joins, client, "requests to join the queue")
     }
 
-    /// A sign-in attempt by `client` for `user_id`: refused while either the client is over its
-    /// rate or the user id is waiting after failures.
-    pub fn sign_in(&self, client: IpAddr, user_id: &str) -> Result<(), Refused> {
+    /// A sign-in attempt by `client` for `user_id`: refused while the client is over its rate
+    /// or this user id is waiting after failures from this client (the right secret too, so a
+    /// guesser learns nothing); otherwise how long to slow the attempt down (zero, unless the
+    /// user id has failed very often from anywhere).
+    pub fn sign_in(&self, client: IpAddr, user_id: &str) -> Result<Duration, Refused> {
         if !self.enabled {
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
         self.check(&self.sign_ins, client, "sign-in attempts")?;
         let now = Instant::now();
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match failures.get(user_id) {
-            Some(f) if f.wait_until > now => {
-                Err(self.refused(f.wait_until - now, "failed sign-ins for this user id"))
-            }
-            _ => Ok(()),
+        if let Some(f) = failures.get(&(user_id.to_string(), client))
+            && f.wait_until > now
+        {
+            return Err(self.refused(
+                f.wait_until - now,
+                "failed sign-ins for this user id from this address",
+            ));
         }
+        drop(failures);
+        let accounts = self
+            .account_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(match accounts.get(user_id) {
+            Some(f) if f.count >= ACCOUNT_FREE_FAILURES => ACCOUNT_SLOWDOWN,
+            _ => Duration::ZERO,
+        })
     }
 
-    /// The outcome of a sign-in attempt: success forgets the failures; each failure past the
-    /// first few doubles the wait before the next attempt (1 s, 2 s, 4 s, ... up to 15 min).
-    pub fn signed_in(&self, user_id: &str, ok: bool) {
+    /// The outcome of a sign-in attempt by `client`: success forgets the failures; each
+    /// failure past the first few from one address doubles its wait before the next attempt
+    /// (1 s, 2 s, 4 s, ... up to 15 min), and counts towards the user id's ceiling.
+    pub fn signed_in(&self, client: IpAddr, user_id: &str, ok: bool) {
         if !self.enabled {
             return;
         }
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut accounts = self
+            .account_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let key = (user_id.to_string(), client);
         if ok {
-            failures.remove(user_id);
+            failures.remove(&key);
+            accounts.remove(user_id);
             return;
         }
         let now = Instant::now();
-        if failures.len() >= MAX_TRACKED_USERS && !failures.contains_key(user_id) {
-            // Forget the one whose wait ended longest ago (or ends soonest).
-            if let Some(oldest) = failures
-                .iter()
-                .min_by_key(|(_, f)| f.wait_until)
-                .map(|(k, _)| k.clone())
-            {
-                failures.remove(&oldest);
-            }
-        }
-        let f = failures.entry(user_id.to_string()).or_insert(Failures {
-            count: 0,
-            wait_until: now,
-        });
-        f.count += 1;
+        let f = remember(&mut failures, key, now);
         f.wait_until = now + sign_in_delay(f.count);
+        let a = remember(&mut accounts, user_id.to_string(), now);
+        a.wait_until = now + MAX_SIGN_IN_DELAY;
     }
 
     /// A rate for one channel's messages (each WebSocket gets its own).
@@ -337,7 +356,35 @@ impl Limits {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, f| f.wait_until + MAX_SIGN_IN_DELAY > now);
+        self.account_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, f| f.wait_until > now);
     }
+}
+
+/// One more failure for `key`, in a map of at most [`MAX_TRACKED_USERS`] (the entry whose wait
+/// ends soonest is forgotten to make room).
+fn remember<K: std::hash::Hash + Eq + Clone>(
+    map: &mut HashMap<K, Failures>,
+    key: K,
+    now: Instant,
+) -> &mut Failures {
+    if map.len() >= MAX_TRACKED_USERS
+        && !map.contains_key(&key)
+        && let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, f)| f.wait_until)
+            .map(|(k, _)| k.clone())
+    {
+        map.remove(&oldest);
+    }
+    let f = map.entry(key).or_insert(Failures {
+        count: 0,
+        wait_until: now,
+    });
+    f.count += 1;
+    f
 }
 
 /// The wait after `count` consecutive failures.
@@ -505,21 +552,41 @@ mod tests {
     }
 
     #[test]
-    fn sign_in_failures_make_a_user_id_wait_longer_each_time() {
+    fn sign_in_failures_make_a_user_id_wait_longer_each_time_from_that_address_only() {
         assert_eq!(sign_in_delay(1), Duration::ZERO);
         assert_eq!(sign_in_delay(3), Duration::from_secs(1));
         assert_eq!(sign_in_delay(4), Duration::from_secs(2));
         assert_eq!(sign_in_delay(5), Duration::from_secs(4));
         assert_eq!(sign_in_delay(40), MAX_SIGN_IN_DELAY);
         let l = limits(|c| c.sign_ins_per_minute = 1000);
-        let me = ip("127.0.0.1");
+        let (me, other) = (ip("127.0.0.1"), ip("127.0.0.2"));
         for _ in 0..FREE_FAILURES + 2 {
-            l.signed_in("dr", false);
+            l.signed_in(me, "dr", false);
         }
         assert!(matches!(l.sign_in(me, "dr"), Err(Refused { .. })));
-        l.sign_in(me, "someone-else").unwrap();
-        l.signed_in("dr", true);
-        l.sign_in(me, "dr").unwrap();
+        assert_eq!(
+            l.sign_in(other, "dr"),
+            Ok(Duration::ZERO),
+            "the owner elsewhere"
+        );
+        assert_eq!(l.sign_in(me, "someone-else"), Ok(Duration::ZERO));
+        l.signed_in(me, "dr", true);
+        assert_eq!(l.sign_in(me, "dr"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_guesser_on_many_addresses_is_slowed_never_locks_the_account() {
+        let l = limits(|c| c.sign_ins_per_minute = 1000);
+        for i in 0..ACCOUNT_FREE_FAILURES {
+            let from = IpAddr::from([10, 0, (i / 250) as u8, (i % 250) as u8]);
+            assert_eq!(l.sign_in(from, "dr"), Ok(Duration::ZERO));
+            l.signed_in(from, "dr", false);
+        }
+        // Anyone may still try, from a fresh address, a little later.
+        assert_eq!(l.sign_in(ip("192.0.2.1"), "dr"), Ok(ACCOUNT_SLOWDOWN));
+        assert_eq!(l.sign_in(ip("192.0.2.1"), "other"), Ok(Duration::ZERO));
+        l.signed_in(ip("192.0.2.1"), "dr", true);
+        assert_eq!(l.sign_in(ip("192.0.2.2"), "dr"), Ok(Duration::ZERO));
     }
 
     #[test]

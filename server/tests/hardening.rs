@@ -182,21 +182,43 @@ async fn one_failed_expiry_does_not_block_the_others() {
     server.stop().await;
 }
 
-/// Both members leaving at once, twice over: every answer is the call as it ended (no 409, no
-/// 5xx), and the end is told once with one reason.
+/// Both members leaving at once, twice over: every answer, the customer's too, is the call as
+/// it ended (no 409, no 5xx), and the specialist is told of the end exactly once, with the
+/// reason the call has. A customer who reads the call learns no sign-in id.
 #[tokio::test]
 async fn leaving_is_atomic_and_can_be_repeated() {
+    use common::signalling::{specialist_cookie, user_channel};
     let server = TestServer::start().await;
-    let doc = specialist(&server, "dr-leave").await;
+    let cookie = specialist_cookie(&server, "dr-leave").await;
+    let mut notices = user_channel(&server, &cookie).await;
+    let doc = reqwest::Client::builder()
+        .default_headers({
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert("cookie", cookie.parse().unwrap());
+            h.insert("content-type", "application/json".parse().unwrap());
+            h
+        })
+        .build()
+        .unwrap();
     for _ in 0..5 {
         let alice = client();
         join_queue(&server, &alice).await;
         let (_, acc) = post_json(&doc, &server.url("/api/groups/default/accept"), json!({})).await;
-        let call_url = server.url(&format!(
-            "/api/calls/appointment/{}",
-            acc["call"]["call"]["id"].as_str().unwrap()
-        ));
-        post_json(&alice, &format!("{call_url}/join"), json!({})).await;
+        let call_id = acc["call"]["call"]["id"].as_str().unwrap().to_string();
+        let call_url = server.url(&format!("/api/calls/appointment/{call_id}"));
+        let (_, joined) = post_json(&alice, &format!("{call_url}/join"), json!({})).await;
+        let seen_by_customer = joined.to_string();
+        assert!(
+            !seen_by_customer.contains("dr-leave"),
+            "a customer sees no sign-in id: {seen_by_customer}"
+        );
+        let members = joined["members"].as_array().expect("members");
+        assert_eq!(members.len(), 2, "{joined}");
+        assert!(
+            members
+                .iter()
+                .all(|m| m["id"].as_str().is_some_and(|id| id.len() == 16))
+        );
         post_json(&doc, &format!("{call_url}/join"), json!({})).await;
         let leave = format!("{call_url}/leave");
         let (a, b, c) = tokio::join!(
@@ -207,23 +229,30 @@ async fn leaving_is_atomic_and_can_be_repeated() {
         for (status, body) in [&a, &b, &c] {
             assert_eq!(*status, 200, "{body}");
         }
-        let (_, now) = (
-            0,
-            doc.get(&call_url)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap(),
-        );
+        let (_, now) = get_json(&doc, &call_url).await;
         let reason = &now["call"]["session"]["ended_reason"];
         assert!(
             reason == "specialist_left" || reason == "customer_left",
             "{now}"
         );
-        assert_eq!(b.1["call"]["session"]["ended_reason"], *reason);
-        assert_eq!(c.1["call"]["session"]["ended_reason"], *reason);
+        for answer in [&a.1, &b.1, &c.1] {
+            assert_eq!(
+                answer["call"]["session"]["ended_reason"], *reason,
+                "{answer}"
+            );
+        }
+        // Exactly one end notice for this call (customer presence notices may come between).
+        let mut ended = Vec::new();
+        while let Ok(Ok(m)) =
+            tokio::time::timeout(Duration::from_millis(500), recv(&mut notices)).await
+        {
+            if m["event"]["event_type"] == "call_ended" {
+                ended.push(m["event"].clone());
+            }
+        }
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0]["call_id"], call_id.as_str());
+        assert_eq!(ended[0]["reason"], *reason);
     }
     server.stop().await;
 }
@@ -590,10 +619,28 @@ async fn password_guessing_is_slowed_down() {
     assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
     assert!(statuses[3..].contains(&429), "{statuses:?}");
     let r = attempt("dr-guess", "right").await;
-    assert_eq!(r.status(), 429, "the right secret waits too");
+    assert_eq!(
+        r.status(),
+        429,
+        "the right secret waits too, from the guesser's address"
+    );
     assert!(retry_after(&r) >= 1);
     let _ = last;
     assert_eq!(attempt("dr-other", "right").await.status(), 200);
+    // The guesser locked nobody out: the specialist at another address signs in at once.
+    let elsewhere = reqwest::Client::builder()
+        .local_address(Some("127.0.0.2".parse().unwrap()))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let r = elsewhere
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(json!({"user_id": "dr-guess", "secret": "right"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "the owner, from their own address");
     server.stop().await;
 
     // Per address: a quick run of sign-ins for many user ids is cut off too.

@@ -76,14 +76,21 @@ impl CallRow {
     }
 
     pub fn members(&self) -> Vec<Member> {
+        // Derived from the call and the role only: stable on every node, and it says nothing
+        // of who the member is.
+        let id = |role: Role| {
+            use sha2::Digest;
+            let digest = sha2::Sha256::digest(format!("member:{}:{}", self.id, role.as_str()));
+            hex::encode(&digest[..8])
+        };
         vec![
             Member {
-                user_id: self.specialist_id.clone(),
+                id: id(Role::Specialist),
                 role: Role::Specialist,
                 joined_at: self.specialist_joined_at,
             },
             Member {
-                user_id: self.customer_id.clone(),
+                id: id(Role::Patient),
                 role: Role::Patient,
                 joined_at: self.customer_joined_at,
             },

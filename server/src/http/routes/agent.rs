@@ -76,8 +76,9 @@ pub async fn today(
 }
 
 /// `POST /agent/session`: signs in with the credentials `agent add` printed.
-/// Attempts are limited per client address, and a user id that keeps failing waits longer and
-/// longer between attempts (429 with `Retry-After`).
+/// Attempts are limited per client address; a user id that keeps failing from one address waits
+/// longer and longer there between attempts (429 with `Retry-After`), and one that fails very
+/// often from anywhere is answered more slowly (never refused).
 #[utoipa::path(post, path = "/api/agent/session", tag = "specialist", request_body = SignInRequest, responses((status = 200, body = AgentSession), (status = 401, description = "wrong user id or secret", body = ErrorBody), (status = 429, description = "too many attempts", body = ErrorBody)))]
 pub async fn sign_in(
     State(state): State<AppState>,
@@ -90,11 +91,14 @@ pub async fn sign_in(
             "user_id and secret are required".into(),
         ));
     }
-    state.limits.sign_in(client.ip, &req.user_id)?;
+    let slow_down = state.limits.sign_in(client.ip, &req.user_id)?;
+    if !slow_down.is_zero() {
+        tokio::time::sleep(slow_down).await;
+    }
     let result = state.store.sign_in(&req.user_id, &req.secret).await;
     match &result {
-        Ok(_) => state.limits.signed_in(&req.user_id, true),
-        Err(StoreError::Unauthorized(_)) => state.limits.signed_in(&req.user_id, false),
+        Ok(_) => state.limits.signed_in(client.ip, &req.user_id, true),
+        Err(StoreError::Unauthorized(_)) => state.limits.signed_in(client.ip, &req.user_id, false),
         Err(_) => {}
     }
     let (agent, token) = result?;

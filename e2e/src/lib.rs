@@ -241,25 +241,31 @@ impl Server {
         self.spawn().await
     }
 
-    /// `callqueue-server agent add`, as an operator would run it: a specialist serving every
-    /// group of the server.
+    /// `callqueue-server agent add`, as an operator would run it (the secret on its standard
+    /// input): a specialist serving every group of the server.
     pub async fn add_specialist(&self, name: &str, secret: &str) -> Result<()> {
-        let out = Command::new(server_binary())
+        use tokio::io::AsyncWriteExt;
+        let mut child = Command::new(server_binary())
             .args([
                 "agent",
                 "add",
                 name,
                 "--role",
                 "specialist",
-                "--secret",
-                secret,
+                "--secret-stdin",
                 "--groups",
                 &self.options.groups,
             ])
             .arg("--database")
             .arg(self.database())
-            .output()
-            .await?;
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(format!("{secret}\n").as_bytes()).await?;
+        }
+        let out = child.wait_with_output().await?;
         if !out.status.success() {
             return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
         }
@@ -1120,12 +1126,14 @@ pub async fn sign_in_specialist_at(
     base: &str,
     name: &str,
 ) -> Result<()> {
-    server.add_specialist(name, "e2e-secret").await?;
+    server
+        .add_specialist(name, "e2e-secret-long-enough")
+        .await?;
     b.goto(&format!("{base}/agent")).await?;
     b.find("input[name=user_id]").await?.send_keys(name).await?;
     b.find("input[name=secret]")
         .await?
-        .send_keys("e2e-secret")
+        .send_keys("e2e-secret-long-enough")
         .await?;
     b.click("button[type=submit]").await?;
     b.wait_attr("button.availability", "aria-checked", |v| v == "false")

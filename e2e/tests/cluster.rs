@@ -28,11 +28,13 @@ fn customer() -> reqwest::Client {
 
 /// A signed-in, available specialist, through `base`.
 async fn specialist(cluster: &Cluster, base: &str, name: &str) -> Result<reqwest::Client> {
-    cluster.nodes[0].add_specialist(name, "secret-1").await?;
+    cluster.nodes[0]
+        .add_specialist(name, "cluster-secret-1")
+        .await?;
     let c = customer();
     let r = c
         .post(format!("{base}/api/agent/session"))
-        .json(&json!({"user_id": name, "secret": "secret-1"}))
+        .json(&json!({"user_id": name, "secret": "cluster-secret-1"}))
         .send()
         .await?;
     assert_eq!(r.status(), 200, "sign in");

@@ -14,6 +14,7 @@ pub mod estimator;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod secrets;
 pub mod signal;
 pub mod state;
 pub mod store;

@@ -50,9 +50,17 @@ enum AgentCommand {
         /// Comma-separated groups this specialist serves.
         #[arg(long, default_value = "default")]
         groups: String,
-        /// The secret to sign in with; a random one when omitted.
-        #[arg(long)]
+        /// The secret, on the command line (for scripts and tests: other users of this
+        /// machine can read command lines). A random one is made and printed when no secret
+        /// is given.
+        #[arg(long, group = "chosen")]
         secret: Option<String>,
+        /// Read the secret from this file (its first line).
+        #[arg(long, group = "chosen")]
+        secret_file: Option<PathBuf>,
+        /// Read the secret from standard input (its first line).
+        #[arg(long, group = "chosen")]
+        secret_stdin: bool,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -258,9 +266,14 @@ async fn main() -> ExitCode {
                     role,
                     groups: g,
                     secret,
+                    secret_file,
+                    secret_stdin,
                     db,
                 },
-        } => add_agent(name, role, split_groups(&g), secret, db).await,
+        } => match chosen_secret(secret, secret_file, secret_stdin) {
+            Ok(secret) => add_agent(name, role, split_groups(&g), secret, db).await,
+            Err(e) => Err(e.into()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -321,14 +334,55 @@ async fn add_agent(
     if groups.is_empty() {
         return Err("--groups needs at least one group".into());
     }
-    let secret = secret.unwrap_or_else(tokens::random_token);
     let pool = db::open(&db_args.database).await?;
+    let generated = secret.is_none().then(tokens::random_token);
+    let secret = secret.or_else(|| generated.clone()).unwrap_or_default();
     Store::add_agent(&pool, &name, role, &groups, &secret).await?;
     println!(
         "Specialist {name:?} ({}) serves: {}",
         role.as_str(),
         groups.join(", ")
     );
-    println!("Sign in at /agent with user id: {name}  secret: {secret}");
+    match generated {
+        // Shown this once: only its hash is kept.
+        Some(secret) => println!(
+            "Sign in at /agent with user id: {name}  secret: {secret}\n\
+             (shown only now; run `agent add` again to make a new one)"
+        ),
+        None => println!("Sign in at /agent with user id: {name} and the secret you chose"),
+    }
     Ok(())
+}
+
+/// The secret the operator chose, from exactly one of `--secret`, `--secret-file` and
+/// `--secret-stdin` (clap keeps them apart), checked; `None` when none was given.
+fn chosen_secret(
+    flag: Option<String>,
+    file: Option<PathBuf>,
+    stdin: bool,
+) -> Result<Option<String>, String> {
+    let first_line = |text: String| text.lines().next().unwrap_or_default().to_string();
+    let secret = if let Some(s) = flag {
+        eprintln!(
+            "callqueue-server: warning: --secret puts the secret on the command line, where other \
+             users of this machine can read it (ps); prefer --secret-file or --secret-stdin"
+        );
+        s
+    } else if let Some(path) = file {
+        std::fs::read_to_string(&path)
+            .map(first_line)
+            .map_err(|e| format!("--secret-file {}: {e}", path.display()))?
+    } else if stdin {
+        let mut text = String::new();
+        use std::io::Read;
+        std::io::stdin()
+            .take(4096)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("--secret-stdin: {e}"))?;
+        first_line(text)
+    } else {
+        return Ok(None);
+    };
+    callqueue_server::secrets::check_chosen(&secret)?;
+    Ok(Some(secret))
 }

@@ -1,5 +1,7 @@
 //! The server binary's command line: what it does with a database it cannot use.
 
+mod common;
+
 use std::process::Command;
 
 fn run(args: &[&str], env: Option<(&str, &str)>, dir: &std::path::Path) -> (bool, String) {
@@ -127,4 +129,150 @@ fn json_logs_are_one_object_per_line_with_the_request_id() {
     let _ = child.wait();
     let seen = seen.expect("a log line of the request");
     assert_eq!(seen["span"]["route"], "/api/health");
+}
+
+/// `agent add` with its stdin and arguments: (success, stdout, stderr).
+fn agent_add(args: &[&str], stdin: &str, database: &std::path::Path) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callqueue-server"))
+        .args(["agent", "add"])
+        .args(args)
+        .arg("--database")
+        .arg(database)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A sign-in against a server on `database`: the status.
+async fn sign_in(server: &common::TestServer, user: &str, secret: &str) -> u16 {
+    common::plain_client()
+        .post(server.url("/api/agent/session"))
+        .json(&serde_json::json!({"user_id": user, "secret": secret}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Secrets are chosen safely or made for you, stored as Argon2id, and old SHA-256 rows are
+/// upgraded when their owner signs in.
+#[tokio::test]
+async fn secrets_are_chosen_safely_and_stored_as_argon2id() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("callqueue.sqlite3");
+    // Too short, from any source.
+    let (ok, _, err) = agent_add(&["dr-a", "--secret", "summer2024"], "", &database);
+    assert!(!ok && err.contains("at least 12"), "{err}");
+    let (ok, _, err) = agent_add(&["dr-a", "--secret-stdin"], "short\n", &database);
+    assert!(!ok && err.contains("at least 12"), "{err}");
+    // From stdin and from a file: accepted, the secret never printed.
+    let (ok, out, err) = agent_add(
+        &["dr-a", "--secret-stdin"],
+        "from stdin, long enough\n",
+        &database,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("from stdin") && !err.contains("warning"),
+        "{out}{err}"
+    );
+    let file = dir.path().join("secret.txt");
+    std::fs::write(&file, "from a file, long enough\n").unwrap();
+    let (ok, out, _) = agent_add(
+        &["dr-b", "--secret-file", file.to_str().unwrap()],
+        "",
+        &database,
+    );
+    assert!(ok && !out.contains("from a file"), "{out}");
+    // On the command line: works, with a warning.
+    let (ok, _, err) = agent_add(&["dr-c", "--secret", "on the command line"], "", &database);
+    assert!(
+        ok && err.contains("warning") && err.contains("--secret-file"),
+        "{err}"
+    );
+    // None given: a generated one, printed once.
+    let (ok, out, _) = agent_add(&["dr-d"], "", &database);
+    assert!(ok, "{out}");
+    let generated = out
+        .split("secret: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the generated secret is printed")
+        .to_string();
+    assert_eq!(generated.len(), 32, "{out}");
+    // Stored as Argon2id; a row from before (unsalted SHA-256) is rehashed on sign-in.
+    let pool = callqueue_server::db::open(&database.clone().into())
+        .await
+        .unwrap();
+    let hashes: Vec<String> = sqlx::query_scalar("SELECT secret_hash FROM agents ORDER BY user_id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(hashes.len(), 4);
+    assert!(
+        hashes
+            .iter()
+            .all(|h| h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$")),
+        "{hashes:?}"
+    );
+    sqlx::query("UPDATE agents SET secret_hash = $1 WHERE user_id = 'dr-c'")
+        .bind(callqueue_server::tokens::hash("on the command line"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut config = callqueue_server::config::Config::for_tests(database.clone());
+    config.rate_limits = false;
+    let server = common::TestServer::start_in(dir, config).await;
+    assert_eq!(
+        sign_in(&server, "dr-a", "from stdin, long enough").await,
+        200
+    );
+    assert_eq!(
+        sign_in(&server, "dr-b", "from a file, long enough").await,
+        200
+    );
+    assert_eq!(sign_in(&server, "dr-d", &generated).await, 200);
+    assert_eq!(
+        sign_in(&server, "dr-a", "from stdin, long enougH").await,
+        401
+    );
+    assert_eq!(
+        sign_in(&server, "nobody", "from stdin, long enough").await,
+        401
+    );
+    assert_eq!(
+        sign_in(&server, "dr-c", "on the command line").await,
+        200,
+        "an old hash"
+    );
+    let pool = callqueue_server::db::open(&database.into()).await.unwrap();
+    let upgraded: String =
+        sqlx::query_scalar("SELECT secret_hash FROM agents WHERE user_id = 'dr-c'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(upgraded.starts_with("$argon2id$"), "{upgraded}");
+    assert_eq!(
+        sign_in(&server, "dr-c", "on the command line").await,
+        200,
+        "the new hash"
+    );
+    server.stop().await;
 }

@@ -235,10 +235,22 @@ async fn leaving_is_atomic_and_can_be_repeated() {
             reason == "specialist_left" || reason == "customer_left",
             "{now}"
         );
-        for answer in [&a.1, &b.1, &c.1] {
+        for answer in [&b.1, &c.1] {
             assert_eq!(
                 answer["call"]["session"]["ended_reason"], *reason,
                 "{answer}"
+            );
+        }
+        // The customer's answer: the call as it ended, or, when they left first, the call
+        // still open without them (the specialist waits for them to come back).
+        let theirs = &a.1;
+        assert_eq!(theirs["call"]["id"], call_id.as_str(), "{theirs}");
+        if theirs["call"]["session"]["ended_reason"].is_null() {
+            assert_eq!(*reason, "specialist_left", "{theirs}");
+        } else {
+            assert_eq!(
+                theirs["call"]["session"]["ended_reason"], *reason,
+                "{theirs}"
             );
         }
         // Exactly one end notice for this call (customer presence notices may come between).
@@ -253,6 +265,42 @@ async fn leaving_is_atomic_and_can_be_repeated() {
         assert_eq!(ended.len(), 1, "{ended:?}");
         assert_eq!(ended[0]["call_id"], call_id.as_str());
         assert_eq!(ended[0]["reason"], *reason);
+    }
+    server.stop().await;
+}
+
+/// Leaving before the session starts ends the call, whoever leaves, and the specialist can take
+/// the next customer at once (not when the join window runs out).
+#[tokio::test]
+async fn leaving_before_the_start_frees_the_specialist() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-early").await;
+    for (who, reason) in [("specialist", "specialist_left"), ("customer", "canceled")] {
+        let alice = client();
+        join_queue(&server, &alice).await;
+        let acc = accept_next(&server, &doc).await;
+        let call_url = server.url(&format!(
+            "/api/calls/appointment/{}",
+            acc["call"]["call"]["id"].as_str().unwrap()
+        ));
+        // Nobody has joined: the session (which starts at the first join) has not started.
+        let leaver = if who == "specialist" { &doc } else { &alice };
+        let (status, left) = post_json(leaver, &format!("{call_url}/leave"), json!({})).await;
+        assert_eq!(status, 200, "{left}");
+        assert_eq!(
+            left["call"]["session"]["ended_reason"], reason,
+            "{who}: {left}"
+        );
+        assert!(left["call"]["session"]["started_at"].is_null());
+        // The next customer is served now.
+        let bob = client();
+        join_queue(&server, &bob).await;
+        let next = accept_next(&server, &doc).await;
+        let next_url = server.url(&format!(
+            "/api/calls/appointment/{}",
+            next["call"]["call"]["id"].as_str().unwrap()
+        ));
+        post_json(&doc, &format!("{next_url}/leave"), json!({})).await;
     }
     server.stop().await;
 }

@@ -2,6 +2,16 @@
 
 use super::*;
 
+use crate::secrets::{self, Verified};
+
+/// An Argon2id hash of `secret`, made off the async threads (it takes tens of milliseconds).
+async fn hash_secret(secret: &str) -> Result<String, sqlx::Error> {
+    let secret = secret.to_string();
+    tokio::task::spawn_blocking(move || secrets::hash(&secret))
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("hashing a secret: {e}")))
+}
+
 impl Store {
     // ---- who is asking ----
 
@@ -71,23 +81,61 @@ impl Store {
         .bind(user_id)
         .bind(role.as_str())
         .bind(groups.join(","))
-        .bind(tokens::hash(secret))
+        .bind(hash_secret(secret).await?)
         .bind(ts(Utc::now()))
         .execute(db)
         .await?;
         Ok(())
     }
 
-    /// Checks credentials and opens a session; returns the cookie token.
+    /// Checks credentials and opens a session; returns the cookie token. A secret stored the old
+    /// way (or with older parameters) is stored anew as today's Argon2id hash.
     pub async fn sign_in(&self, user_id: &str, secret: &str) -> StoreResult<(Agent, String)> {
         let row = sqlx::query(
-            "SELECT user_id, role, groups, available FROM agents WHERE user_id = $1 AND secret_hash = $2",
+            "SELECT user_id, role, groups, available, secret_hash FROM agents WHERE user_id = $1",
         )
         .bind(user_id)
-        .bind(tokens::hash(secret))
         .fetch_optional(&self.inner.db)
-        .await?
-        .ok_or_else(|| StoreError::Unauthorized("unknown user id or wrong secret".into()))?;
+        .await?;
+        let stored = row
+            .as_ref()
+            .map(|r| r.try_get::<String, _>("secret_hash"))
+            .transpose()?;
+        let verified = {
+            let secret = secret.to_string();
+            let stored = stored.clone();
+            // An unknown user id is checked against a decoy, so it takes as long as a wrong
+            // secret and says nothing about which user ids exist.
+            tokio::task::spawn_blocking(move || {
+                secrets::verify(
+                    &secret,
+                    stored.as_deref().unwrap_or_else(|| secrets::decoy()),
+                )
+            })
+            .await
+            .map_err(|e| StoreError::Internal(format!("checking a secret: {e}")))?
+        };
+        let row = match (row, verified) {
+            (Some(row), Verified::Right) => row,
+            (Some(row), Verified::RightButOld) => {
+                let new = hash_secret(secret).await?;
+                // Only if nobody changed the secret meanwhile.
+                sqlx::query(
+                    "UPDATE agents SET secret_hash = $1 WHERE user_id = $2 AND secret_hash = $3",
+                )
+                .bind(new)
+                .bind(user_id)
+                .bind(stored.unwrap_or_default())
+                .execute(&self.inner.db)
+                .await?;
+                row
+            }
+            _ => {
+                return Err(StoreError::Unauthorized(
+                    "unknown user id or wrong secret".into(),
+                ));
+            }
+        };
         let agent = agent_from_row(&row)?.ok_or_else(|| {
             StoreError::Forbidden(
                 "this account's role is not one this server knows; ask an administrator".into(),

@@ -170,13 +170,19 @@ impl Store {
             Role::Patient => call.customer_present = false,
         }
         // The specialist leaving ends a started call (nobody is left to serve the customer),
-        // and so does the last one present leaving.
-        let ends = call.started_at.is_some()
-            && (role == Role::Specialist || !(call.specialist_present || call.customer_present));
+        // and so does the last one present leaving. Before the session starts, either one
+        // leaving ends the call, so the specialist is free for the next customer at once
+        // rather than when the join window runs out.
+        let started = call.started_at.is_some();
+        let ends = !started
+            || role == Role::Specialist
+            || !(call.specialist_present || call.customer_present);
         if ends {
-            return self
-                .end_call_locked(tx, &call, CallEndReason::left(role))
-                .await;
+            let reason = match (started, role) {
+                (false, Role::Patient) => CallEndReason::Canceled,
+                _ => CallEndReason::left(role),
+            };
+            return self.end_call_locked(tx, &call, reason).await;
         }
         self.commit_call_change(tx, call, CallEventType::Updated)
             .await

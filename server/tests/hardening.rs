@@ -1156,3 +1156,49 @@ async fn a_later_request_on_a_connection_has_the_same_head_limit() {
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.80}");
     server.stop().await;
 }
+
+/// Someone who is not a member asking for a call's events, known or not, gets a 404 and costs
+/// one read: never a reconcile of every group (on PostgreSQL, where nodes reconcile).
+#[tokio::test]
+async fn a_strangers_call_events_cost_no_reconcile() {
+    let server = TestServer::start().await;
+    let doc = specialist(&server, "dr-recon").await;
+    let alice = client();
+    join_queue(&server, &alice).await;
+    let acc = accept_next(&server, &doc).await;
+    let real = acc["call"]["call"]["id"].as_str().unwrap().to_string();
+    let stranger = client();
+    join_queue(&server, &stranger).await;
+    let before = server.store.reconciles();
+    let started = std::time::Instant::now();
+    for i in 0..40 {
+        let id = if i % 4 == 0 {
+            real.clone()
+        } else {
+            format!("{i:032x}")
+        };
+        let r = stranger
+            .get(server.url(&format!("/api/calls/appointment/{id}/events")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{id}");
+    }
+    // The node's own reconcile runs every second and may fall in the loop; the thirty unknown
+    // ids asked for would each cause one more.
+    let caused = server.store.reconciles() - before;
+    let periodic = started.elapsed().as_secs() + 1;
+    assert!(
+        caused <= periodic && periodic < 30,
+        "{caused} reconciles in {periodic} s"
+    );
+    // A member's stream still opens.
+    let mut events = SseReader::open(
+        &alice,
+        &server.url(&format!("/api/calls/appointment/{real}/events")),
+        None,
+    )
+    .await;
+    assert!(events.next().await.is_some());
+    server.stop().await;
+}

@@ -347,8 +347,19 @@ impl Store {
         Ok(())
     }
 
+    /// How many full reconciles this node has run (work a request must not cause for
+    /// someone who may not see what it asks for).
+    pub fn reconciles(&self) -> u64 {
+        self.inner
+            .reconciles
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Re-reads every group whose stored version differs from memory's.
     pub async fn reconcile(&self) -> StoreResult<usize> {
+        self.inner
+            .reconciles
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stored: Vec<(String, i64)> = sqlx::query_as("SELECT name, version FROM groups")
             .fetch_all(&self.inner.db)
             .await?;

@@ -141,6 +141,8 @@ struct Inner {
     signals: broadcast::Sender<String>,
     /// Numbers this node's signalling messages (to put their parts together).
     signal_seq: std::sync::atomic::AtomicU64,
+    /// Full reconciles run (each reads every group's version): see [`Store::reconciles`].
+    reconciles: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -170,6 +172,7 @@ impl Store {
                 relay: clustered.then_some(relay),
                 signals: broadcast::channel(1024).0,
                 signal_seq: Default::default(),
+                reconciles: Default::default(),
             }),
         };
         // Each group as the database has it, then the lengths of past calls for the estimates.

@@ -18,6 +18,8 @@ pub struct TestServer {
     pub shutdown: CancellationToken,
     pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
     pub config: Config,
+    /// The server's store (for what no API shows).
+    pub store: Store,
     _dir: tempfile::TempDir,
 }
 
@@ -82,6 +84,7 @@ impl TestServer {
         let server = Server::bind(config.clone()).await.expect("server binds");
         let base = format!("http://{}", server.local_addr());
         let metrics = server.metrics_addr().map(|a| format!("http://{a}"));
+        let store = server.state.store.clone();
         let shutdown = server.state.shutdown.clone();
         let handle = tokio::spawn(server.run());
         Self {
@@ -90,6 +93,7 @@ impl TestServer {
             shutdown,
             handle,
             config,
+            store,
             _dir: dir,
         }
     }

@@ -148,7 +148,9 @@ pub async fn events(
     callers: Callers,
 ) -> ApiResult<impl IntoResponse> {
     check_id("call id", &id)?;
-    // Subscribe first, then read: a change between the two is then still seen, and a call that
+    // Who asks, first: a stranger's request costs one read, never a reconcile.
+    member_call(&state, &callers, &call_type, &id).await?;
+    // Subscribe, then read again: a change between the two is then still seen, and a call that
     // ends between them is read as ended (its subscription says so too).
     let mut notes = state.store.watch_call_fresh(&id).await?;
     #[cfg(test)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{signalling::*, *};
 use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
 
 #[tokio::test]
 async fn only_the_calls_two_members_may_signal() {
@@ -36,6 +36,34 @@ async fn only_the_calls_two_members_may_signal() {
     assert_eq!(open(&server, &other, Some(&doc)).await.err(), Some(404));
     assert!(open(&server, &call, Some(&alice)).await.is_ok());
     assert!(open(&server, &other, Some(&bob)).await.is_ok());
+
+    // A page of another site cannot open it with the member's cookie; our own page can.
+    let with_origin = |origin: String| {
+        let mut request = signal_url(&server, &call).into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("cookie", alice.parse().unwrap());
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().unwrap());
+        request
+    };
+    let ours = server.base.clone();
+    for (origin, ok) in [
+        ("https://evil.example".to_string(), false),
+        (ours.replace("127.0.0.1", "localhost"), false),
+        ("null".to_string(), false),
+        (ours, true),
+    ] {
+        match tokio_tungstenite::connect_async(with_origin(origin.clone())).await {
+            Ok(_) => assert!(ok, "{origin} was let in"),
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert!(!ok, "{origin} was refused");
+                assert_eq!(r.status(), 403, "{origin}");
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
     server.stop().await;
 }
 

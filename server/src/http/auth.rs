@@ -128,3 +128,51 @@ impl Callers {
                 .is_some_and(|a| a.groups.iter().any(|g| g == group))
     }
 }
+
+/// Resolves when the specialist session with this token hash ends: signed out on this node (at
+/// once), or signed out on another node or expired (seen at the next check, every heartbeat).
+/// A channel or stream the session opened selects on it and closes.
+pub async fn session_ended(store: Store, session_hash: String) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut ended = store.ended_sessions();
+    let mut check = tokio::time::interval(store.config().heartbeat);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let look = tokio::select! {
+            e = ended.recv() => match e {
+                Ok(hash) if hash == session_hash => return,
+                Ok(_) => false,
+                Err(RecvError::Lagged(_)) => true,
+                // The store is going away with the server.
+                Err(RecvError::Closed) => std::future::pending().await,
+            },
+            _ = check.tick() => true,
+        };
+        // A database that cannot answer now ends nobody's session.
+        if look && matches!(store.session_alive(&session_hash).await, Ok(false)) {
+            return;
+        }
+    }
+}
+
+/// Whether a WebSocket handshake may go on: a browser always sends `Origin`, and a page of
+/// another site must not open a socket with our cookies (WebSockets are not bound by CORS).
+/// No `Origin` (not a browser) is allowed; one whose host and port differ from `Host` is not.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get("origin") else {
+        return true;
+    };
+    let host = headers.get("host").and_then(|h| h.to_str().ok());
+    let origin = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok());
+    match (origin, host) {
+        (Some(origin), Some(host)) => {
+            let authority = match (origin.host_str(), origin.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => return false,
+            };
+            authority.eq_ignore_ascii_case(host)
+        }
+        _ => false,
+    }
+}

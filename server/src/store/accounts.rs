@@ -165,12 +165,34 @@ impl Store {
         Ok((agent, token))
     }
 
+    /// Ends a specialist session; the channels and streams it opened on this node close at
+    /// once (on the other nodes at their next check, see [`Store::session_alive`]).
     pub async fn sign_out(&self, token: &str) -> StoreResult<()> {
+        let hash = tokens::hash(token);
         sqlx::query("DELETE FROM agent_sessions WHERE token_hash = $1")
-            .bind(tokens::hash(token))
+            .bind(&hash)
             .execute(&self.inner.db)
             .await?;
+        let _ = self.inner.ended_sessions.send(hash);
         Ok(())
+    }
+
+    /// Whether the specialist session with this token hash is current (not signed out, not
+    /// expired).
+    pub async fn session_alive(&self, session_hash: &str) -> StoreResult<bool> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM agent_sessions WHERE token_hash = $1 AND expires_at > $2",
+        )
+        .bind(session_hash)
+        .bind(ts(Utc::now()))
+        .fetch_optional(&self.inner.db)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    /// Token hashes of sessions signed out on this node from now on.
+    pub fn ended_sessions(&self) -> broadcast::Receiver<String> {
+        self.inner.ended_sessions.subscribe()
     }
 
     /// Whether the specialist is available, and their open call with its reservation.
@@ -233,24 +255,33 @@ impl Store {
     }
 
     /// A short-lived token for the WebSocket handshake; only its hash is kept.
-    pub async fn stream_token(&self, agent: &Agent) -> StoreResult<(String, DateTime<Utc>)> {
+    /// A stream token for `agent`'s session with this cookie token.
+    pub async fn stream_token(
+        &self,
+        agent: &Agent,
+        session_token: &str,
+    ) -> StoreResult<(String, DateTime<Utc>)> {
         let token = tokens::random_token();
         let expires = Utc::now() + STREAM_TOKEN;
         sqlx::query(
-            "INSERT INTO stream_tokens (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+            "INSERT INTO stream_tokens (token_hash, user_id, expires_at, session_hash) \
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(tokens::hash(&token))
         .bind(&agent.user_id)
         .bind(ts(expires))
+        .bind(tokens::hash(session_token))
         .execute(&self.inner.db)
         .await?;
         Ok((token, expires))
     }
 
-    /// Spends a stream token: valid once, within its minute.
-    pub async fn redeem_stream_token(&self, token: &str) -> StoreResult<Option<Agent>> {
+    /// Spends a stream token: valid once, within its minute. The specialist, and the token hash
+    /// of the session it was made for.
+    pub async fn redeem_stream_token(&self, token: &str) -> StoreResult<Option<(Agent, String)>> {
         let row = sqlx::query(
-            "DELETE FROM stream_tokens WHERE token_hash = $1 AND expires_at > $2 RETURNING user_id",
+            "DELETE FROM stream_tokens WHERE token_hash = $1 AND expires_at > $2 \
+             RETURNING user_id, session_hash",
         )
         .bind(tokens::hash(token))
         .bind(ts(Utc::now()))
@@ -258,11 +289,22 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let user_id: String = row.try_get("user_id")?;
+        let session: Option<String> = row.try_get("session_hash")?;
+        let Some(session) = session else {
+            return Ok(None);
+        };
+        if !self.session_alive(&session).await? {
+            return Ok(None);
+        }
         let row = sqlx::query("SELECT user_id, role, groups FROM agents WHERE user_id = $1")
             .bind(user_id)
             .fetch_optional(&self.inner.db)
             .await?;
-        Ok(row.map(|row| agent_from_row(&row)).transpose()?.flatten())
+        Ok(row
+            .map(|row| agent_from_row(&row))
+            .transpose()?
+            .flatten()
+            .map(|agent| (agent, session)))
     }
 
     pub fn subscribe_user_events(&self) -> broadcast::Receiver<(Audience, UserEvent)> {

@@ -130,6 +130,8 @@ struct Inner {
     write: Mutex<()>,
     live: RwLock<Live>,
     user_events: broadcast::Sender<(Audience, UserEvent)>,
+    /// Specialist sessions signed out on this node (their token hashes): their channels close.
+    ended_sessions: broadcast::Sender<String>,
     creates: mpsc::Sender<CreateJob>,
     /// Whether other nodes share the database (PostgreSQL): see `cluster.rs`.
     clustered: bool,
@@ -166,6 +168,7 @@ impl Store {
                 write: Mutex::new(()),
                 live: RwLock::new(Live::default()),
                 user_events: broadcast::channel(1024).0,
+                ended_sessions: broadcast::channel(64).0,
                 creates,
                 clustered,
                 node: tokens::random_token(),

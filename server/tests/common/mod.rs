@@ -368,8 +368,10 @@ pub async fn send(ws: &mut Socket, v: serde_json::Value) {
 /// The next text message as JSON (heartbeats skipped), or the close code.
 pub async fn recv(ws: &mut Socket) -> Result<serde_json::Value, Option<u16>> {
     use tokio_tungstenite::tungstenite::Message;
+    // One deadline for the answer: heartbeats skipped on the way do not move it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        let msg = tokio::time::timeout_at(deadline, ws.next())
             .await
             .expect("an answer within 5 s");
         match msg {

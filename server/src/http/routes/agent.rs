@@ -16,12 +16,15 @@ use chrono::Utc;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::{
-    http::auth::{AGENT_COOKIE, Callers, ClientInfo, removal_cookie, session_cookie},
+    http::auth::{
+        AGENT_COOKIE, Callers, ClientInfo, removal_cookie, session_cookie, session_ended,
+    },
     http::error::{ApiError, ApiResult, Json, optional_json},
     http::routes::check_id,
     http::sse,
     state::AppState,
     store::{AGENT_SESSION, Agent, StoreError},
+    tokens,
 };
 
 fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
@@ -196,13 +199,20 @@ pub async fn queue_events(
     let mut sub = store
         .subscribe_queue(&group)
         .ok_or_else(|| ApiError::not_found("the group"))?;
+    // Customers' names and reasons stop with the session (a shared computer signed out).
+    let session = tokens::hash(callers.agent_token.as_deref().unwrap_or_default());
+    let mut ended = Box::pin(session_ended(store.clone(), session));
     let events = async_stream::stream! {
         loop {
             let mut version = sub.version;
             let snapshot = QueueEvent::Snapshot { group_name: group.clone(), reservations: sub.reservations, server_time: Utc::now() };
             yield sse::event(version, Some(snapshot.name()), &snapshot).retry(sse::RETRY);
             loop {
-                match sub.events.recv().await {
+                let next = tokio::select! {
+                    _ = &mut ended => return,
+                    next = sub.events.recv() => next,
+                };
+                match next {
                     Ok((v, event)) if v > version => {
                         version = v;
                         yield sse::event(v, Some(event.name()), &event);
@@ -253,7 +263,8 @@ pub async fn stream_token(
     callers: Callers,
 ) -> ApiResult<Json<StreamToken>> {
     let agent = callers.require_agent()?;
-    let (token, expires_at) = state.store.stream_token(agent).await?;
+    let session = callers.agent_token.as_deref().unwrap_or_default();
+    let (token, expires_at) = state.store.stream_token(agent, session).await?;
     Ok(Json(StreamToken {
         token,
         expires_at,

@@ -49,8 +49,15 @@ pub async fn upgrade(
     Path((call_type, id)): Path<(String, String)>,
     callers: Callers,
     client: ClientInfo,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
+    // The socket is authenticated by cookie: only our own pages may open it.
+    if !crate::http::auth::same_origin(&headers) {
+        return Err(ApiError::Forbidden(
+            "a WebSocket from another site's page".into(),
+        ));
+    }
     let (call, role) = member_call(&state, &callers, &call_type, &id).await?;
     let Some(ended) = state
         .store

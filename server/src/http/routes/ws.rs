@@ -31,6 +31,8 @@ use crate::{
 pub const CLOSE_NOT_AUTHENTICATED: u16 = 4001;
 pub const CLOSE_AUTH_FAILED: u16 = 4003;
 pub const CLOSE_AUTH_TIMEOUT: u16 = 4008;
+/// The session the channel was opened for ended (signed out, expired).
+pub const CLOSE_SESSION_ENDED: u16 = 4401;
 /// The client sent messages faster than its rate allows.
 pub const CLOSE_TOO_MANY_MESSAGES: u16 = 4029;
 
@@ -41,12 +43,18 @@ const AUTH_DEADLINE: Duration = Duration::from_secs(10);
 
 /// A WebSocket holds one of its client's stream places while it is open (429 when it has none
 /// left) and may send so many messages a second.
-#[utoipa::path(get, path = "/api/ws", tag = "streams", responses((status = 101, description = "The specialist's channel (WebSocket). Send `ClientMessage`s: `{\"type\":\"authrequest\",\"token\"}` with a token from `POST /api/agent/stream-token`, then `{\"type\":\"startusereventrequest\"}`; receive `ServerMessage`s, among them `userevent` with a `UserEvent` (`customer_waiting`, `call_started`, `call_ended`, `customer_presence`). Close codes: 4001 a message before authenticating, 4003 a bad token, 4008 no authentication within 10 s, 4029 more than 20 messages a second.", body = ServerMessage), (status = 429, description = "too many open connections from this address", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/ws", tag = "streams", responses((status = 101, description = "The specialist's channel (WebSocket). Send `ClientMessage`s: `{\"type\":\"authrequest\",\"token\"}` with a token from `POST /api/agent/stream-token`, then `{\"type\":\"startusereventrequest\"}`; receive `ServerMessage`s, among them `userevent` with a `UserEvent` (`customer_waiting`, `call_started`, `call_ended`, `customer_presence`). Close codes: 4001 a message before authenticating, 4003 a bad token, 4008 no authentication within 10 s of opening (malformed messages do not extend it), 4029 more than 20 messages a second, 4401 the session the token was made for ended (signed out or expired).", body = ServerMessage), (status = 429, description = "too many open connections from this address", body = ErrorBody)))]
 pub async fn upgrade(
     State(state): State<AppState>,
     client: ClientInfo,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
+    if !crate::http::auth::same_origin(&headers) {
+        return Err(ApiError::Forbidden(
+            "a WebSocket from another site's page".into(),
+        ));
+    }
     let permit = state
         .limits
         .open_stream(client.ip, crate::metrics::Connection::WebSocket)?;
@@ -103,9 +111,11 @@ async fn next_message(
 }
 
 async fn session(state: AppState, mut socket: WebSocket, limiter: Limiter) {
-    let Some(agent) = authenticate(&state, &mut socket, &limiter).await else {
+    let Some((agent, session)) = authenticate(&state, &mut socket, &limiter).await else {
         return;
     };
+    let ended = crate::http::auth::session_ended(state.store.clone(), session);
+    tokio::pin!(ended);
     // Wait for startusereventrequest.
     loop {
         match next_message(&mut socket, &limiter).await {
@@ -199,18 +209,26 @@ async fn session(state: AppState, mut socket: WebSocket, limiter: Limiter) {
                 close(&mut socket, 1001, "server shutting down").await;
                 return;
             }
+            // Customers' names and reasons stop with the session (a shared computer).
+            _ = &mut ended => {
+                close(&mut socket, CLOSE_SESSION_ENDED, "the session ended; sign in again").await;
+                return;
+            }
         }
     }
 }
 
-/// The handshake's first half; `None` when the socket was closed.
+/// The handshake's first half: the specialist and their session's token hash; `None` when the
+/// socket was closed. The deadline is one for the whole handshake: malformed frames do not
+/// move it.
 async fn authenticate(
     state: &AppState,
     socket: &mut WebSocket,
     limiter: &Limiter,
-) -> Option<Agent> {
+) -> Option<(Agent, String)> {
+    let deadline = tokio::time::Instant::now() + AUTH_DEADLINE;
     loop {
-        let msg = match tokio::time::timeout(AUTH_DEADLINE, next_message(socket, limiter)).await {
+        let msg = match tokio::time::timeout_at(deadline, next_message(socket, limiter)).await {
             Err(_) => {
                 close(socket, CLOSE_AUTH_TIMEOUT, "authenticate within 10 seconds").await;
                 return None;

@@ -522,7 +522,7 @@ fn went_silent(rc: &Rc<RefCell<Inner>>) {
         if inner.closed || inner.channel.is_none() {
             return;
         }
-        leptos::logging::log!(
+        crate::debug_log!(
             "live: nothing heard for {} ms; reconnecting",
             inner.options.silence_ms
         );

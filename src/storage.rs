@@ -15,6 +15,27 @@ pub const RESERVATION: &str = "callqueue.reservation";
 pub const SOUND: &str = "callqueue.sound";
 /// The last check-in (name and reason), for rejoining without typing it again.
 pub const CHECK_IN: &str = "callqueue.check-in";
+/// `1`: the call's internals go to the browser console in a release build too (see
+/// [`debug_enabled`]).
+pub const DEBUG: &str = "callqueue.debug";
+
+/// Whether the call's internals (states, restarts, what the browser refused, signalling
+/// errors) are written to the browser's console: always in a debug build; in a release build
+/// only after `localStorage.setItem("callqueue.debug", "1")`, so a customer's console carries
+/// no call internals or ids. Read each time: setting it takes effect at once.
+pub fn debug_enabled() -> bool {
+    cfg!(debug_assertions) || get(DEBUG).as_deref() == Some("1")
+}
+
+/// Writes to the console at debug level when [`storage::debug_enabled`](debug_enabled).
+#[macro_export]
+macro_rules! debug_log {
+    ($($arg:tt)*) => {
+        if $crate::storage::debug_enabled() {
+            web_sys::console::debug_1(&format!($($arg)*).into());
+        }
+    };
+}
 
 pub fn get(key: &str) -> Option<String> {
     local()?.get_item(key).ok().flatten()

@@ -68,7 +68,7 @@ pub fn use_user_channel(on_event: impl Fn(UserEvent) + 'static) -> Signal<Connec
             }
             Step::Ready => link.set_live(),
             Step::Event(event) => on_event(event),
-            Step::Refused(why) => leptos::logging::warn!("user channel refused: {why}"),
+            Step::Refused(why) => crate::debug_log!("user channel refused: {why}"),
             Step::Nothing => {}
         }
     });

@@ -294,6 +294,12 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
         tracing::info!("shutting down");
         shutdown.cancel();
     });
+    if !config.rate_limits {
+        tracing::warn!(
+            "rate limits are off (--rate-limits off / CALLQUEUE_RATE_LIMITS=off): no per-address \
+             limits on joining, signing in, messages, streams or connections; for load tests only"
+        );
+    }
     tracing::info!(%addr, database = %config.database, "callqueue is serving on http://{addr}/");
     server.run().await?;
     Ok(())

@@ -276,3 +276,42 @@ async fn secrets_are_chosen_safely_and_stored_as_argon2id() {
     );
     server.stop().await;
 }
+
+/// Rate limits turned off are said at start, at `warn`; on (the default), nothing is said.
+#[test]
+fn rate_limits_off_is_warned_about_at_start() {
+    use std::io::{BufRead, BufReader};
+    for (limits, warned) in [("off", true), ("on", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callqueue-server"))
+            .args(["serve", "--log-format", "json", "--metrics-addr", "off"])
+            .args(["--addr", "127.0.0.1:0"])
+            .env("CALLQUEUE_RATE_LIMITS", limits)
+            .env("RUST_LOG", "info")
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Its start-up lines, up to the one that says it serves (the warning comes before).
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seen = Vec::new();
+        for line in lines.take(20) {
+            let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+            let serving = v["message"].as_str().is_some_and(|m| m.contains("serving"));
+            seen.push(v);
+            if serving {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let warning = seen.iter().any(|v| {
+            v["level"] == "WARN"
+                && v["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("rate limits are off")
+        });
+        assert_eq!(warning, warned, "{limits}: {seen:?}");
+    }
+}

@@ -578,7 +578,7 @@ fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
                         inner.view.peer_media.set(*media);
                     }
                     SignalServer::Error { message } => {
-                        leptos::logging::warn!("signal: {message}");
+                        crate::debug_log!("signal: {message}");
                     }
                     _ => {}
                 }
@@ -639,7 +639,7 @@ fn feed(rc: &Rc<RefCell<Inner>>, input: Input) {
                 }
             }
             Effect::RestartIce => {
-                leptos::logging::log!("call: restarting ICE");
+                crate::debug_log!("call: restarting ICE");
                 if let Some(peer) = &inner.peer {
                     peer.restart();
                 }
@@ -665,7 +665,7 @@ fn feed(rc: &Rc<RefCell<Inner>>, input: Input) {
     inner.view.presence.set(inner.machine.presence());
     inner.view.link.set(inner.machine.link());
     if start_over {
-        leptos::logging::log!("call: the connection did not come back; starting over");
+        crate::debug_log!("call: the connection did not come back; starting over");
         inner.machine.started_over(new_session());
         inner.socket = None;
         let url = inner.signal_url.clone();
@@ -701,7 +701,7 @@ fn on_peer_event(weak: &std::rc::Weak<RefCell<Inner>>, event: PeerEvent) {
     match event {
         PeerEvent::Signal(message) => feed(&rc, Input::FromConnection(message)),
         PeerEvent::State(state) => {
-            web_sys::console::debug_1(&format!("call: connection {state:?}").into());
+            crate::debug_log!("call: connection {state:?}");
             feed(&rc, Input::Conn(state))
         }
         PeerEvent::RemoteStream(stream) => {

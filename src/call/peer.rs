@@ -59,7 +59,9 @@ extern "C" {
 /// Logs what the browser refused, at debug level (the call mends itself; a person reading the
 /// console while debugging wants to see it, a customer's console needs no red lines).
 pub fn log_error(what: &str, error: &JsValue) {
-    web_sys::console::debug_2(&JsValue::from_str(&format!("call: {what}:")), error);
+    if crate::storage::debug_enabled() {
+        web_sys::console::debug_2(&JsValue::from_str(&format!("call: {what}:")), error);
+    }
 }
 
 /// `pc.setLocalDescription()`: the offer or answer the connection's state calls for.

@@ -205,6 +205,7 @@ impl Store {
         g.next_seq = g.next_seq.max(max_seq + 1);
         // What the queue streams are told: (version, joined the queue?, the reservation).
         let mut moves = Vec::new();
+        let mut kept_for_removal = std::collections::HashSet::new();
         for (gv, r, in_flight) in changed {
             let sid = r.view.reservation_sid.clone();
             let was_queued = match live.reservations.remove(&sid) {
@@ -227,6 +228,7 @@ impl Store {
             if !in_flight {
                 if was_queued {
                     // Kept for the removal event only.
+                    kept_for_removal.insert(sid.clone());
                     live.reservations.insert(sid, r);
                 }
                 continue;
@@ -322,11 +324,10 @@ impl Store {
                     .reservations
                     .get(&sid)
                     .map(|r| out_of_queue(r.view.clone(), now));
-                // A finished reservation was kept only for this event.
-                if reservation
-                    .as_ref()
-                    .is_some_and(|r| r.reservation_status.is_final())
-                {
+                // A reservation no longer in flight (finished, or matched to a call that has
+                // already ended: served while this node was not looking) was kept only for
+                // this event. Kept longer, a served one would later be swept as EXPIRED.
+                if kept_for_removal.contains(&sid) {
                     live.reservations.remove(&sid);
                 }
                 reservation.map(|reservation| QueueEvent::Removed {
@@ -654,6 +655,77 @@ impl Parts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Node B holds R as queued and hears nothing while node A matches R, runs its call to the
+    /// end and the same customer queues again (R2). When B catches up, R leaves its memory (it
+    /// used to stay as matched, and B's sweep later marked the served R expired and dropped
+    /// the customer's R2 from `by_customer`).
+    #[tokio::test]
+    async fn a_node_that_missed_a_whole_call_forgets_the_served_reservation() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path().join("db.sqlite3"));
+        // A join window already over: B's sweep would expire whatever it still holds matched.
+        config.join_window = StdDuration::ZERO;
+        let config = Arc::new(config);
+        let db = crate::db::open(&config.database).await.unwrap();
+        let a = Store::open(db.clone(), config.clone()).await.unwrap();
+        let group = callqueue_protocol::DEFAULT_GROUP;
+        Store::add_agent(
+            &db,
+            "dr",
+            Role::Specialist,
+            &[group.into()],
+            "a long secret",
+        )
+        .await
+        .unwrap();
+        let (agent, _) = a.sign_in("dr", "a long secret").await.unwrap();
+        a.set_available(&agent, true).await.unwrap();
+        let (customer, _) = Store::new_customer();
+        let (r, _) = a
+            .create_reservation(group, &customer.id, Some(&customer), CheckIn::default())
+            .await
+            .unwrap();
+        // B starts now (on SQLite nodes are never told of each other's changes).
+        let b = Store::open(db.clone(), config.clone()).await.unwrap();
+        assert!(b.live().reservations.contains_key(&r.reservation_sid));
+        let (_, call) = a.accept(&agent, group, None).await.unwrap();
+        a.join_call(&call.id, Role::Patient, None).await.unwrap();
+        a.join_call(&call.id, Role::Specialist, None).await.unwrap();
+        a.leave_call(&call.id, Role::Specialist).await.unwrap();
+        let (r2, _) = a
+            .create_reservation(group, &customer.id, None, CheckIn::default())
+            .await
+            .unwrap();
+        {
+            let _w = b.inner.write.lock().await;
+            let mut conn = b.inner.db.acquire().await.unwrap();
+            b.load_group(&mut conn, group).await.unwrap();
+        }
+        {
+            let live = b.live();
+            assert!(
+                !live.reservations.contains_key(&r.reservation_sid),
+                "the served reservation left memory"
+            );
+            assert_eq!(
+                live.by_customer.get(&customer.id),
+                Some(&r2.reservation_sid)
+            );
+        }
+        b.sweep().await.unwrap();
+        let status: String = sqlx::query_scalar("SELECT status FROM reservations WHERE sid = $1")
+            .bind(&r.reservation_sid)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+        assert_eq!(status, ReservationStatus::Matched.as_str(), "still served");
+        assert_eq!(
+            b.live().by_customer.get(&customer.id),
+            Some(&r2.reservation_sid),
+            "the customer's new reservation is still theirs"
+        );
+    }
 
     #[test]
     fn long_signalling_goes_in_parts_and_comes_back_whole() {

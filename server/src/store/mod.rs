@@ -145,6 +145,8 @@ struct Inner {
     signal_seq: std::sync::atomic::AtomicU64,
     /// Full reconciles run (each reads every group's version): see [`Store::reconciles`].
     reconciles: std::sync::atomic::AtomicU64,
+    /// Reservation and call rows read at start: see [`Store::rows_read_at_start`].
+    rows_at_start: std::sync::atomic::AtomicU64,
 }
 
 impl Store {
@@ -176,6 +178,7 @@ impl Store {
                 signals: broadcast::channel(1024).0,
                 signal_seq: Default::default(),
                 reconciles: Default::default(),
+                rows_at_start: Default::default(),
             }),
         };
         // Each group as the database has it, then the lengths of past calls for the estimates.
@@ -191,20 +194,34 @@ impl Store {
                     .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
             }
         }
-        for row in sqlx::query(
-            "SELECT group_name, started_at, ended_at \
-             FROM calls WHERE ended_at IS NOT NULL AND started_at IS NOT NULL ORDER BY ended_at",
-        )
-        .fetch_all(&db)
-        .await?
-        {
-            let group: String = row.try_get("group_name")?;
-            let secs = (row.time("ended_at")? - row.time("started_at")?).num_milliseconds() as f64
-                / 1000.0;
-            if let Some(g) = store.live_mut().groups.get_mut(&group) {
-                push_history(&mut g.history, secs);
+        // The estimator keeps the last HISTORY call lengths of each group: read no more.
+        for group in &groups {
+            let rows = sqlx::query(
+                "SELECT started_at, ended_at FROM calls WHERE group_name = $1 \
+                 AND ended_at IS NOT NULL AND started_at IS NOT NULL \
+                 ORDER BY ended_at DESC LIMIT $2",
+            )
+            .bind(group)
+            .bind(estimator::HISTORY as i64)
+            .fetch_all(&db)
+            .await?;
+            store
+                .inner
+                .rows_at_start
+                .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for row in rows.iter().rev() {
+                let secs = (row.time("ended_at")? - row.time("started_at")?).num_milliseconds()
+                    as f64
+                    / 1000.0;
+                if let Some(g) = store.live_mut().groups.get_mut(group) {
+                    push_history(&mut g.history, secs);
+                }
             }
         }
+        tracing::debug!(
+            rows = store.rows_read_at_start(),
+            "read the live state and the recent call lengths"
+        );
         let now = Utc::now();
         for group in &groups {
             store.live_mut().recompute(group, now);
@@ -216,6 +233,14 @@ impl Store {
         // the channel closes and the task ends.
         tokio::spawn(Self::run_creates(Arc::downgrade(&store.inner), jobs));
         Ok(store)
+    }
+
+    /// Reservation and call rows read at start: what is live, and the recent call lengths the
+    /// estimator keeps; never the whole history.
+    pub fn rows_read_at_start(&self) -> u64 {
+        self.inner
+            .rows_at_start
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn db(&self) -> &AnyPool {

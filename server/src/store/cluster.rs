@@ -691,7 +691,7 @@ mod tests {
         let (agent, _) = store.sign_in("dr", "a long secret").await.unwrap();
         store.set_available(&agent, true).await.unwrap();
         let served = crate::estimator::HISTORY + 10;
-        let mut join = || async {
+        let join = || async {
             let (customer, _) = Store::new_customer();
             store
                 .create_reservation(group, &customer.id, Some(&customer), CheckIn::default())

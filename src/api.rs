@@ -141,15 +141,26 @@ pub async fn group_status(group: &str) -> Result<GroupStatus, ApiError> {
 }
 
 /// Joins the queue with a check-in (both of its fields may be empty).
+/// Joins the queue. `join_key` names this join (see [`join_key`]): the server answers every
+/// request with the same key as the first, so a retry after a lost answer is not a second
+/// place in the queue.
 pub async fn create_reservation(
     group: &str,
     check_in: &CreateReservationRequest,
+    join_key: &str,
 ) -> Result<Reservation, ApiError> {
     send_json(
-        post(&url(&format!("/groups/{group}/reservations"))),
+        post(&url(&format!("/groups/{group}/reservations"))).header("idempotency-key", join_key),
         check_in,
     )
     .await
+}
+
+/// A new key for one join (`Idempotency-Key`): 32 hex digits. Unique is all it must be (the
+/// server keeps keys per client address), so `Math.random` does.
+pub fn join_key() -> String {
+    let part = || (js_sys::Math::random() * 2f64.powi(52)) as u64;
+    format!("{:013x}{:013x}{:06x}", part(), part(), part() & 0xff_ffff)
 }
 
 /// "I need a moment": more time to join the call, once.

@@ -1106,3 +1106,15 @@ async fn ten_thousand_waiting_draw_a_few_rows_and_a_change_keeps_the_others() {
     button.click();
     assert_eq!(accepted.get_untracked().as_deref(), Some("r5001"));
 }
+
+/// Each join has a key of its own that the server takes (16 to 64 letters and digits).
+#[wasm_bindgen_test]
+fn join_keys_are_unique_and_well_formed() {
+    let keys: Vec<String> = (0..50).map(|_| callqueue::api::join_key()).collect();
+    for k in &keys {
+        assert_eq!(k.len(), 32, "{k}");
+        assert!(k.bytes().all(|b| b.is_ascii_hexdigit()), "{k}");
+    }
+    let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+    assert_eq!(distinct.len(), keys.len());
+}

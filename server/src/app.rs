@@ -226,6 +226,7 @@ impl Server {
                 rooms,
                 store,
                 shutdown: CancellationToken::new(),
+                joins: Default::default(),
             },
         })
     }
@@ -278,16 +279,13 @@ impl Server {
     }
 }
 
-/// How often expired sessions, tokens and forgotten limits are purged.
-const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Expires reservations and ends calls whose time is up, and purges what has expired, until
 /// shutdown.
 async fn sweep(state: AppState, shutdown: CancellationToken) {
     let store = &state.store;
     let mut tick = tokio::time::interval(store.config().sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut purge = tokio::time::interval(PURGE_EVERY);
+    let mut purge = tokio::time::interval(store.config().purge_interval);
     purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
@@ -303,6 +301,7 @@ async fn sweep(state: AppState, shutdown: CancellationToken) {
                     Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
                 }
                 state.limits.purge();
+                state.joins.purge();
             }
             _ = shutdown.cancelled() => return,
         }

@@ -31,6 +31,8 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     /// How often the expiry sweeper looks at deadlines.
     pub sweep_interval: Duration,
+    /// How often expired sessions and tokens are deleted (and forgotten limits dropped).
+    pub purge_interval: Duration,
     /// The SSE heartbeat comment interval.
     pub heartbeat: Duration,
     /// Per-client rate limits and stream caps (off for load tests and benchmarks).
@@ -116,6 +118,7 @@ impl Config {
             grants: Self::default_grants(),
             webhook_secret: None,
             sweep_interval: Duration::from_millis(100),
+            purge_interval: Duration::from_secs(60),
             heartbeat: Duration::from_secs(callqueue_protocol::HEARTBEAT_SECS),
             // Tests that check the limits turn them on.
             rate_limits: false,

@@ -223,6 +223,7 @@ impl ServeArgs {
             grants,
             webhook_secret: self.webhook_secret.filter(|s| !s.is_empty()),
             sweep_interval: Duration::from_millis(self.sweep_ms.clamp(10, 10_000)),
+            purge_interval: Duration::from_secs(60),
             heartbeat: Duration::from_secs(callqueue_protocol::HEARTBEAT_SECS),
             rate_limits: self.rate_limits == "on",
             joins_per_minute: self.joins_per_minute.max(1),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::{limits::Limits, signal::Rooms, store::Store};
+use crate::{http::routes::reservations::JoinKeys, limits::Limits, signal::Rooms, store::Store};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -16,4 +16,6 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// Fires on shutdown so open streams end and the server can stop.
     pub shutdown: CancellationToken,
+    /// New customers' joins by `Idempotency-Key`: a double-click or a retry is one reservation.
+    pub joins: Arc<JoinKeys>,
 }

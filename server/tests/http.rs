@@ -730,12 +730,36 @@ async fn concurrent_joins_get_dense_distinct_positions() {
     positions.sort_unstable();
     assert_eq!(positions, (1..=40).collect::<Vec<u64>>());
 
-    // One browser asking twice at once still gets one reservation.
-    let twice = client();
-    let (a, b) = tokio::join!(join_queue(&server, &twice), join_queue(&server, &twice));
-    let (a2, b2) = tokio::join!(join_queue(&server, &twice), join_queue(&server, &twice));
-    let sids = [sid(&a), sid(&b), sid(&a2), sid(&b2)];
-    // The first two may race before the cookie exists (two new customers); after that, one.
-    assert_eq!(sid(&a2), sid(&b2), "{sids:?}");
+    // A fresh browser's double-click (no cookie yet; the app sends one key per join): one
+    // customer, one reservation, the same session cookie, however the two requests interleave.
+    for round in 0..10 {
+        let twice = client();
+        let key = format!("join-key-{round:08}-abcdef");
+        let join = || async {
+            let r = twice
+                .post(server.url("/api/groups/default/reservations"))
+                .header("idempotency-key", &key)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (
+                status,
+                cookie.split(';').next().unwrap().to_string(),
+                sid(&body),
+            )
+        };
+        let (a, b) = tokio::join!(join(), join());
+        assert_eq!(a.2, b.2, "one reservation: {a:?} {b:?}");
+        assert_eq!(a.1, b.1, "one customer: {a:?} {b:?}");
+        let mut statuses = [a.0, b.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 201]);
+        // And with the cookie now, still the same.
+        let (c, d) = tokio::join!(join_queue(&server, &twice), join_queue(&server, &twice));
+        assert_eq!((sid(&c), sid(&d)), (a.2.clone(), a.2.clone()));
+    }
     server.stop().await;
 }

@@ -433,3 +433,32 @@ async fn the_specialists_console_hears_the_customer_come_and_go() {
     assert_eq!(recv(&mut channel).await.unwrap()["type"], "pong");
     server.stop().await;
 }
+
+/// A socket that never says hello is closed at the hello deadline (10 s), not kept forever.
+#[tokio::test]
+async fn a_silent_socket_is_closed_at_the_hello_deadline() {
+    let server = TestServer::start().await;
+    let alice = customer(&server).await;
+    let doc = specialist_cookie(&server, "dr-silent").await;
+    let call = accept(&server, &doc).await;
+    let opened = std::time::Instant::now();
+    let mut a = open(&server, &call, Some(&alice)).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match futures_util::StreamExt::next(&mut a).await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await
+    .expect("closed within 15 s");
+    assert_eq!(closed, Some(callqueue_protocol::signal::close::NO_HELLO));
+    let took = opened.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(14),
+        "after {took:?}"
+    );
+    server.stop().await;
+}

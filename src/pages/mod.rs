@@ -63,6 +63,8 @@ pub fn use_join_queue() -> (
     let navigate = use_navigate();
     let (busy, set_busy) = signal(false);
     let (error, set_error) = signal(None::<String>);
+    // One key per join: a try again after an error the network caused is the same join.
+    let key = StoredValue::new(api::join_key());
     let join = Callback::new(move |check_in: CreateReservationRequest| {
         if busy.get_untracked() {
             return;
@@ -71,8 +73,10 @@ pub fn use_join_queue() -> (
         set_error.set(None);
         let navigate = navigate.clone();
         spawn_local(async move {
-            match api::create_reservation(api::GROUP, &check_in).await {
+            let join_key = key.get_value();
+            match api::create_reservation(api::GROUP, &check_in, &join_key).await {
                 Ok(r) => {
+                    key.set_value(api::join_key());
                     storage::set(storage::RESERVATION, &r.reservation_sid);
                     if let Ok(json) = serde_json::to_string(&check_in) {
                         storage::set_session(storage::CHECK_IN, &json);

@@ -1,5 +1,7 @@
 //! The customer's side of the queue: join, read, leave, and the reservation stream.
 
+use std::{collections::HashMap, net::IpAddr, sync::Arc};
+
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -16,6 +18,7 @@ use crate::{
     http::sse,
     state::AppState,
     store::{CUSTOMER_SESSION, CheckIn, ReservationChange, Store},
+    tokens,
 };
 
 /// `GET /groups/{group}/status`: whether anyone is available and how long the queue is.
@@ -39,7 +42,10 @@ pub async fn group_status(
 }
 
 /// `POST /groups/{group}/reservations`: joins the queue, or returns the active reservation.
-/// The body is optional; a body that is there must be a [`CreateReservationRequest`].
+/// The body is optional; a body that is there must be a [`CreateReservationRequest`]. A browser
+/// without a session may send `Idempotency-Key` (16 to 64 letters, digits, `-`, `_`; the app
+/// sends one per join): requests with the same key within ten minutes are one join, answered
+/// with the same reservation and session (a double-click, or a retry after a lost answer).
 #[utoipa::path(post, path = "/api/groups/{group}/reservations", tag = "customer", params(("group" = String, Path, description = "a queue group, e.g. `default`")), request_body(content = Option<CreateReservationRequest>, description = "the check-in; optional"), responses((status = 201, description = "joined the queue", body = Reservation), (status = 200, description = "this browser's active reservation", body = Reservation), (status = 429, description = "too many joins from this address", body = ErrorBody), (status = 400, description = "a malformed id or body", body = ErrorBody), (status = 404, description = "no such thing, or not the caller's", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -47,6 +53,7 @@ pub async fn create(
     callers: Callers,
     client: ClientInfo,
     jar: CookieJar,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     check_id("group name", &group)?;
@@ -59,6 +66,48 @@ pub async fn create(
         return Err(ApiError::not_found(&format!("the group {group:?}")));
     }
     let session_secs = CUSTOMER_SESSION.num_seconds();
+    // A browser without a session that says which join this is (a double-click, or a retry
+    // after an answer the network lost): every request of that join is the first one's
+    // customer and reservation.
+    let key = idempotency_key(&headers).filter(|_| callers.customer_token.is_none());
+    if let Some(key) = key {
+        let cell = state.joins.cell(client.ip, key);
+        let mut first = false;
+        let joined = cell
+            .get_or_try_init(|| async {
+                first = true;
+                let (customer, token) = Store::new_customer();
+                let (reservation, _) = state
+                    .store
+                    .create_reservation(
+                        &group,
+                        &customer.id.clone(),
+                        Some(&customer),
+                        CheckIn { name, reason },
+                    )
+                    .await?;
+                Ok::<_, ApiError>(Joined { token, reservation })
+            })
+            .await?;
+        let jar = jar.add(session_cookie(
+            CUSTOMER_COOKIE,
+            &joined.token,
+            session_secs,
+            client.https,
+        ));
+        let (status, reservation) = if first {
+            (StatusCode::CREATED, joined.reservation.clone())
+        } else {
+            // As it is now (it may have moved up, or been matched, since).
+            let now = state
+                .store
+                .reservation(&joined.reservation.reservation_sid)
+                .await?;
+            let reservation = now.map_or_else(|| joined.reservation.clone(), |(r, _)| r);
+            (StatusCode::OK, reservation)
+        };
+        return Ok((status, jar, Json(reservation.for_customer())));
+    }
     let (customer, new_customer, jar) = match (callers.customer, callers.customer_token) {
         (Some(id), Some(token)) => {
             // A returning customer's session runs a day from now, in the database and cookie.
@@ -97,6 +146,62 @@ pub async fn create(
         StatusCode::OK
     };
     Ok((status, jar, Json(reservation.for_customer())))
+}
+
+/// How long a join's `Idempotency-Key` is remembered.
+const JOIN_KEY_LIFE: std::time::Duration = std::time::Duration::from_secs(600);
+/// Most join keys remembered at once (the join rate limit keeps far fewer in use).
+const MAX_JOIN_KEYS: usize = 50_000;
+
+/// What the first request of a join made: the new customer's cookie token and reservation.
+#[derive(Clone)]
+pub struct Joined {
+    token: String,
+    reservation: Reservation,
+}
+
+type JoinCell = Arc<tokio::sync::OnceCell<Joined>>;
+
+/// Joins by `(client, Idempotency-Key)`, for [`JOIN_KEY_LIFE`]. Concurrent requests of one join
+/// wait for the first (a `OnceCell`); one that failed leaves it empty for the next try. On one
+/// node: a cluster's balancer sends a browser's requests to one node while it is up.
+#[derive(Default)]
+pub struct JoinKeys(std::sync::Mutex<HashMap<(IpAddr, String), (std::time::Instant, JoinCell)>>);
+
+impl JoinKeys {
+    fn cell(&self, client: IpAddr, key: String) -> JoinCell {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if map.len() >= MAX_JOIN_KEYS {
+            map.retain(|_, (at, _)| now.duration_since(*at) < JOIN_KEY_LIFE);
+            if map.len() >= MAX_JOIN_KEYS {
+                // Still full of young keys: this join goes without one.
+                return Arc::default();
+            }
+        }
+        map.entry((client, key))
+            .or_insert_with(|| (now, Arc::default()))
+            .1
+            .clone()
+    }
+
+    /// Forgets keys older than [`JOIN_KEY_LIFE`] (called by the sweeper).
+    pub fn purge(&self) {
+        let now = std::time::Instant::now();
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, (at, _)| now.duration_since(*at) < JOIN_KEY_LIFE);
+    }
+}
+
+/// A sane `Idempotency-Key` (letters, digits, `-`, `_`, at most 64), if the request has one.
+fn idempotency_key(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .filter(|k| tokens::is_valid_id(k) && k.len() >= 16)
+        .map(str::to_string)
 }
 
 /// The reservation if these callers may see it (else 404: we do not say it exists).

@@ -227,7 +227,8 @@ async fn reservation_stream_sends_snapshot_then_changes() {
     assert!(next.id() > first_id);
 
     // Someone joining behind does not change bob's reservation: no event for him.
-    join_queue(&server, &client()).await;
+    let carol = client();
+    join_queue(&server, &carol).await;
     assert!(
         stream
             .next_within(Duration::from_millis(400))
@@ -235,15 +236,25 @@ async fn reservation_stream_sends_snapshot_then_changes() {
             .is_none()
     );
 
-    // Reconnecting with Last-Event-ID starts with a fresh snapshot.
+    // Bob's page loses its connection; meanwhile a specialist takes him. Reconnecting with
+    // Last-Event-ID, the first event is the whole state as it is now, with a newer id: what
+    // happened while he was away is not lost.
+    drop(stream);
+    let doc = specialist(&server, "dr-away").await;
+    let taken = accept_next(&server, &doc).await;
+    assert_eq!(taken["reservation"]["reservation_sid"], sid(&b).as_str());
     let mut again = SseReader::open(&bob, &url, Some(next.id())).await;
     let snap = again.next_within(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(snap.json()["queue_position"], 1);
-    assert!(snap.id() >= next.id());
+    assert_eq!(
+        snap.json()["reservation_status"], "GROUP_RESERVATION_STATUS_MATCHED",
+        "{:?}",
+        snap.json()
+    );
+    assert!(snap.id() > next.id(), "{} after {}", snap.id(), next.id());
+    assert_eq!(snap.retry, Some(2000));
 
-    // Another customer cannot open it.
-    let other = client();
-    let r = other.get(&url).send().await.unwrap();
+    // Another customer, signed in as themselves, cannot open it.
+    let r = carol.get(&url).send().await.unwrap();
     assert_eq!(r.status(), 404);
     server.stop().await;
 }

@@ -246,7 +246,8 @@ async fn reservation_stream_sends_snapshot_then_changes() {
     let mut again = SseReader::open(&bob, &url, Some(next.id())).await;
     let snap = again.next_within(Duration::from_secs(5)).await.unwrap();
     assert_eq!(
-        snap.json()["reservation_status"], "GROUP_RESERVATION_STATUS_MATCHED",
+        snap.json()["reservation_status"],
+        "GROUP_RESERVATION_STATUS_MATCHED",
         "{:?}",
         snap.json()
     );

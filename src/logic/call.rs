@@ -796,6 +796,39 @@ mod tests {
     }
 
     #[test]
+    fn messages_from_a_stale_session_never_reach_the_connection() {
+        let mut m = connected_specialist();
+        let stale = [
+            Input::Server(offer("old")),
+            Input::Server(candidate("old", 1)),
+            Input::Server(SignalServer::RestartIce { from: "old".into() }),
+            left("old"),
+        ];
+        for input in stale {
+            let e = m.handle(input.clone());
+            assert!(
+                handed(&e).is_empty(),
+                "{input:?} reached the connection: {e:?}"
+            );
+            assert!(!has(&e, &Effect::RestartIce), "{input:?}: {e:?}");
+            assert!(!has(&e, &Effect::CloseConnection), "{input:?}: {e:?}");
+        }
+        assert_eq!(m.link(), LinkState::Connected);
+        assert_eq!(m.peer(), Some("p1"));
+        // The current session's messages do.
+        assert_eq!(
+            handed(&m.handle(Input::Server(candidate("p1", 2)))).len(),
+            1
+        );
+        assert!(has(
+            &m.handle(Input::Server(SignalServer::RestartIce {
+                from: "p1".into()
+            })),
+            &Effect::RestartIce
+        ));
+    }
+
+    #[test]
     fn a_reload_or_a_second_tab_of_the_other_member_is_a_new_connection() {
         let mut m = connected_specialist();
         // The customer reloads: the old page said goodbye, the new one joins.

@@ -368,11 +368,57 @@ impl Driver {
             .capabilities(caps)
             .connect(&self.url)
             .await?;
+        // Every document this window loads keeps the tracks it opened, for `live_tracks`.
+        client
+            .issue_cmd(OnNewDocument(KEEP_OPENED_TRACKS.into()))
+            .await?;
         Ok(Browser {
             client,
             _profile: profile,
             firefox: None,
         })
+    }
+}
+
+/// Wraps `getUserMedia` so that the page's own tracks can be counted, wherever they went (a
+/// `<video>`, a peer connection's sender, nowhere).
+const KEEP_OPENED_TRACKS: &str = r#"
+    (() => {
+        const md = navigator.mediaDevices;
+        if (!md || !md.getUserMedia) return;
+        const original = md.getUserMedia.bind(md);
+        window.__openedTracks = [];
+        md.getUserMedia = async (...args) => {
+            const stream = await original(...args);
+            window.__openedTracks.push(...stream.getTracks());
+            return stream;
+        };
+    })();
+"#;
+
+/// `Page.addScriptToEvaluateOnNewDocument`, through chromedriver's CDP endpoint: a script that
+/// runs in every document the window loads, before the page's own.
+#[derive(Debug)]
+struct OnNewDocument(String);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for OnNewDocument {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> std::result::Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({
+            "cmd": "Page.addScriptToEvaluateOnNewDocument",
+            "params": { "source": self.0 },
+        });
+        (http::Method::POST, Some(body.to_string()))
     }
 }
 
@@ -884,18 +930,23 @@ impl Browser {
         })
     }
 
-    /// How many of the page's media tracks are still live (0 once the call has stopped them).
+    /// How many of the camera and microphone tracks this page opened are still live (0 once
+    /// the call has stopped them), wherever they are: on a `<video>`, on a peer connection, or
+    /// nowhere. Chromium only (its windows keep the tracks their pages open).
     pub async fn live_tracks(&self) -> Result<u64> {
         let v = self
             .client
             .execute(
-                "let n = 0; for (const v of document.querySelectorAll('video')) { \
-                   if (v.srcObject) for (const t of v.srcObject.getTracks()) \
-                     if (t.readyState === 'live') n++; } return n;",
+                "const opened = window.__openedTracks; \
+                 if (!opened) return -1; \
+                 return opened.filter(t => t.readyState === 'live').length;",
                 Vec::new(),
             )
             .await?;
-        Ok(v.as_u64().unwrap_or(0))
+        match v.as_i64() {
+            Some(n) if n >= 0 => Ok(n as u64),
+            _ => Err("this window does not count its tracks (Chromium windows do)".into()),
+        }
     }
 
     pub async fn close(self) -> Result<()> {

@@ -82,6 +82,11 @@ async fn two_browsers_see_each_other_and_recover_from_a_reload() -> Result<()> {
         eprintln!("{who}: video again {took:?} after the reload");
     }
 
+    // Counting works: the camera and microphone are live while in the call.
+    assert!(
+        alice.live_tracks().await? >= 2,
+        "the customer's camera and microphone are counted"
+    );
     // The specialist leaves: the call ends and both pages stop every track.
     doc.click_text("Leave call").await?;
     alice

@@ -2,8 +2,10 @@
 //! per second, durable in SQLite), N idle reservation streams held open (server resident memory
 //! per stream), then one change that every stream must hear (fan-out latency p50/p99).
 //!
-//! Loopback only; clients spread over 127.0.0.2, 127.0.0.3, ... so the port range of one source
-//! address is never the limit. Every wait is bounded. Run through `bench/streams`, which raises
+//! Loopback only. The server runs with its per-address limits on (joins per minute raised for
+//! the one address that creates every customer), so each stream carries its client's stream and
+//! connection accounting as in production: clients spread over 127.0.0.2, 127.0.0.3, ...,
+//! [`PER_SOURCE`] to an address, under the per-address caps. Every wait is bounded. Run through `bench/streams`, which raises
 //! the open-files limit first:
 //!
 //! `bench/streams 10000 50000`
@@ -21,8 +23,11 @@ use std::{
 };
 
 use callqueue_e2e::{
-    Result, Server, ServerOptions, join_queue, open_reservation_stream, percentile, rss_kb,
+    Result, Server, ServerOptions, join_queue, open_reservation_stream_from, percentile, rss_kb,
 };
+
+/// Streams per client address: under the server's default caps (64 streams, 128 connections).
+const PER_SOURCE: usize = 60;
 use std::sync::Mutex;
 
 use tokio::io::AsyncReadExt;
@@ -86,8 +91,12 @@ async fn hold_stream(
     ready: Arc<AtomicUsize>,
     events: Arc<Mutex<Vec<Instant>>>,
 ) -> Result<()> {
+    let source = std::net::Ipv4Addr::from(
+        u32::from(std::net::Ipv4Addr::new(127, 0, 0, 2)) + (i / PER_SOURCE) as u32,
+    );
     let mut stream =
-        open_reservation_stream(i, port, "default", &c.sid, &c.cookie, kept_alive).await?;
+        open_reservation_stream_from(source, port, "default", &c.sid, &c.cookie, kept_alive)
+            .await?;
     let mut buf = [0u8; 1024];
     let mut seen_first = false;
     loop {
@@ -113,7 +122,8 @@ async fn hold_stream(
 
 async fn run(n: usize, kept_alive: bool) -> Result<()> {
     let server = Server::start(ServerOptions {
-        rate_limits: false,
+        rate_limits: true,
+        extra_args: vec!["--joins-per-minute".into(), "100000000".into()],
         ..ServerOptions::default()
     })
     .await?;

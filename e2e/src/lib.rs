@@ -370,7 +370,13 @@ impl Driver {
             .await?;
         // Every document this window loads keeps the tracks it opened, for `live_tracks`.
         client
-            .issue_cmd(OnNewDocument(KEEP_OPENED_TRACKS.into()))
+            .issue_cmd(SessionPost {
+                path: "goog/cdp/execute",
+                body: serde_json::json!({
+                    "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                    "params": { "source": KEEP_OPENED_TRACKS },
+                }),
+            })
             .await?;
         Ok(Browser {
             client,
@@ -395,32 +401,6 @@ const KEEP_OPENED_TRACKS: &str = r#"
         };
     })();
 "#;
-
-/// `Page.addScriptToEvaluateOnNewDocument`, through chromedriver's CDP endpoint: a script that
-/// runs in every document the window loads, before the page's own.
-#[derive(Debug)]
-struct OnNewDocument(String);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for OnNewDocument {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> std::result::Result<url::Url, url::ParseError> {
-        base.join(&format!(
-            "session/{}/goog/cdp/execute",
-            session.unwrap_or_default()
-        ))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        let body = serde_json::json!({
-            "cmd": "Page.addScriptToEvaluateOnNewDocument",
-            "params": { "source": self.0 },
-        });
-        (http::Method::POST, Some(body.to_string()))
-    }
-}
 
 /// A headless Firefox (Debian's `firefox-esr`) driven by a geckodriver of its own (one
 /// geckodriver holds one session), with a fake camera and microphone and WebRTC on loopback
@@ -1073,8 +1053,20 @@ pub async fn open_reservation_stream(
     cookie: &str,
     kept_alive: bool,
 ) -> Result<tokio::net::TcpStream> {
-    use tokio::io::AsyncWriteExt;
     let source = std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / CLIENTS_PER_SOURCE) as u8);
+    open_reservation_stream_from(source, port, group, sid, cookie, kept_alive).await
+}
+
+/// [`open_reservation_stream`] from the loopback address `source`.
+pub async fn open_reservation_stream_from(
+    source: std::net::Ipv4Addr,
+    port: u16,
+    group: &str,
+    sid: &str,
+    cookie: &str,
+    kept_alive: bool,
+) -> Result<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(std::net::SocketAddr::from((source, 0)))?;
     let mut stream = socket

@@ -670,12 +670,15 @@ impl Parts {
 mod tests {
     use super::*;
 
-    /// A start reads what is live and the last `HISTORY` call lengths, however many calls
-    /// were served before.
-    #[tokio::test]
-    async fn a_start_reads_what_is_live_not_the_whole_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = Arc::new(Config::for_tests(dir.path().join("db.sqlite3")));
+    /// A store on a new SQLite file with `config` tweaked, and a signed-in, available
+    /// specialist of the default group.
+    async fn store_with_specialist(
+        dir: &tempfile::TempDir,
+        tweak: impl FnOnce(&mut Config),
+    ) -> (Store, AnyPool, Arc<Config>, Agent) {
+        let mut config = Config::for_tests(dir.path().join("db.sqlite3"));
+        tweak(&mut config);
+        let config = Arc::new(config);
         let db = crate::db::open(&config.database).await.unwrap();
         let store = Store::open(db.clone(), config.clone()).await.unwrap();
         let group = callqueue_protocol::DEFAULT_GROUP;
@@ -690,6 +693,16 @@ mod tests {
         .unwrap();
         let (agent, _) = store.sign_in("dr", "a long secret").await.unwrap();
         store.set_available(&agent, true).await.unwrap();
+        (store, db, config, agent)
+    }
+
+    /// A start reads what is live and the last `HISTORY` call lengths, however many calls
+    /// were served before.
+    #[tokio::test]
+    async fn a_start_reads_what_is_live_not_the_whole_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, db, config, agent) = store_with_specialist(&dir, |_| {}).await;
+        let group = callqueue_protocol::DEFAULT_GROUP;
         let served = crate::estimator::HISTORY + 10;
         let join = || async {
             let (customer, _) = Store::new_customer();
@@ -732,24 +745,10 @@ mod tests {
     #[tokio::test]
     async fn a_node_that_missed_a_whole_call_forgets_the_served_reservation() {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::for_tests(dir.path().join("db.sqlite3"));
         // A join window already over: B's sweep would expire whatever it still holds matched.
-        config.join_window = StdDuration::ZERO;
-        let config = Arc::new(config);
-        let db = crate::db::open(&config.database).await.unwrap();
-        let a = Store::open(db.clone(), config.clone()).await.unwrap();
+        let (a, db, config, agent) =
+            store_with_specialist(&dir, |c| c.join_window = StdDuration::ZERO).await;
         let group = callqueue_protocol::DEFAULT_GROUP;
-        Store::add_agent(
-            &db,
-            "dr",
-            Role::Specialist,
-            &[group.into()],
-            "a long secret",
-        )
-        .await
-        .unwrap();
-        let (agent, _) = a.sign_in("dr", "a long secret").await.unwrap();
-        a.set_available(&agent, true).await.unwrap();
         let (customer, _) = Store::new_customer();
         let (r, _) = a
             .create_reservation(group, &customer.id, Some(&customer), CheckIn::default())

@@ -171,6 +171,15 @@ async fn run(n: usize, kept_alive: bool) -> Result<()> {
     let open = ready.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_streams = rss_kb(pid);
+    // `BENCH_HOLD_SECS=60`: the streams stay open that long (at most ten minutes) before the
+    // fan-out, for a heap profiler to look at the server meanwhile.
+    if let Some(secs) = std::env::var("BENCH_HOLD_SECS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        println!("holding {open} streams for {secs} s (server pid {pid})");
+        tokio::time::sleep(Duration::from_secs(secs.min(600))).await;
+    }
     let per_stream = (rss_streams.saturating_sub(rss_queued)) as f64 * 1024.0 / open.max(1) as f64;
     let marginal = (rss_streams.saturating_sub(rss_half)) as f64 * 1024.0
         / open.saturating_sub(half).max(1) as f64;

@@ -252,17 +252,18 @@ impl Store {
         self.announce(tx, &changes).await
     }
 
-    /// The reservation if it says something other than `last` (its clock aside), or that it is
-    /// gone. Cheap when nothing changed: a reservation stream asks on every change of its group.
+    /// The reservation if it says something other than the copy whose
+    /// [`Reservation::state_digest`] is `last` (its clock aside), or that it is gone. Cheap when
+    /// nothing changed: a reservation stream asks on every change of its group.
     pub async fn reservation_change(
         &self,
         sid: &str,
-        last: Option<&Reservation>,
+        last: Option<u64>,
     ) -> StoreResult<ReservationChange> {
         {
             let live = self.live();
             if let Some(r) = live.reservations.get(sid) {
-                if last.is_some_and(|l| l.same_state(&r.view)) {
+                if last == Some(r.view.state_digest()) {
                     return Ok(ReservationChange::Same);
                 }
                 return Ok(live
@@ -276,7 +277,7 @@ impl Store {
         // otherwise sit inside every idle stream's task.
         Ok(
             match Box::pin(self.stored_reservation(sid, Utc::now())).await? {
-                Some((r, _)) if last.is_some_and(|l| l.same_state(&r)) => ReservationChange::Same,
+                Some((r, _)) if last == Some(r.state_digest()) => ReservationChange::Same,
                 Some((r, _)) => ReservationChange::Changed(Box::new(r)),
                 None => ReservationChange::Gone,
             },

@@ -388,6 +388,10 @@ pub struct Member {
     /// customer must not learn what to try signing in as).
     pub id: String,
     pub role: Role,
+    /// What to call them: a specialist's display name (never their sign-in id), a customer's
+    /// name from the check-in; `null` when there is none ("the specialist", "the customer").
+    #[serde(default)]
+    pub display_name: Option<String>,
     /// When this member last joined, if ever.
     #[serde(default, deserialize_with = "rfc3339::option")]
     pub joined_at: Option<DateTime<Utc>>,

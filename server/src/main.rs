@@ -61,6 +61,10 @@ enum AgentCommand {
         /// Read the secret from standard input (its first line).
         #[arg(long, group = "chosen")]
         secret_stdin: bool,
+        /// The name customers see ("Dr. Anna Berg"); without one they see "the specialist",
+        /// never the user id.
+        #[arg(long)]
+        display_name: Option<String>,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -269,10 +273,11 @@ async fn main() -> ExitCode {
                     secret,
                     secret_file,
                     secret_stdin,
+                    display_name,
                     db,
                 },
         } => match chosen_secret(secret, secret_file, secret_stdin) {
-            Ok(secret) => add_agent(name, role, split_groups(&g), secret, db).await,
+            Ok(secret) => add_agent(name, role, split_groups(&g), secret, display_name, db).await,
             Err(e) => Err(e.into()),
         },
     };
@@ -332,8 +337,15 @@ async fn add_agent(
     role: String,
     groups: Vec<String>,
     secret: Option<String>,
+    display_name: Option<String>,
     db_args: DbArgs,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let display_name = display_name.map(|n| n.trim().to_string());
+    if let Some(n) = &display_name
+        && (n.is_empty() || n.chars().count() > 80 || n.chars().any(char::is_control))
+    {
+        return Err("--display-name needs 1 to 80 characters and no control characters".into());
+    }
     if !tokens::is_valid_id(&name) {
         return Err("the name must be 1 to 64 letters, digits, '-' or '_'".into());
     }
@@ -344,7 +356,15 @@ async fn add_agent(
     let pool = db::open(&db_args.database).await?;
     let generated = secret.is_none().then(tokens::random_token);
     let secret = secret.or_else(|| generated.clone()).unwrap_or_default();
-    Store::add_agent(&pool, &name, role, &groups, &secret).await?;
+    Store::add_agent_named(
+        &pool,
+        &name,
+        role,
+        &groups,
+        &secret,
+        display_name.as_deref(),
+    )
+    .await?;
     println!(
         "Specialist {name:?} ({}) serves: {}",
         role.as_str(),

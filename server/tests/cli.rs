@@ -194,8 +194,26 @@ async fn secrets_are_chosen_safely_and_stored_as_argon2id() {
     );
     let file = dir.path().join("secret.txt");
     std::fs::write(&file, "from a file, long enough\n").unwrap();
+    let (ok, _, err) = agent_add(
+        &[
+            "dr-b",
+            "--secret-file",
+            file.to_str().unwrap(),
+            "--display-name",
+            " ",
+        ],
+        "",
+        &database,
+    );
+    assert!(!ok && err.contains("--display-name"), "{err}");
     let (ok, out, _) = agent_add(
-        &["dr-b", "--secret-file", file.to_str().unwrap()],
+        &[
+            "dr-b",
+            "--secret-file",
+            file.to_str().unwrap(),
+            "--display-name",
+            " Dr. B ",
+        ],
         "",
         &database,
     );
@@ -225,6 +243,12 @@ async fn secrets_are_chosen_safely_and_stored_as_argon2id() {
         .await
         .unwrap();
     assert_eq!(hashes.len(), 4);
+    let names: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT display_name FROM agents ORDER BY user_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(names, [None, Some("Dr. B".to_string()), None, None]);
     assert!(
         hashes
             .iter()

@@ -305,6 +305,67 @@ async fn leaving_before_the_start_frees_the_specialist() {
     server.stop().await;
 }
 
+/// A customer in a call sees the specialist by their display name and themselves by their
+/// check-in name; nobody's sign-in id.
+#[tokio::test]
+async fn members_are_named_by_display_names_never_sign_in_ids() {
+    let server = TestServer::start().await;
+    let pool = db(&server).await;
+    callqueue_server::store::Store::add_agent_named(
+        &pool,
+        "dr-berg-7",
+        callqueue_protocol::Role::Specialist,
+        &["default".into()],
+        "a long secret",
+        Some("Dr. Anna Berg"),
+    )
+    .await
+    .unwrap();
+    let doc = client();
+    let (status, _) = post_json(
+        &doc,
+        &server.url("/api/agent/session"),
+        json!({"user_id": "dr-berg-7", "secret": "a long secret"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    doc.put(server.url("/api/agent/availability"))
+        .json(&json!({"available": true}))
+        .send()
+        .await
+        .unwrap();
+    let alice = client();
+    let (status, _) = post_json(
+        &alice,
+        &server.url("/api/groups/default/reservations"),
+        json!({"name": "Alice"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let acc = accept_next(&server, &doc).await;
+    let call_url = server.url(&format!(
+        "/api/calls/appointment/{}",
+        acc["call"]["call"]["id"].as_str().unwrap()
+    ));
+    let (_, seen) = get_json(&alice, &call_url).await;
+    assert!(!seen.to_string().contains("dr-berg-7"), "{seen}");
+    let name_of = |role: &str| {
+        seen["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["role"] == role)
+            .map(|m| m["display_name"].clone())
+    };
+    assert_eq!(
+        name_of("specialist"),
+        Some(json!("Dr. Anna Berg")),
+        "{seen}"
+    );
+    assert_eq!(name_of("patient"), Some(json!("Alice")), "{seen}");
+    server.stop().await;
+}
+
 /// A row we cannot read is our bug: 500 with a generic message, not "database unavailable".
 #[tokio::test]
 async fn a_row_we_cannot_read_is_a_500_not_a_503() {

@@ -73,16 +73,30 @@ impl Store {
         groups: &[String],
         secret: &str,
     ) -> sqlx::Result<()> {
+        Self::add_agent_named(db, user_id, role, groups, secret, None).await
+    }
+
+    /// [`Store::add_agent`] with the name customers see (`None`: "the specialist").
+    pub async fn add_agent_named(
+        db: &AnyPool,
+        user_id: &str,
+        role: Role,
+        groups: &[String],
+        secret: &str,
+        display_name: Option<&str>,
+    ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO agents (user_id, role, groups, secret_hash, available, created_at) \
-             VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (user_id) DO UPDATE SET \
-             role = excluded.role, groups = excluded.groups, secret_hash = excluded.secret_hash",
+            "INSERT INTO agents (user_id, role, groups, secret_hash, available, created_at, \
+             display_name) VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (user_id) DO UPDATE \
+             SET role = excluded.role, groups = excluded.groups, \
+             secret_hash = excluded.secret_hash, display_name = excluded.display_name",
         )
         .bind(user_id)
         .bind(role.as_str())
         .bind(groups.join(","))
         .bind(hash_secret(secret).await?)
         .bind(ts(Utc::now()))
+        .bind(display_name)
         .execute(db)
         .await?;
         Ok(())
@@ -92,7 +106,8 @@ impl Store {
     /// way (or with older parameters) is stored anew as today's Argon2id hash.
     pub async fn sign_in(&self, user_id: &str, secret: &str) -> StoreResult<(Agent, String)> {
         let row = sqlx::query(
-            "SELECT user_id, role, groups, available, secret_hash FROM agents WHERE user_id = $1",
+            "SELECT user_id, role, groups, available, secret_hash, display_name FROM agents \
+             WHERE user_id = $1",
         )
         .bind(user_id)
         .fetch_optional(&self.inner.db)
@@ -142,6 +157,7 @@ impl Store {
             )
         })?;
         let available = row.flag("available")?;
+        let display_name: Option<String> = row.try_get("display_name")?;
         let token = tokens::random_token();
         sqlx::query(
             "INSERT INTO agent_sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
@@ -157,11 +173,13 @@ impl Store {
             .agents
             .entry(agent.user_id.clone())
             .or_insert(AgentLive {
+                display_name: None,
                 groups: Vec::new(),
                 available,
                 active_call: None,
             });
         entry.groups = agent.groups.clone();
+        entry.display_name = display_name;
         Ok((agent, token))
     }
 

@@ -37,6 +37,18 @@ impl Store {
         Ok(self.watch_call(id))
     }
 
+    /// A call's members with their names: the specialist's display name, the customer's
+    /// check-in name.
+    fn members(&self, call: &CallRow) -> Vec<Member> {
+        let live = self.live();
+        let specialist = live
+            .agents
+            .get(&call.specialist_id)
+            .and_then(|a| a.display_name.clone());
+        let customer = live.check_in(&call.reservation_sid).name;
+        call.members(specialist, customer)
+    }
+
     /// The response to any call request, as seen by `who`.
     pub fn call_response(&self, call: &CallRow, role: Role) -> CallResponse {
         // The check-in is for the specialist's eyes.
@@ -48,7 +60,7 @@ impl Store {
             customer_name: check_in.name,
             reason: check_in.reason,
             call: call.to_call(),
-            members: call.members(),
+            members: self.members(call),
             own_capabilities: self.config().capabilities(role),
             own_role: role,
             server_time: Utc::now(),

@@ -198,7 +198,7 @@ impl Store {
             );
         }
         let mut agents = Vec::new();
-        for row in sqlx::query("SELECT user_id, groups, available FROM agents")
+        for row in sqlx::query("SELECT user_id, groups, available, display_name FROM agents")
             .fetch_all(&mut *conn)
             .await?
         {
@@ -207,6 +207,7 @@ impl Store {
                 row.try_get::<String, _>("user_id")?,
                 split_groups(&groups),
                 row.flag("available")?,
+                row.try_get::<Option<String>, _>("display_name")?,
             ));
         }
 
@@ -298,7 +299,7 @@ impl Store {
             }
             live.calls.insert(call.id.clone(), call);
         }
-        for (user_id, groups, available) in agents {
+        for (user_id, groups, available, display_name) in agents {
             let active_call = live
                 .calls
                 .values()
@@ -307,6 +308,7 @@ impl Store {
             live.agents.insert(
                 user_id,
                 AgentLive {
+                    display_name,
                     groups,
                     available,
                     active_call,

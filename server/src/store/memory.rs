@@ -56,6 +56,8 @@ impl ActiveReservation {
 
 #[derive(Debug, Clone)]
 pub(super) struct AgentLive {
+    /// What customers see of them (`agent add --display-name`), if set.
+    pub(super) display_name: Option<String>,
     pub(super) groups: Vec<String>,
     pub(super) available: bool,
     pub(super) active_call: Option<String>,
@@ -316,6 +318,7 @@ mod tests {
         live.agents.insert(
             "doc".into(),
             AgentLive {
+                display_name: None,
                 groups: vec!["g".into()],
                 available: true,
                 active_call: None,

@@ -75,7 +75,8 @@ impl CallRow {
         }
     }
 
-    pub fn members(&self) -> Vec<Member> {
+    /// The two members, named by `specialist` and `customer` (display names, if any).
+    pub fn members(&self, specialist: Option<String>, customer: Option<String>) -> Vec<Member> {
         // Derived from the call and the role only: stable on every node, and it says nothing
         // of who the member is.
         let id = |role: Role| {
@@ -87,11 +88,13 @@ impl CallRow {
             Member {
                 id: id(Role::Specialist),
                 role: Role::Specialist,
+                display_name: specialist,
                 joined_at: self.specialist_joined_at,
             },
             Member {
                 id: id(Role::Patient),
                 role: Role::Patient,
+                display_name: customer,
                 joined_at: self.customer_joined_at,
             },
         ]

@@ -155,10 +155,21 @@ pub async fn session_ended(store: Store, session_hash: String) {
     }
 }
 
-/// Whether a WebSocket handshake may go on: a browser always sends `Origin`, and a page of
-/// another site must not open a socket with our cookies (WebSockets are not bound by CORS).
-/// No `Origin` (not a browser) is allowed; one whose host and port differ from `Host` is not.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// Refuses a WebSocket handshake from another site's page (403): a browser always sends
+/// `Origin`, and a page of another site must not open a socket with our cookies (WebSockets are
+/// not bound by CORS). No `Origin` (not a browser) is allowed; one whose host and port differ
+/// from `Host` is not.
+pub fn websocket_origin(headers: &HeaderMap) -> ApiResult<()> {
+    if same_origin(headers) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "a WebSocket from another site's page".into(),
+        ))
+    }
+}
+
+fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get("origin") else {
         return true;
     };

@@ -210,9 +210,7 @@ impl Store {
                 .rows_at_start
                 .fetch_add(rows.len() as u64, std::sync::atomic::Ordering::Relaxed);
             for row in rows.iter().rev() {
-                let secs = (row.time("ended_at")? - row.time("started_at")?).num_milliseconds()
-                    as f64
-                    / 1000.0;
+                let secs = crate::metrics::seconds(row.time("started_at")?, row.time("ended_at")?);
                 if let Some(g) = store.live_mut().groups.get_mut(group) {
                     push_history(&mut g.history, secs);
                 }

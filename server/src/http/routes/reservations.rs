@@ -65,87 +65,69 @@ pub async fn create(
     if !state.store.has_group(&group) {
         return Err(ApiError::not_found(&format!("the group {group:?}")));
     }
-    let session_secs = CUSTOMER_SESSION.num_seconds();
-    // A browser without a session that says which join this is (a double-click, or a retry
-    // after an answer the network lost): every request of that join is the first one's
-    // customer and reservation.
-    let key = idempotency_key(&headers).filter(|_| callers.customer_token.is_none());
-    if let Some(key) = key {
-        let cell = state.joins.cell(client.ip, key);
-        let mut first = false;
-        let joined = cell
-            .get_or_try_init(|| async {
-                first = true;
-                let (customer, token) = Store::new_customer();
-                let (reservation, _) = state
-                    .store
-                    .create_reservation(
-                        &group,
-                        &customer.id.clone(),
-                        Some(&customer),
-                        CheckIn { name, reason },
-                    )
-                    .await?;
-                Ok::<_, ApiError>(Joined { token, reservation })
-            })
-            .await?;
-        let jar = jar.add(session_cookie(
+    let check_in = CheckIn { name, reason };
+    let cookie = |token: &str| {
+        session_cookie(
             CUSTOMER_COOKIE,
-            &joined.token,
-            session_secs,
+            token,
+            CUSTOMER_SESSION.num_seconds(),
             client.https,
-        ));
-        let (status, reservation) = if first {
-            (StatusCode::CREATED, joined.reservation.clone())
-        } else {
-            // As it is now (it may have moved up, or been matched, since).
-            let now = state
-                .store
-                .reservation(&joined.reservation.reservation_sid)
-                .await?;
-            let reservation = now.map_or_else(|| joined.reservation.clone(), |(r, _)| r);
-            (StatusCode::OK, reservation)
-        };
-        return Ok((status, jar, Json(reservation.for_customer())));
-    }
-    let (customer, new_customer, jar) = match (callers.customer, callers.customer_token) {
-        (Some(id), Some(token)) => {
-            // A returning customer's session runs a day from now, in the database and cookie.
-            state.store.touch_customer(&id).await?;
-            let jar = jar.add(session_cookie(
-                CUSTOMER_COOKIE,
-                &token,
-                session_secs,
-                client.https,
-            ));
-            (id, None, jar)
-        }
-        _ => {
-            let (customer, token) = Store::new_customer();
-            let jar = jar.add(session_cookie(
-                CUSTOMER_COOKIE,
-                &token,
-                session_secs,
-                client.https,
-            ));
-            (customer.id.clone(), Some(customer), jar)
-        }
-    };
-    let (reservation, created) = state
-        .store
-        .create_reservation(
-            &group,
-            &customer,
-            new_customer.as_ref(),
-            CheckIn { name, reason },
         )
-        .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
     };
-    Ok((status, jar, Json(reservation.for_customer())))
+    if let (Some(id), Some(token)) = (&callers.customer, &callers.customer_token) {
+        // A returning customer's session runs a day from now, in the database and cookie; a
+        // second join is answered with their active reservation.
+        state.store.touch_customer(id).await?;
+        let (reservation, created) = state
+            .store
+            .create_reservation(&group, id, None, check_in)
+            .await?;
+        let status = if created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return Ok((
+            status,
+            jar.add(cookie(token)),
+            Json(reservation.for_customer()),
+        ));
+    }
+    // A new customer. A browser that says which join this is (a double-click, or a retry after
+    // an answer the network lost) gets the first request's customer and reservation for every
+    // request of that join; without a key the join is its own.
+    let cell = match idempotency_key(&headers) {
+        Some(key) => state.joins.cell(client.ip, key),
+        None => JoinCell::default(),
+    };
+    let mut first = false;
+    let joined = cell
+        .get_or_try_init(|| async {
+            first = true;
+            let (customer, token) = Store::new_customer();
+            let (reservation, _) = state
+                .store
+                .create_reservation(&group, &customer.id, Some(&customer), check_in)
+                .await?;
+            Ok::<_, ApiError>(Joined { token, reservation })
+        })
+        .await?;
+    let (status, reservation) = if first {
+        (StatusCode::CREATED, joined.reservation.clone())
+    } else {
+        // As it is now (it may have moved up, or been matched, since).
+        let now = state
+            .store
+            .reservation(&joined.reservation.reservation_sid)
+            .await?;
+        let reservation = now.map_or_else(|| joined.reservation.clone(), |(r, _)| r);
+        (StatusCode::OK, reservation)
+    };
+    Ok((
+        status,
+        jar.add(cookie(&joined.token)),
+        Json(reservation.for_customer()),
+    ))
 }
 
 /// How long a join's `Idempotency-Key` is remembered.

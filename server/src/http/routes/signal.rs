@@ -53,11 +53,7 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> ApiResult<Response> {
     // The socket is authenticated by cookie: only our own pages may open it.
-    if !crate::http::auth::same_origin(&headers) {
-        return Err(ApiError::Forbidden(
-            "a WebSocket from another site's page".into(),
-        ));
-    }
+    crate::http::auth::websocket_origin(&headers)?;
     let (call, role) = member_call(&state, &callers, &call_type, &id).await?;
     let Some(ended) = state
         .store

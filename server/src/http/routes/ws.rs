@@ -50,11 +50,7 @@ pub async fn upgrade(
     headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    if !crate::http::auth::same_origin(&headers) {
-        return Err(ApiError::Forbidden(
-            "a WebSocket from another site's page".into(),
-        ));
-    }
+    crate::http::auth::websocket_origin(&headers)?;
     let permit = state
         .limits
         .open_stream(client.ip, crate::metrics::Connection::WebSocket)?;

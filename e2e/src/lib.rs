@@ -9,6 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod acme;
 pub mod cluster;
 pub mod proxy;
 
@@ -89,6 +90,17 @@ pub struct ServerOptions {
     pub database: Option<String>,
     /// The built app to serve; otherwise `CALLQUEUE_E2E_DIST` (or `dist/`).
     pub dist: Option<PathBuf>,
+    /// The server speaks HTTPS (its flags in `extra_args`): how to reach and trust it.
+    pub https: Option<Https>,
+}
+
+/// How a test reaches a server that speaks HTTPS.
+#[derive(Clone, Debug)]
+pub struct Https {
+    /// The name in its certificate; resolved to 127.0.0.1.
+    pub host: String,
+    /// The root (PEM) its certificate chains to.
+    pub root_pem: String,
 }
 
 impl Default for ServerOptions {
@@ -102,6 +114,7 @@ impl Default for ServerOptions {
             extra_args: Vec::new(),
             database: None,
             dist: None,
+            https: None,
         }
     }
 }
@@ -121,9 +134,13 @@ impl Server {
     pub async fn start(options: ServerOptions) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let port = free_port();
+        let base = match &options.https {
+            Some(https) => format!("https://{}:{port}", https.host),
+            None => format!("http://127.0.0.1:{port}"),
+        };
         let mut server = Self {
             port,
-            base: format!("http://127.0.0.1:{port}"),
+            base,
             // Two ports asked for in a row can come back equal; ask again (bounded).
             metrics_port: (0..8)
                 .map(|_| free_port())
@@ -206,9 +223,31 @@ impl Server {
         self.wait_healthy().await
     }
 
+    /// A client for the server's API: over HTTPS, trusting its root and resolving its name.
+    pub fn http_client(&self) -> Result<reqwest::Client> {
+        self.http_client_with(|c| c)
+    }
+
+    /// [`Server::http_client`] with more settings.
+    pub fn http_client_with(
+        &self,
+        more: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<reqwest::Client> {
+        let mut client = more(reqwest::Client::builder().cookie_store(true));
+        if let Some(https) = &self.options.https {
+            client = client
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(reqwest::Certificate::from_pem(https.root_pem.as_bytes())?)
+                .resolve(&https.host, ([127, 0, 0, 1], self.port).into());
+        }
+        Ok(client.build()?)
+    }
+
     async fn wait_healthy(&self) -> Result<()> {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = self.http_client()?;
+        // Over HTTPS from an ACME authority, the first certificate comes first.
+        let secs = if self.options.https.is_some() { 60 } else { 20 };
+        let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
             if let Ok(r) = client.get(format!("{}/api/health", self.base)).send().await
                 && r.status().is_success()

@@ -22,6 +22,7 @@ use crate::{
     db,
     http::BODY_LIMIT,
     http::auth::ClientInfo,
+    http::edge::{self, Kind},
     http::error::ApiError,
     http::headers::{self, SecurityHeaders},
     http::routes::{agent, calls, health, openapi, reservations, signal, webhook, ws},
@@ -29,6 +30,7 @@ use crate::{
     signal::Rooms,
     state::AppState,
     store::Store,
+    tls::Source,
 };
 
 /// The long-lived routes: event streams and the WebSocket. They get no per-request layers, since
@@ -161,7 +163,7 @@ pub fn router(state: AppState) -> Router {
         app = app.fallback_service(files);
     }
     let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
-    let security = SecurityHeaders::new(&pages);
+    let security = SecurityHeaders::new(&pages, state.store.config().tls.is_some());
     app.layer(middleware::map_response(move |response: Response| {
         let security = security.clone();
         async move { security.apply(response) }
@@ -177,7 +179,43 @@ pub struct Server {
     pub listener: TcpListener,
     /// `/metrics`, when `--metrics-addr` is set.
     pub metrics: Option<TcpListener>,
+    /// With HTTPS on: the certificate, and the plain-HTTP listener if there is one.
+    pub tls: Option<Tls>,
     pub state: AppState,
+}
+
+/// A server's HTTPS: where its certificate comes from, the certificate, the plain-HTTP listener.
+pub struct Tls {
+    pub source: crate::tls::Source,
+    pub certificates: Arc<crate::tls::Certificates>,
+    pub http: Option<TcpListener>,
+    pub challenges: crate::tls::Challenges,
+}
+
+impl Tls {
+    /// Loads a file certificate (a start-up error if it cannot be used) and binds the plain-HTTP
+    /// listener.
+    async fn bind(config: &Config) -> Result<Option<Self>, BoxError> {
+        let Some(source) = config.tls.clone() else {
+            return Ok(None);
+        };
+        let certificates = Arc::new(crate::tls::Certificates::default());
+        if let crate::tls::Source::Files { cert, key } = &source {
+            certificates.install(crate::tls::load(cert, key)?);
+        }
+        let http = match config.http_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                format!("--http-addr {addr}: {e} (port 80 needs root or CAP_NET_BIND_SERVICE; `off` serves no plain HTTP)")
+            })?),
+            None => None,
+        };
+        Ok(Some(Self {
+            source,
+            certificates,
+            http,
+            challenges: Default::default(),
+        }))
+    }
 }
 
 impl Server {
@@ -186,6 +224,7 @@ impl Server {
         let pool = db::open(&config.database).await?;
         let store = Store::open(pool, Arc::new(config.clone())).await?;
         let listener = TcpListener::bind(config.addr).await?;
+        let tls = Tls::bind(&config).await?;
         let metrics = match config.metrics_addr {
             Some(addr) => {
                 crate::metrics::install();
@@ -221,6 +260,7 @@ impl Server {
         Ok(Self {
             listener,
             metrics,
+            tls,
             state: AppState {
                 limits: Limits::new(&config),
                 rooms,
@@ -235,6 +275,12 @@ impl Server {
         self.listener
             .local_addr()
             .expect("a bound listener has an address")
+    }
+
+    /// Where plain HTTP is served beside HTTPS, if it is.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        let tls = self.tls.as_ref()?;
+        tls.http.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// Where `/metrics` is served, if it is.
@@ -266,8 +312,43 @@ impl Server {
             })
         });
         let app = router(self.state.clone());
-        let result = crate::http::edge::serve(self.listener, app, self.state).await;
+        let mut helpers = Vec::new();
+        let kind = match self.tls {
+            None => Kind::App(None),
+            Some(tls) => {
+                let https_port = self.listener.local_addr()?.port();
+                helpers.push(match tls.source {
+                    Source::Files { cert, key } => tokio::spawn(crate::tls::watch_files(
+                        tls.certificates.clone(),
+                        cert,
+                        key,
+                        shutdown.clone(),
+                    )),
+                    Source::Acme(settings) => tokio::spawn(crate::tls::acme::run(
+                        settings,
+                        tls.certificates.clone(),
+                        tls.challenges.clone(),
+                        shutdown.clone(),
+                    )),
+                });
+                if let Some(http) = tls.http {
+                    let redirect = crate::tls::redirect::router(tls.challenges, https_port);
+                    let state = self.state.clone();
+                    helpers.push(tokio::spawn(async move {
+                        if let Err(e) = edge::serve(http, redirect, state, Kind::Redirect).await {
+                            tracing::error!(error = %e, "the plain-HTTP listener failed");
+                        }
+                    }));
+                }
+                let config = crate::tls::server_config(tls.certificates);
+                Kind::App(Some(tokio_rustls::TlsAcceptor::from(config)))
+            }
+        };
+        let result = edge::serve(self.listener, app, self.state, kind).await;
         shutdown.cancel();
+        for helper in helpers {
+            let _ = helper.await;
+        }
         if let Some(metrics) = metrics {
             let _ = metrics.await;
         }

@@ -66,6 +66,10 @@ pub struct Config {
     pub peer_grace: Duration,
     /// Where `/metrics` is served (Prometheus text); `None`: no metrics.
     pub metrics_addr: Option<SocketAddr>,
+    /// HTTPS on `addr`, with its certificate from files or an ACME authority; `None`: plain HTTP.
+    pub tls: Option<crate::tls::Source>,
+    /// With HTTPS on: the plain-HTTP listener (ACME challenges, redirects to HTTPS).
+    pub http_addr: Option<SocketAddr>,
 }
 
 /// Defaults a deployment can keep: generous for people (a household or an office behind one
@@ -135,6 +139,8 @@ impl Config {
             ice_relay_only: false,
             peer_grace: Duration::from_secs(callqueue_protocol::signal::PEER_GRACE_SECS),
             metrics_addr: None,
+            tls: None,
+            http_addr: None,
         }
     }
 

@@ -112,6 +112,8 @@ impl Held {
 /// The server's abuse limits, shared by every request.
 pub struct Limits {
     enabled: bool,
+    /// The server speaks HTTPS itself (`--tls-cert` or `--acme-domain`).
+    tls: bool,
     trusted_proxies: Vec<ipnet::IpNet>,
     joins: Keyed<IpAddr>,
     sign_ins: Keyed<IpAddr>,
@@ -142,6 +144,7 @@ impl Limits {
         let rate = NonZeroU32::new(config.messages_per_second.max(1)).expect("at least one");
         Arc::new(Self {
             enabled: config.rate_limits,
+            tls: config.tls.is_some(),
             trusted_proxies: config.trusted_proxies.clone(),
             joins: RateLimiter::keyed(per_minute(config.joins_per_minute)),
             sign_ins: RateLimiter::keyed(per_minute(config.sign_ins_per_minute)),
@@ -195,14 +198,15 @@ impl Limits {
         peer
     }
 
-    /// Whether a request came over TLS: directly never (we do not terminate TLS), through a
+    /// Whether a request came over TLS: always when the server speaks HTTPS itself, through a
     /// trusted proxy when it says `X-Forwarded-Proto: https`.
     pub fn is_https(&self, peer: IpAddr, headers: &HeaderMap) -> bool {
-        self.trusted(peer)
-            && headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+        self.tls
+            || self.trusted(peer)
+                && headers
+                    .get("x-forwarded-proto")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
     }
 
     fn refused(&self, retry_after: Duration, what: &str) -> Refused {

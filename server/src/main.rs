@@ -8,7 +8,7 @@ use callqueue_server::{
     config::{Config, defaults, parse_grant},
     db,
     store::{Store, split_groups},
-    tokens,
+    tls, tokens,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -179,20 +179,60 @@ struct ServeArgs {
     #[arg(long, env = "CALLQUEUE_PEER_GRACE_SECS", default_value_t = callqueue_protocol::signal::PEER_GRACE_SECS)]
     peer_grace_secs: u64,
     /// Where Prometheus scrapes `/metrics` (keep it private); `off` serves none.
-    #[arg(long, env = "CALLQUEUE_METRICS_ADDR", default_value = "127.0.0.1:9464", value_parser = parse_metrics_addr)]
-    metrics_addr: MetricsAddr,
+    #[arg(long, env = "CALLQUEUE_METRICS_ADDR", default_value = "127.0.0.1:9464", value_parser = parse_optional_addr)]
+    metrics_addr: OptionalAddr,
+    /// HTTPS on --addr with this certificate chain (PEM, leaf first), read again when it
+    /// changes; needs --tls-key.
+    #[arg(
+        long,
+        env = "CALLQUEUE_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "acme_domains"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "CALLQUEUE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// HTTPS on --addr with a certificate for this name from an ACME authority (Let's Encrypt
+    /// by default), obtained and renewed automatically; repeatable. The name must reach this
+    /// server's --http-addr on port 80 (HTTP-01).
+    #[arg(
+        long = "acme-domain",
+        env = "CALLQUEUE_ACME_DOMAINS",
+        value_delimiter = ','
+    )]
+    acme_domains: Vec<String>,
+    /// Where the ACME authority may write about the certificate (expiry, problems).
+    #[arg(long, env = "CALLQUEUE_ACME_EMAIL")]
+    acme_email: Option<String>,
+    /// The ACME directory; Let's Encrypt's staging one is
+    /// https://acme-staging-v02.api.letsencrypt.org/directory.
+    #[arg(long, env = "CALLQUEUE_ACME_DIRECTORY", default_value = tls::acme::LETS_ENCRYPT)]
+    acme_directory: String,
+    /// A CA certificate (PEM) to check the ACME directory's HTTPS against instead of the
+    /// system's roots (a test authority such as pebble).
+    #[arg(long, env = "CALLQUEUE_ACME_DIRECTORY_ROOT")]
+    acme_directory_root: Option<PathBuf>,
+    /// Where the ACME account and certificate are kept (0600); default: `acme/` beside the
+    /// SQLite database, or `./acme` on PostgreSQL.
+    #[arg(long, env = "CALLQUEUE_ACME_DIR")]
+    acme_dir: Option<PathBuf>,
+    /// With HTTPS on: plain HTTP here answers ACME challenges and redirects to HTTPS; `off`
+    /// serves none.
+    #[arg(long, env = "CALLQUEUE_HTTP_ADDR", default_value = "0.0.0.0:80", value_parser = parse_optional_addr)]
+    http_addr: OptionalAddr,
 }
 
-/// `--metrics-addr`: an address, or `off`.
+/// `--metrics-addr`, `--http-addr`: an address, or `off`.
 #[derive(Clone, Debug)]
-struct MetricsAddr(Option<SocketAddr>);
+struct OptionalAddr(Option<SocketAddr>);
 
-fn parse_metrics_addr(s: &str) -> Result<MetricsAddr, String> {
+fn parse_optional_addr(s: &str) -> Result<OptionalAddr, String> {
     if s.eq_ignore_ascii_case("off") {
-        return Ok(MetricsAddr(None));
+        return Ok(OptionalAddr(None));
     }
     s.parse()
-        .map(|a| MetricsAddr(Some(a)))
+        .map(|a| OptionalAddr(Some(a)))
         .map_err(|e| format!("{s:?}: {e} (an address such as 127.0.0.1:9464, or off)"))
 }
 
@@ -213,6 +253,31 @@ impl ServeArgs {
         }
         let mut grants = Config::default_grants();
         grants.extend(self.grants);
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::Source::Files { cert, key }),
+            _ if !self.acme_domains.is_empty() => {
+                if let Some(bad) = self.acme_domains.iter().find(|d| !is_host_name(d)) {
+                    return Err(format!(
+                        "--acme-domain {bad:?}: expected a DNS name such as calls.example.org"
+                    ));
+                }
+                let dir = self.acme_dir.unwrap_or_else(|| match &self.db.database {
+                    callqueue_server::db::Location::Sqlite(path) => path
+                        .parent()
+                        .unwrap_or(std::path::Path::new("."))
+                        .join("acme"),
+                    callqueue_server::db::Location::Postgres(_) => PathBuf::from("acme"),
+                });
+                Some(tls::Source::Acme(tls::acme::Settings {
+                    domains: self.acme_domains,
+                    email: self.acme_email,
+                    directory: self.acme_directory,
+                    directory_root: self.acme_directory_root,
+                    dir,
+                }))
+            }
+            _ => None,
+        };
         Ok(Config {
             addr: self.addr,
             database: self.db.database,
@@ -243,8 +308,24 @@ impl ServeArgs {
             ice_relay_only: self.ice_relay_only,
             peer_grace: Duration::from_secs(self.peer_grace_secs.clamp(1, 600)),
             metrics_addr: self.metrics_addr.0,
+            http_addr: tls.as_ref().and(self.http_addr.0),
+            tls,
         })
     }
+}
+
+/// A DNS name an ACME authority can validate: dot-separated labels of letters, digits and '-'.
+fn is_host_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[tokio::main]
@@ -306,7 +387,15 @@ async fn serve(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send +
              limits on joining, signing in, messages, streams or connections; for load tests only"
         );
     }
-    tracing::info!(%addr, database = %config.database, "callqueue is serving on http://{addr}/");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if let Some(http) = server.http_addr() {
+        tracing::info!(%http, "plain HTTP answers ACME challenges and redirects to HTTPS");
+    }
+    tracing::info!(%addr, database = %config.database, "callqueue is serving on {scheme}://{addr}/");
     server.run().await?;
     Ok(())
 }

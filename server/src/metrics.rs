@@ -69,6 +69,10 @@ pub const METRICS: &[(&str, &str)] = &[
         HTTP_DURATION,
         "histogram, per route: seconds to answer an API request",
     ),
+    (
+        TLS_CERTIFICATE_EXPIRY,
+        "gauge: when the certificate presented expires, Unix seconds (HTTPS on)",
+    ),
 ];
 
 pub const QUEUE_LENGTH: &str = "callqueue_queue_length";
@@ -83,6 +87,7 @@ pub const EXTENSIONS: &str = "callqueue_extensions_total";
 pub const OPEN_CONNECTIONS: &str = "callqueue_open_connections";
 pub const HTTP_REQUESTS: &str = "callqueue_http_requests_total";
 pub const HTTP_DURATION: &str = "callqueue_http_request_duration_seconds";
+pub const TLS_CERTIFICATE_EXPIRY: &str = "callqueue_tls_certificate_expiry_timestamp_seconds";
 
 /// Waits, from seconds to an hour.
 const WAIT_BUCKETS: &[f64] = &[

@@ -1,6 +1,7 @@
 //! The accept loop. Every connection is HTTP/1.1 served by hyper and the axum router, except one
 //! whose first request opens a reservation stream: that stream is written here, straight onto
-//! the socket.
+//! the socket. With TLS on, the handshake comes first; a client that chose HTTP/2 (ALPN) is
+//! served by hyper's HTTP/2 and the router, an HTTP/1.1 one exactly as over plain TCP.
 //!
 //! Why by hand: each waiting customer holds a reservation stream open for minutes, and one
 //! server holds tens of thousands of them. Served by hyper and axum, an idle stream costs about
@@ -12,7 +13,7 @@
 //! answers it exactly as before, errors included. Browsers often open their stream on a
 //! kept-alive connection; the router's handler serves those with the same feed.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{future::Future, io, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -20,15 +21,16 @@ use axum::{
     http::{HeaderMap, HeaderName, HeaderValue},
 };
 use hyper_util::{
-    rt::{TokioIo, TokioTimer},
+    rt::{TokioExecutor, TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore},
     time::Instant,
 };
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::task::TaskTracker;
 
 use crate::{
@@ -46,9 +48,23 @@ const MAX_HEAD: usize = 16 * 1024;
 /// The reservation stream's path under `/api`.
 const STREAM_PREFIX: &str = "/api/events/g/";
 
+/// What a listener serves.
+#[derive(Clone)]
+pub enum Kind {
+    /// The app, over plain TCP or (with an acceptor) TLS, reservation streams written here.
+    App(Option<TlsAcceptor>),
+    /// Plain HTTP beside HTTPS: every request to the router (ACME challenges and redirects).
+    Redirect,
+}
+
 /// Serves `app` on `listener` until `state.shutdown` fires; then stops accepting, lets requests
 /// in flight finish and waits for every connection to close.
-pub async fn serve(listener: TcpListener, app: Router, state: AppState) -> io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    state: AppState,
+    kind: Kind,
+) -> io::Result<()> {
     let tasks = TaskTracker::new();
     // Each connection holds a place; past the cap a connection is told so and closed.
     let places = Arc::new(Semaphore::new(state.store.config().max_connections));
@@ -88,6 +104,7 @@ pub async fn serve(listener: TcpListener, app: Router, state: AppState) -> io::R
             state.clone(),
             places,
             tasks.clone(),
+            kind.clone(),
         ));
     }
     drop(listener);
@@ -162,7 +179,74 @@ enum First {
 }
 
 async fn connection(
-    mut tcp: TcpStream,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    state: AppState,
+    places: Places,
+    tasks: TaskTracker,
+    kind: Kind,
+) {
+    match kind {
+        Kind::App(None) => Box::pin(app_connection(tcp, peer, app, state, places, tasks)).await,
+        Kind::App(Some(tls)) => {
+            let handshake = tls.accept(tcp);
+            let tls = match tokio::time::timeout(state.store.config().idle_timeout, handshake).await
+            {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let _held = places;
+                Box::pin(http2(tls, peer, app, state)).await
+            } else {
+                Box::pin(app_connection(tls, peer, app, state, places, tasks)).await
+            }
+        }
+        Kind::Redirect => {
+            let _held = places;
+            Box::pin(router(tcp, peer, Vec::new(), app, state)).await
+        }
+    }
+}
+
+/// A connection the accept loop may write a reservation stream on: plain TCP or TLS over it.
+pub trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Waits until the client sends something or goes away; `false` once it has gone. (A client
+    /// sends nothing on a stream; reading tells us when it has left.)
+    fn heard(&mut self) -> impl Future<Output = bool> + Send;
+}
+
+impl Socket for TcpStream {
+    async fn heard(&mut self) -> bool {
+        // Readiness first, then a read: no buffer is held while waiting.
+        let mut sink = [0u8; 256];
+        match self
+            .readable()
+            .await
+            .and_then(|()| self.try_read(&mut sink))
+        {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
+impl Socket for TlsStream<TcpStream> {
+    async fn heard(&mut self) -> bool {
+        let mut sink = [0u8; 256];
+        matches!(self.read(&mut sink).await, Ok(n) if n > 0)
+    }
+}
+
+/// An HTTP/1.1 connection to the app: its first request may open a reservation stream.
+async fn app_connection<S: Socket>(
+    mut tcp: S,
     peer: SocketAddr,
     app: Router,
     state: AppState,
@@ -191,7 +275,7 @@ async fn connection(
 }
 
 /// Reads the first request head and decides who serves the connection.
-async fn first_request(tcp: &mut TcpStream, peer: SocketAddr, state: &AppState) -> First {
+async fn first_request<S: Socket>(tcp: &mut S, peer: SocketAddr, state: &AppState) -> First {
     let mut buf = Vec::with_capacity(1024);
     let deadline = Instant::now() + state.store.config().idle_timeout;
     loop {
@@ -293,10 +377,34 @@ async fn open_feed(
     Some((feed, permit))
 }
 
+/// Runs a hyper connection to its end; on shutdown its requests in flight finish first. (A
+/// macro: hyper's HTTP/1 and HTTP/2 connections share `graceful_shutdown` by name, not by trait.)
+macro_rules! until_shutdown {
+    ($conn:ident, $state:ident, $what:literal) => {
+        tokio::pin!($conn);
+        let result = tokio::select! {
+            result = $conn.as_mut() => result,
+            _ = $state.shutdown.cancelled() => {
+                $conn.as_mut().graceful_shutdown();
+                $conn.await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, concat!($what, " ended with an error"));
+        }
+    };
+}
+
 /// The rest of the connection, through hyper and the router, starting with the bytes read. On
 /// shutdown the request in flight finishes and the connection closes.
-async fn router(tcp: TcpStream, peer: SocketAddr, head: Vec<u8>, app: Router, state: AppState) {
-    let (read, write) = tcp.into_split();
+async fn router<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    tcp: S,
+    peer: SocketAddr,
+    head: Vec<u8>,
+    app: Router,
+    state: AppState,
+) {
+    let (read, write) = tokio::io::split(tcp);
     let io = tokio::io::join(std::io::Cursor::new(head).chain(read), write);
     // Every request says which peer it came from (the client address of `auth::ClientInfo`).
     let app = app.layer(axum::Extension(ConnectInfo(peer)));
@@ -309,24 +417,32 @@ async fn router(tcp: TcpStream, peer: SocketAddr, head: Vec<u8>, app: Router, st
         .max_header_size(MAX_HEAD)
         .serve_connection(TokioIo::new(io), TowerToHyperService::new(app))
         .with_upgrades();
-    tokio::pin!(conn);
-    let result = tokio::select! {
-        result = conn.as_mut() => result,
-        _ = state.shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        }
-    };
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
+    until_shutdown!(conn, state, "connection");
+}
+
+/// An HTTP/2 connection (over TLS), every request through the router. On shutdown the streams
+/// in flight finish and the connection closes.
+async fn http2<S: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
+    tls: S,
+    peer: SocketAddr,
+    app: Router,
+    state: AppState,
+) {
+    let app = app.layer(axum::Extension(ConnectInfo(peer)));
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        // Pings find a connection whose client vanished (a phone that lost its network).
+        .keep_alive_interval(Some(state.store.config().idle_timeout))
+        .max_header_list_size(MAX_HEAD as u32)
+        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+    until_shutdown!(conn, state, "HTTP/2 connection");
 }
 
 /// Writes a reservation stream until the reservation is gone, the client leaves or the server
 /// shuts down, holding the connection's and the stream's places meanwhile. The body runs until
 /// the connection closes (`Connection: close`), so no chunked framing is needed.
-async fn stream(
-    mut tcp: TcpStream,
+async fn stream<S: Socket>(
+    mut tcp: S,
     mut feed: ReservationFeed,
     heartbeat: Duration,
     shutdown: tokio_util::sync::CancellationToken,
@@ -337,7 +453,7 @@ async fn stream(
         cache-control: no-cache\r\n\
         x-content-type-options: nosniff\r\n\
         connection: close\r\n\r\n";
-    if tcp.write_all(HEAD).await.is_err() {
+    if tcp.write_all(HEAD).await.is_err() || tcp.flush().await.is_err() {
         return;
     }
     let beat = tokio::time::sleep(heartbeat);
@@ -351,18 +467,10 @@ async fn stream(
                 None => break,
             },
             _ = &mut beat => format!("event: {}\ndata: {{}}\n\n", callqueue_protocol::HEARTBEAT_EVENT),
-            ready = tcp.readable() => {
-                // The client sends nothing on a stream; reading tells us when it has gone.
-                let mut sink = [0u8; 256];
-                match ready.and_then(|()| tcp.try_read(&mut sink)) {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(_) => break,
-                }
-            }
+            alive = tcp.heard() => if alive { continue } else { break },
         };
-        if tcp.write_all(frame.as_bytes()).await.is_err() {
+        // Flushed: a no-op on TCP; over TLS nothing of the frame waits in the session.
+        if tcp.write_all(frame.as_bytes()).await.is_err() || tcp.flush().await.is_err() {
             break;
         }
         beat.as_mut().reset(Instant::now() + heartbeat);

@@ -22,8 +22,9 @@ pub struct SecurityHeaders {
 
 impl SecurityHeaders {
     /// The headers for an app whose pages (the customer's `index.html`, the console's) are
-    /// `pages`: their inline scripts are allowed by their hashes; nothing else inline runs.
-    pub fn new(pages: &[&str]) -> Self {
+    /// `pages`: their inline scripts are allowed by their hashes; nothing else inline runs. A
+    /// server that speaks HTTPS itself (`https`) also tells browsers to use nothing else.
+    pub fn new(pages: &[&str], https: bool) -> Self {
         let hashes: String = pages
             .iter()
             .flat_map(|page| inline_scripts(page))
@@ -59,7 +60,11 @@ impl SecurityHeaders {
                     HeaderName::from_static("cross-origin-opener-policy"),
                     value("same-origin"),
                 ),
-            ],
+            ]
+            .into_iter()
+            // A year: what hstspreload.org asks for; subdomains are not ours to speak for.
+            .chain(https.then(|| (header::STRICT_TRANSPORT_SECURITY, value("max-age=31536000"))))
+            .collect(),
         }
     }
 
@@ -217,7 +222,7 @@ mod tests {
             inline_scripts(html),
             vec!["import init from '/a.js';init('/a.wasm');", "x()"]
         );
-        let headers = SecurityHeaders::new(&[html]);
+        let headers = SecurityHeaders::new(&[html], false);
         let csp = headers.headers[0].1.to_str().unwrap();
         assert_eq!(csp.matches("'sha256-").count(), 2);
         assert!(csp.contains("frame-ancestors 'none'"));

@@ -13,6 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestServer {
     pub base: String,
+    /// `http://addr` of the plain-HTTP listener beside HTTPS, when TLS is on.
+    pub http: Option<String>,
     /// `http://addr` of `/metrics`, when the config asked for it.
     pub metrics: Option<String>,
     pub shutdown: CancellationToken,
@@ -82,13 +84,20 @@ impl TestServer {
     /// Starts on `config` in `dir` (kept alive for the server's life).
     pub async fn start_in(dir: tempfile::TempDir, config: Config) -> Self {
         let server = Server::bind(config.clone()).await.expect("server binds");
-        let base = format!("http://{}", server.local_addr());
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let base = format!("{scheme}://{}", server.local_addr());
+        let http = server.http_addr().map(|a| format!("http://{a}"));
         let metrics = server.metrics_addr().map(|a| format!("http://{a}"));
         let store = server.state.store.clone();
         let shutdown = server.state.shutdown.clone();
         let handle = tokio::spawn(server.run());
         Self {
             base,
+            http,
             metrics,
             shutdown,
             handle,

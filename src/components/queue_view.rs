@@ -80,7 +80,7 @@ pub fn QueueView(
     view! {
         // Its height is bounded here as well as in the stylesheet: the window of rows drawn is
         // worked out from it.
-        <div class="queue-scroll" node_ref=list on:scroll=on_scroll tabindex="0"
+        <div class="queue-scroll" role="region" node_ref=list on:scroll=on_scroll tabindex="0"
             style:max-height="min(60vh, 36rem)" style:overflow-y="auto"
             aria-label=move || t("console.queue_label")>
             <ul class="queue-list" role="list"

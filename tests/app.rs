@@ -75,6 +75,7 @@ fn reservation(
         join_extended: false,
         customer_name: None,
         reason: None,
+        specialist_name: None,
         server_time: Utc::now(),
     }
 }

@@ -397,7 +397,7 @@ pub fn Console(
 
     view! {
         <div class="console-head">
-            <h1>{move || session.with(|s| s.as_ref().map(|s| tf("console.hello", &[("user", &s.user_id)])))}</h1>
+            <h1>{move || session.with(|s| s.as_ref().map(|s| tf("console.hello", &[("user", s.display_name.as_deref().unwrap_or(&s.user_id))])))}</h1>
             <button type="button" class="secondary sign-out" on:click=sign_out>{move || t("console.sign_out")}</button>
         </div>
         <div class="actions">

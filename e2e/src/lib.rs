@@ -283,18 +283,32 @@ impl Server {
     /// `callqueue-server agent add`, as an operator would run it (the secret on its standard
     /// input): a specialist serving every group of the server.
     pub async fn add_specialist(&self, name: &str, secret: &str) -> Result<()> {
+        self.add_specialist_named(name, None, secret).await
+    }
+
+    /// [`Server::add_specialist`] with the name customers see them by.
+    pub async fn add_specialist_named(
+        &self,
+        name: &str,
+        display_name: Option<&str>,
+        secret: &str,
+    ) -> Result<()> {
         use tokio::io::AsyncWriteExt;
-        let mut child = Command::new(server_binary())
-            .args([
-                "agent",
-                "add",
-                name,
-                "--role",
-                "specialist",
-                "--secret-stdin",
-                "--groups",
-                &self.options.groups,
-            ])
+        let mut command = Command::new(server_binary());
+        command.args([
+            "agent",
+            "add",
+            name,
+            "--role",
+            "specialist",
+            "--secret-stdin",
+            "--groups",
+            &self.options.groups,
+        ]);
+        if let Some(display_name) = display_name {
+            command.args(["--display-name", display_name]);
+        }
+        let mut child = command
             .arg("--database")
             .arg(self.database())
             .stdin(Stdio::piped())
@@ -1208,8 +1222,19 @@ pub async fn sign_in_specialist_at(
     base: &str,
     name: &str,
 ) -> Result<()> {
+    sign_in_named_specialist_at(b, server, base, name, None).await
+}
+
+/// [`sign_in_specialist_at`] for a specialist with a display name.
+pub async fn sign_in_named_specialist_at(
+    b: &Browser,
+    server: &Server,
+    base: &str,
+    name: &str,
+    display_name: Option<&str>,
+) -> Result<()> {
     server
-        .add_specialist(name, "e2e-secret-long-enough")
+        .add_specialist_named(name, display_name, "e2e-secret-long-enough")
         .await?;
     b.goto(&format!("{base}/agent")).await?;
     b.find("input[name=user_id]").await?.send_keys(name).await?;

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use callqueue_e2e::{
-    Browser, Driver, Result, Server, ServerOptions, join_when_called, sign_in_specialist,
+    Browser, Driver, Result, Server, ServerOptions, join_when_called, sign_in_named_specialist_at,
+    sign_in_specialist,
 };
 
 const PHONE: (u32, u32) = (390, 844);
@@ -20,11 +21,16 @@ struct Words {
     back_queued: &'static str,
     turn: &'static str,
     join_within: &'static str,
+    /// The console's greeting, by the specialist's display name.
+    hello: &'static str,
     extended: &'static str,
     back_in_call: &'static str,
     specialist_ended: &'static str,
     reason: &'static str,
 }
+
+/// What customers see the journey's specialist as (never their sign-in id).
+const SPECIALIST: &str = "Dr. Lena Roth";
 
 const ENGLISH: Words = Words {
     code: "en",
@@ -32,7 +38,8 @@ const ENGLISH: Words = Words {
     hold: "You are in the queue",
     back_queued: "You are number 1 in the queue.",
     turn: "It's your turn",
-    join_within: "Your specialist is waiting — join within ",
+    join_within: "Dr. Lena Roth is waiting for you — join within ",
+    hello: "Hello, Dr. Lena Roth",
     extended: "You have a little more time. Join when you are ready.",
     back_in_call: "Your call is in progress.",
     specialist_ended: "The specialist ended the call",
@@ -45,7 +52,8 @@ const GERMAN: Words = Words {
     hold: "Sie sind in der Warteschlange",
     back_queued: "Sie sind Nummer 1 in der Warteschlange.",
     turn: "Sie sind an der Reihe",
-    join_within: "Ihre Fachkraft wartet – bitte treten Sie innerhalb von ",
+    join_within: "Dr. Lena Roth wartet auf Sie – bitte treten Sie innerhalb von ",
+    hello: "Hallo, Dr. Lena Roth",
     extended: "Sie haben etwas mehr Zeit. Treten Sie bei, sobald Sie bereit sind.",
     back_in_call: "Ihr Gespräch läuft.",
     specialist_ended: "Die Fachkraft hat das Gespräch beendet",
@@ -132,8 +140,9 @@ async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> 
 
     // The specialist sees who she is and why she came.
     let name = format!("dr-journey-{lang}");
-    sign_in_specialist(&doc, server, &name).await?;
+    sign_in_named_specialist_at(&doc, server, &server.base, &name, Some(SPECIALIST)).await?;
     doc.choose_language(lang).await?;
+    doc.wait_text("h1", |t| t == words.hello).await?;
     doc.wait_text(".queue-list li .who", |t| t.ends_with("Anna Berg"))
         .await?;
     doc.wait_text(".queue-list li .reason", |t| t == words.reason)
@@ -161,6 +170,10 @@ async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> 
         .await?;
     let title = anna.client.title().await?;
     assert!(title.starts_with(words.turn), "title {title:?}");
+    assert!(
+        !anna.body_text().await?.contains(&name),
+        "the customer never sees the sign-in id"
+    );
     check(&anna, "turn", lang, PHONE).await?;
     anna.click("button.more-time").await?;
     anna.wait_text(".turn .hint", |t| t == words.extended)

@@ -144,6 +144,10 @@ pub struct Reservation {
     pub customer_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Once matched: the display name of the specialist who is waiting ("Dr. Anna Berg"), if
+    /// they have one; never their sign-in id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub specialist_name: Option<String>,
     /// The server's clock when this copy was made.
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
@@ -169,6 +173,7 @@ impl Reservation {
             join_extended,
             customer_name,
             reason,
+            specialist_name,
             server_time: _,
         } = self;
         *reservation_sid == other.reservation_sid
@@ -186,6 +191,7 @@ impl Reservation {
             && *join_extended == other.join_extended
             && *customer_name == other.customer_name
             && *reason == other.reason
+            && *specialist_name == other.specialist_name
     }
 
     /// A 64-bit digest of what [`Reservation::same_state`] compares: equal states give equal
@@ -209,6 +215,7 @@ impl Reservation {
             join_extended,
             customer_name,
             reason,
+            specialist_name,
             server_time: _,
         } = self;
         let mut h = std::hash::DefaultHasher::new();
@@ -226,7 +233,7 @@ impl Reservation {
         )
             .hash(&mut h);
         (created_at, updated_at, call_id, call_type, join_deadline).hash(&mut h);
-        (join_extended, customer_name, reason).hash(&mut h);
+        (join_extended, customer_name, reason, specialist_name).hash(&mut h);
         h.finish()
     }
 
@@ -728,6 +735,9 @@ pub struct SignInRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentSession {
     pub user_id: String,
+    /// What customers see them as ("Dr. Anna Berg"), if set (`agent add --display-name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     pub role: Role,
     pub groups: Vec<String>,
     pub available: bool,
@@ -1197,6 +1207,7 @@ mod tests {
             join_extended: false,
             customer_name: None,
             reason: None,
+            specialist_name: None,
             server_time: t,
         }
     }

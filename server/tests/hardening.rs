@@ -335,14 +335,42 @@ async fn members_are_named_by_display_names_never_sign_in_ids() {
         .await
         .unwrap();
     let alice = client();
-    let (status, _) = post_json(
+    let (status, joined) = post_json(
         &alice,
         &server.url("/api/groups/default/reservations"),
         json!({"name": "Alice"}),
     )
     .await;
     assert_eq!(status, 201);
+    let (_, me) = get_json(&doc, &server.url("/api/agent/session")).await;
+    assert_eq!(
+        me["display_name"], "Dr. Anna Berg",
+        "the console greets by it"
+    );
     let acc = accept_next(&server, &doc).await;
+    // Her reservation names who is waiting for her ("Dr. Anna Berg is waiting for you"), from
+    // memory and, after a restart, from the stored row.
+    let reservation_url = server.url(&format!(
+        "/api/groups/default/reservations/{}",
+        sid(&joined)
+    ));
+    let (_, r) = get_json(&alice, &reservation_url).await;
+    assert_eq!(r["specialist_name"], "Dr. Anna Berg", "{r}");
+    assert!(!r.to_string().contains("dr-berg-7"), "{r}");
+    let (dir, config) = server.stop().await;
+    let server = TestServer::start_in(dir, config).await;
+    let (_, r) = get_json(
+        &alice,
+        &server.url(&format!(
+            "/api/groups/default/reservations/{}",
+            sid(&joined)
+        )),
+    )
+    .await;
+    assert_eq!(
+        r["specialist_name"], "Dr. Anna Berg",
+        "after a restart: {r}"
+    );
     let call_url = server.url(&format!(
         "/api/calls/appointment/{}",
         acc["call"]["call"]["id"].as_str().unwrap()

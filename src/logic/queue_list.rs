@@ -72,6 +72,7 @@ mod tests {
             join_extended: false,
             customer_name: None,
             reason: None,
+            specialist_name: None,
             server_time: now,
         }
     }

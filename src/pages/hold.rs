@@ -327,6 +327,15 @@ pub fn TurnPanel(
             tell_turn();
         }
     });
+    // "Dr. Anna Berg is waiting for you", or "Your specialist is waiting" without a name.
+    let join_within = move |time: &str| {
+        state.reservation.with(
+            |r| match r.as_ref().and_then(|r| r.specialist_name.as_deref()) {
+                Some(name) => tf("turn.named_join_within", &[("name", name), ("time", time)]),
+                None => tf("turn.join_within", &[("time", time)]),
+            },
+        )
+    };
     let countdown = move || left_ms().map(|ms| format_short(display_seconds(ms)));
     // What screen readers hear: the sentence when the turn comes, then at 60 s and 30 s.
     let announced = RwSignal::new(String::new());
@@ -347,7 +356,7 @@ pub fn TurnPanel(
         };
         if last_said.get_value() != Some(mark) {
             last_said.set_value(Some(mark));
-            announced.set(tf("turn.join_within", &[("time", &format_short(secs))]));
+            announced.set(join_within(&format_short(secs)));
         }
     });
     let extended = move || {
@@ -360,7 +369,7 @@ pub fn TurnPanel(
             <div class="turn" class:animate=move || !reduced_motion()>
                 <h1>{move || t("turn.title")}</h1>
                 <p class="join-within" aria-hidden="true">
-                    {move || tf("turn.join_within", &[("time", &countdown().unwrap_or_default())])}
+                    {move || join_within(&countdown().unwrap_or_default())}
                 </p>
                 <p class="visually-hidden" role="status" aria-live="assertive">{move || announced.get()}</p>
                 <button type="button" class="primary join-now" on:click=move |_| on_join.run(())>

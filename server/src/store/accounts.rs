@@ -214,6 +214,11 @@ impl Store {
     }
 
     /// Whether the specialist is available, and their open call with its reservation.
+    /// What customers see a specialist as, if set.
+    pub fn agent_display_name(&self, user_id: &str) -> Option<String> {
+        self.live().agents.get(user_id)?.display_name.clone()
+    }
+
     pub fn agent_status(&self, user_id: &str) -> (bool, Option<(String, String)>) {
         let live = self.live();
         let Some(agent) = live.agents.get(user_id) else {

@@ -48,6 +48,7 @@ impl ActiveReservation {
                 join_extended: false,
                 customer_name: check_in.name.clone(),
                 reason: check_in.reason.clone(),
+                specialist_name: None,
                 server_time: now,
             },
         }

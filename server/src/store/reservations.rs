@@ -581,9 +581,10 @@ impl Store {
         let _w = self.inner.write.lock().await;
         let mut tx = self.begin_groups(&[group]).await?;
         let now = Utc::now();
-        let active = {
+        let (active, specialist_name) = {
             let live = self.live();
             let me = live.agents.get(&agent.user_id);
+            let name = me.and_then(|a| a.display_name.clone());
             if !me.is_some_and(|a| a.available) {
                 return Err(StoreError::Conflict(
                     "mark yourself available before accepting customers".into(),
@@ -614,7 +615,7 @@ impl Store {
                     .cloned()
                     .ok_or_else(|| StoreError::Conflict("nobody is waiting".into()))?,
             };
-            live.reservations[&sid].clone()
+            (live.reservations[&sid].clone(), name)
         };
         let sid = active.view.reservation_sid.clone();
         let version = self.next_version(group);
@@ -640,7 +641,7 @@ impl Store {
         };
         sqlx::query(
             "UPDATE reservations SET status = $1, updated_at = $2, matched_at = $3, call_id = $4, \
-             call_type = $5, gv = $6, join_deadline = $8 WHERE sid = $7",
+             call_type = $5, gv = $6, join_deadline = $8, specialist_name = $9 WHERE sid = $7",
         )
         .bind(ReservationStatus::Matched.as_str())
         .bind(ts(now))
@@ -650,6 +651,7 @@ impl Store {
         .bind(version as i64)
         .bind(&sid)
         .bind(ts(join_deadline))
+        .bind(&specialist_name)
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -696,6 +698,7 @@ impl Store {
         r.view.call_id = Some(call.id.clone());
         r.view.call_type = Some(call.call_type.clone());
         r.view.join_deadline = Some(join_deadline);
+        r.view.specialist_name = specialist_name;
         if let Some(a) = live.agents.get_mut(&agent.user_id) {
             a.active_call = Some(call.id.clone());
         }

@@ -142,6 +142,7 @@ pub(super) fn reservation_from_row(row: &AnyRow, now: DateTime<Utc>) -> sqlx::Re
         join_extended: row.flag("join_extended")?,
         customer_name: row.try_get("customer_name")?,
         reason: row.try_get("reason")?,
+        specialist_name: row.try_get("specialist_name")?,
         server_time: now,
     })
 }

@@ -58,7 +58,7 @@ pub fn url(path: &str) -> String {
     format!("{ENDPOINT}{path}")
 }
 
-async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
+pub async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
     if resp.ok() {
         return resp
             .json::<T>()
@@ -73,12 +73,12 @@ async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
     Err(ApiError::Server { status, message })
 }
 
-async fn send<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ApiError> {
+pub async fn send<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ApiError> {
     let resp = req.send().await.map_err(|_| ApiError::Network)?;
     read(resp).await
 }
 
-async fn send_json<B: Serialize, T: DeserializeOwned>(
+pub async fn send_json<B: Serialize, T: DeserializeOwned>(
     req: RequestBuilder,
     body: &B,
 ) -> Result<T, ApiError> {
@@ -91,7 +91,7 @@ async fn send_json<B: Serialize, T: DeserializeOwned>(
 
 /// A POST without a body. It still says it is JSON: the server takes state changes only so
 /// (an HTML form cannot send that, so another site cannot post as our user).
-fn post(path: &str) -> RequestBuilder {
+pub fn post(path: &str) -> RequestBuilder {
     Request::post(path).header("content-type", "application/json")
 }
 

@@ -193,7 +193,7 @@ pub fn tn(key: &'static str, n: i64, args: &[(&str, &str)]) -> String {
     fill(text, &all)
 }
 
-fn fill(text: &str, args: &[(&str, &str)]) -> String {
+pub fn fill(text: &str, args: &[(&str, &str)]) -> String {
     let mut out = text.to_string();
     for (name, value) in args {
         out = out.replace(&format!("{{{name}}}"), value);
@@ -230,6 +230,53 @@ pub fn time_of_day(t: chrono::DateTime<chrono::Utc>) -> String {
     #[cfg(not(target_arch = "wasm32"))]
     {
         t.format("%H:%M").to_string()
+    }
+}
+
+/// Whether two instants fall on the same day in the browser's time zone.
+pub fn same_local_day(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let day = |t: chrono::DateTime<chrono::Utc>| {
+            let d = js_sys::Date::new(&(t.timestamp_millis() as f64).into());
+            (d.get_full_year(), d.get_month(), d.get_date())
+        };
+        day(a) == day(b)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        a.date_naive() == b.date_naive()
+    }
+}
+
+/// Now, by the browser's clock (chrono's own clock is not there on wasm32 without its JS
+/// binding, which the app does without).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(crate::ticker::now_ms() as i64).unwrap_or_default()
+}
+
+/// A day as the current language names it, in the browser's time zone: the weekday within the
+/// coming week (`Monday` / `Montag`), else the weekday and date (`Monday, December 28`).
+pub fn day_name(t: chrono::DateTime<chrono::Utc>, within_week: bool) -> String {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let options = js_sys::Object::new();
+        let _ = js_sys::Reflect::set(&options, &"weekday".into(), &"long".into());
+        if !within_week {
+            let _ = js_sys::Reflect::set(&options, &"day".into(), &"numeric".into());
+            let _ = js_sys::Reflect::set(&options, &"month".into(), &"long".into());
+        }
+        js_sys::Date::new(&(t.timestamp_millis() as f64).into())
+            .to_locale_date_string(lang().code(), &options)
+            .into()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        if within_week {
+            t.format("%A").to_string()
+        } else {
+            t.format("%A, %B %-d").to_string()
+        }
     }
 }
 

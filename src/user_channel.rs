@@ -18,9 +18,17 @@ pub fn ws_url() -> String {
     api::ws_url("/ws")
 }
 
+/// The close code of a channel whose session ended (signed out elsewhere, disabled, expired).
+pub const CLOSE_SESSION_ENDED: u16 = 4401;
+
 /// Keeps the signed-in specialist's channel open while the calling component lives; `on_event`
-/// gets each user event. Returns the channel's state.
-pub fn use_user_channel(on_event: impl Fn(UserEvent) + 'static) -> Signal<Connection> {
+/// gets each user event, `on_signed_out` is called once the session is found to have ended (the
+/// server closed the channel for it, or refuses a new token). Returns the channel's state.
+pub fn use_user_channel(
+    on_event: impl Fn(UserEvent) + 'static,
+    on_signed_out: impl Fn() + 'static,
+) -> Signal<Connection> {
+    let on_signed_out: Rc<dyn Fn()> = Rc::new(on_signed_out);
     #[derive(Default)]
     struct Talk {
         handshake: Handshake,
@@ -29,8 +37,10 @@ pub fn use_user_channel(on_event: impl Fn(UserEvent) + 'static) -> Signal<Connec
     let talk = Rc::new(RefCell::new(Talk::default()));
     let prepare = {
         let talk = talk.clone();
+        let on_signed_out = on_signed_out.clone();
         Rc::new(move || {
             let talk = talk.clone();
+            let on_signed_out = on_signed_out.clone();
             Box::pin(async move {
                 match api::stream_token().await {
                     Ok(token) => {
@@ -42,7 +52,10 @@ pub fn use_user_channel(on_event: impl Fn(UserEvent) + 'static) -> Signal<Connec
                         Ok(())
                     }
                     // Signed out: nothing to retry until the page signs in again.
-                    Err(e) if e.status() == Some(401) => Err(After::Stop),
+                    Err(e) if e.status() == Some(401) => {
+                        on_signed_out();
+                        Err(After::Stop)
+                    }
                     Err(_) => Err(After::Retry),
                 }
             }) as crate::live::LocalFuture<Result<(), After>>
@@ -78,6 +91,14 @@ pub fn use_user_channel(on_event: impl Fn(UserEvent) + 'static) -> Signal<Connec
             transport: Transport::WebSocket,
             prepare: Some(prepare),
             on_open: Some(on_open),
+            on_close: Some(Rc::new(move |_: &crate::live::LiveHandle, code: u16| {
+                if code == CLOSE_SESSION_ENDED {
+                    on_signed_out();
+                    After::Stop
+                } else {
+                    After::Retry
+                }
+            })),
             on_message,
             live_after_handshake: true,
             ..Default::default()

@@ -223,58 +223,64 @@ pub fn Console(
     let in_call = move || session.with(|s| s.as_ref().is_some_and(|s| s.active_call_id.is_some()));
     // Whether the customer of the current call has the call page open: (call, connected).
     let customer = RwSignal::new(None::<(String, bool)>);
-    let channel_state = use_user_channel(move |event| {
-        match &event {
-            UserEvent::CallStarted {
-                call_id,
-                reservation_sid,
-                ..
-            } => session.update(|s| {
-                if let Some(s) = s {
-                    s.active_call_id = Some(call_id.clone());
-                    s.active_reservation_sid = Some(reservation_sid.clone());
-                }
-            }),
-            UserEvent::CallEnded { call_id, .. } => {
-                session.update(|s| {
-                    if let Some(s) = s
-                        .as_mut()
-                        .filter(|s| s.active_call_id.as_ref() == Some(call_id))
-                    {
-                        s.active_call_id = None;
-                        s.active_reservation_sid = None;
+    let channel_state = use_user_channel(
+        move |event| {
+            match &event {
+                UserEvent::CallStarted {
+                    call_id,
+                    reservation_sid,
+                    ..
+                } => session.update(|s| {
+                    if let Some(s) = s {
+                        s.active_call_id = Some(call_id.clone());
+                        s.active_reservation_sid = Some(reservation_sid.clone());
                     }
-                });
-                customer.set(None);
-                load_day();
-            }
-            UserEvent::CustomerPresence { call_id, connected } => {
-                let known = customer.with_untracked(|c| c.clone());
-                customer.set(Some((call_id.clone(), *connected)));
-                // The same state again (the channel reconnected) is not news.
-                if known.as_ref() == Some(&(call_id.clone(), *connected)) {
-                    return;
+                }),
+                UserEvent::CallEnded { call_id, .. } => {
+                    session.update(|s| {
+                        if let Some(s) = s
+                            .as_mut()
+                            .filter(|s| s.active_call_id.as_ref() == Some(call_id))
+                        {
+                            s.active_call_id = None;
+                            s.active_reservation_sid = None;
+                        }
+                    });
+                    customer.set(None);
+                    load_day();
                 }
-            }
-            UserEvent::CustomerWaiting { .. } => {
-                // A new customer: heard only by a specialist who could take them now.
-                if announce_new_customer(available(), in_call()) {
-                    if sound.get_untracked() {
-                        turn::chime();
+                UserEvent::CustomerPresence { call_id, connected } => {
+                    let known = customer.with_untracked(|c| c.clone());
+                    customer.set(Some((call_id.clone(), *connected)));
+                    // The same state again (the channel reconnected) is not news.
+                    if known.as_ref() == Some(&(call_id.clone(), *connected)) {
+                        return;
                     }
-                    turn::notify_if_hidden(
-                        t("console.new_customer"),
-                        &notice(&event),
-                        "callqueue-customer",
-                    );
+                }
+                UserEvent::CustomerWaiting { .. } => {
+                    // A new customer: heard only by a specialist who could take them now.
+                    if announce_new_customer(available(), in_call()) {
+                        if sound.get_untracked() {
+                            turn::chime();
+                        }
+                        turn::notify_if_hidden(
+                            t("console.new_customer"),
+                            &notice(&event),
+                            "callqueue-customer",
+                        );
+                    }
                 }
             }
-        }
-        notices.update(|n| {
-            n.insert(0, notice(&event));
-            n.truncate(NOTICES);
-        });
-    });
+            notices.update(|n| {
+                n.insert(0, notice(&event));
+                n.truncate(NOTICES);
+            });
+        },
+        // Signed out elsewhere, disabled by an admin, or expired: back to the sign-in form.
+        move || {
+            session.try_set(None);
+        },
+    );
     let customer_here = move || {
         session.with(|s| {
             let call = s.as_ref()?.active_call_id.clone()?;
@@ -398,6 +404,9 @@ pub fn Console(
     view! {
         <div class="console-head">
             <h1>{move || session.with(|s| s.as_ref().map(|s| tf("console.hello", &[("user", s.display_name.as_deref().unwrap_or(&s.user_id))])))}</h1>
+            <Show when=move || session.with(|s| s.as_ref().is_some_and(|s| s.admin))>
+                <a class="button secondary to-admin" href="/admin">{move || crate::admin::at("title")}</a>
+            </Show>
             <button type="button" class="secondary sign-out" on:click=sign_out>{move || t("console.sign_out")}</button>
         </div>
         <div class="actions">

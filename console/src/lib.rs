@@ -12,8 +12,10 @@ use leptos_router::{
     path,
 };
 
+pub mod admin;
 pub mod console;
 
+use admin::Admin;
 use console::Agent;
 
 /// The console's app: the console, and the call page it sends the specialist to.
@@ -24,6 +26,7 @@ pub fn AgentApp() -> impl IntoView {
         <Frame>
             <Routes fallback=NotFound>
                 <Route path=path!("/agent") view=Agent/>
+                <Route path=path!("/admin") view=Admin/>
                 <Route path=path!("/join/r/:sid") view=Join/>
             </Routes>
         </Frame>

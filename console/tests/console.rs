@@ -66,6 +66,7 @@ async fn no_timers_or_streams_left_after_30_consoles() {
         let handle = leptos::mount::mount_to(parent.clone(), || {
             let session = RwSignal::new(Some(AgentSession {
                 user_id: "dr".into(),
+                admin: false,
                 display_name: None,
                 role: Role::Specialist,
                 groups: vec!["default".into()],

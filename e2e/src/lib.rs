@@ -293,6 +293,18 @@ impl Server {
         display_name: Option<&str>,
         secret: &str,
     ) -> Result<()> {
+        self.add_account(name, "specialist", display_name, secret)
+            .await
+    }
+
+    /// `agent add` with a role (`specialist` or `admin`).
+    pub async fn add_account(
+        &self,
+        name: &str,
+        role: &str,
+        display_name: Option<&str>,
+        secret: &str,
+    ) -> Result<()> {
         use tokio::io::AsyncWriteExt;
         let mut command = Command::new(server_binary());
         command.args([
@@ -300,7 +312,7 @@ impl Server {
             "add",
             name,
             "--role",
-            "specialist",
+            role,
             "--secret-stdin",
             "--groups",
             &self.options.groups,
@@ -770,6 +782,41 @@ impl Browser {
             })
             .await?;
         Ok(answer)
+    }
+
+    /// Shows the page as a phone (touch, 2× pixels, below 500 px wide) or a desktop window of
+    /// that size.
+    pub async fn set_size(&self, (width, height): (u32, u32)) -> Result<()> {
+        let phone = width < 500;
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({
+                "width": width, "height": height, "mobile": phone,
+                "deviceScaleFactor": if phone { 2 } else { 1 },
+            }),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    }
+
+    /// Audits the page with axe-core and saves it (`<name>-<lang>-phone|desktop`) at a phone's
+    /// and a desktop's size; leaves the window at `back_to`.
+    pub async fn check_at_sizes(
+        &self,
+        name: &str,
+        lang: &str,
+        phone: (u32, u32),
+        desktop: (u32, u32),
+        back_to: (u32, u32),
+    ) -> Result<()> {
+        for (which, dims) in [("phone", phone), ("desktop", desktop)] {
+            self.set_size(dims).await?;
+            self.assert_accessible(&format!("{name} ({lang}, {which})"))
+                .await?;
+            self.screenshot(&format!("{name}-{lang}-{which}")).await?;
+        }
+        self.set_size(back_to).await
     }
 
     /// Runs JavaScript in the page and returns its value.

@@ -60,31 +60,9 @@ const GERMAN: Words = Words {
     reason: "Mein Router blinkt seit Montag rot",
 };
 
-/// Shows the page as a phone (touch, 2× pixels) or a desktop window of that size.
-async fn size(b: &Browser, (width, height): (u32, u32)) -> Result<()> {
-    let phone = width < 500;
-    b.cdp(
-        "Emulation.setDeviceMetricsOverride",
-        serde_json::json!({
-            "width": width, "height": height, "mobile": phone,
-            "deviceScaleFactor": if phone { 2 } else { 1 },
-        }),
-    )
-    .await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    Ok(())
-}
-
-/// Audits the page and saves it at phone and desktop sizes (`<name>-<lang>-phone|desktop`);
-/// leaves the window at `back_to`.
+/// Audits the page and saves it at phone and desktop sizes; leaves the window at `back_to`.
 async fn check(b: &Browser, name: &str, lang: &str, back_to: (u32, u32)) -> Result<()> {
-    for (which, dims) in [("phone", PHONE), ("desktop", DESKTOP)] {
-        size(b, dims).await?;
-        b.assert_accessible(&format!("{name} ({lang}, {which})"))
-            .await?;
-        b.screenshot(&format!("{name}-{lang}-{which}")).await?;
-    }
-    size(b, back_to).await
+    b.check_at_sizes(name, lang, PHONE, DESKTOP, back_to).await
 }
 
 async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> {

@@ -9,6 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub mod admin;
 pub mod signal;
 
 /// Timestamps are read with chrono's RFC 3339 parser. `DateTime`'s own `Deserialize` goes
@@ -615,8 +616,22 @@ pub struct GroupStatus {
     /// Whether a name must be given at check-in.
     #[serde(default)]
     pub name_required: bool,
+    /// Whether the queue is open now (its opening hours); joining a closed one is refused.
+    #[serde(default = "open")]
+    pub open: bool,
+    /// When it opens next, if it is closed and will open.
+    #[serde(
+        default,
+        deserialize_with = "rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub opens_at: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
+}
+
+fn open() -> bool {
+    true
 }
 
 /// `POST /groups/{group}/reservations`: the body is optional; when present it must be this
@@ -735,6 +750,9 @@ pub struct SignInRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentSession {
     pub user_id: String,
+    /// May use the admin page.
+    #[serde(default)]
+    pub admin: bool,
     /// What customers see them as ("Dr. Anna Berg"), if set (`agent add --display-name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,

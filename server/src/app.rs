@@ -25,7 +25,7 @@ use crate::{
     http::edge::{self, Kind},
     http::error::ApiError,
     http::headers::{self, SecurityHeaders},
-    http::routes::{agent, calls, health, openapi, reservations, signal, webhook, ws},
+    http::routes::{admin, agent, calls, health, openapi, reservations, signal, webhook, ws},
     limits::{Limits, StreamPermit},
     signal::Rooms,
     state::AppState,
@@ -126,6 +126,19 @@ fn requests() -> Router<AppState> {
         .route("/calls/{type}/{id}/join", post(calls::join))
         .route("/calls/{type}/{id}/leave", post(calls::leave))
         .route("/webhooks/streem", post(webhook::streem))
+        .route(
+            "/admin/specialists",
+            get(admin::specialists).post(admin::add_specialist),
+        )
+        .route("/admin/specialists/{user_id}/disable", post(admin::disable))
+        .route("/admin/specialists/{user_id}/enable", post(admin::enable))
+        .route(
+            "/admin/specialists/{user_id}/reset-secret",
+            post(admin::reset_secret),
+        )
+        .route("/admin/groups", get(admin::groups).post(admin::add_group))
+        .route("/admin/groups/{group}", put(admin::update_group))
+        .route("/admin/audit", get(admin::audit))
         .route_layer(middleware::from_fn(headers::require_json))
         .fallback(|| async { ApiError::NotFound("no such API endpoint".into()) })
         .method_not_allowed_fallback(|| async {
@@ -156,7 +169,9 @@ pub fn router(state: AppState) -> Router {
             .fallback(index);
         let files = Router::new()
             .route_service("/agent", console.clone())
-            .route_service("/agent/", console)
+            .route_service("/agent/", console.clone())
+            // The admin page is part of the console's bundle (never the customer's download).
+            .route_service("/admin", console)
             .fallback_service(Compression::new(files))
             .layer(middleware::from_fn(headers::only_file_paths))
             .layer(middleware::from_fn(headers::cache_control));
@@ -360,6 +375,9 @@ impl Server {
     }
 }
 
+/// How often a node of a cluster reads the groups' settings again.
+const SETTINGS_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Expires reservations and ends calls whose time is up, and purges what has expired, until
 /// shutdown.
 async fn sweep(state: AppState, shutdown: CancellationToken) {
@@ -368,8 +386,16 @@ async fn sweep(state: AppState, shutdown: CancellationToken) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut purge = tokio::time::interval(store.config().purge_interval);
     purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Group settings other nodes changed (opening hours, call lengths), and groups they added.
+    let mut settings = tokio::time::interval(SETTINGS_REFRESH);
+    settings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
+            _ = settings.tick(), if store.clustered() => {
+                if let Err(e) = store.refresh_settings().await {
+                    tracing::warn!(error = %e, "reading group settings failed; will retry");
+                }
+            }
             _ = tick.tick() => {
                 if let Err(e) = store.sweep().await {
                     tracing::warn!(error = %e, "sweep failed; will retry");

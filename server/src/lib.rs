@@ -11,6 +11,7 @@ pub mod app;
 pub mod config;
 pub mod db;
 pub mod estimator;
+pub mod hours;
 pub mod http;
 pub mod limits;
 pub mod metrics;

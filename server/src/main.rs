@@ -438,14 +438,19 @@ async fn add_agent(
     if !tokens::is_valid_id(&name) {
         return Err("the name must be 1 to 64 letters, digits, '-' or '_'".into());
     }
-    let role = Role::parse(&role).ok_or("--role must be specialist or patient")?;
+    let role = match role.as_str() {
+        "admin" => "admin",
+        other => Role::parse(other)
+            .ok_or("--role must be specialist, admin or patient")?
+            .as_str(),
+    };
     if groups.is_empty() {
         return Err("--groups needs at least one group".into());
     }
     let pool = db::open(&db_args.database).await?;
     let generated = secret.is_none().then(tokens::random_token);
     let secret = secret.or_else(|| generated.clone()).unwrap_or_default();
-    Store::add_agent_named(
+    Store::add_account(
         &pool,
         &name,
         role,
@@ -454,11 +459,7 @@ async fn add_agent(
         display_name.as_deref(),
     )
     .await?;
-    println!(
-        "Specialist {name:?} ({}) serves: {}",
-        role.as_str(),
-        groups.join(", ")
-    );
+    println!("Specialist {name:?} ({role}) serves: {}", groups.join(", "));
     match generated {
         // Shown this once: only its hash is kept.
         Some(secret) => println!(

@@ -12,12 +12,6 @@ use tokio::{
     net::TcpStream,
 };
 
-async fn post_json(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
-    let r = c.post(url).json(&body).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// The store behind a running test server's database, opened a second time (as `agent add`
 /// does) for changes no API makes.
 async fn db(server: &TestServer) -> sqlx::AnyPool {

@@ -10,7 +10,7 @@ use leptos::{prelude::*, task::spawn_local};
 use crate::{
     api,
     components::busy::{BusyButton, ErrorNote},
-    i18n::{number, t, tf},
+    i18n::{day_name, now, number, same_local_day, t, tf, time_of_day},
     pages::{use_document_title, use_join_queue},
     storage,
 };
@@ -38,6 +38,8 @@ pub fn Home() -> impl IntoView {
     let (busy, error, start) = use_join_queue();
     let (available, set_available) = signal(None::<u32>);
     let (name_required, set_name_required) = signal(false);
+    // Outside opening hours: when it opens next (`Some(None)`: not known).
+    let (closed, set_closed) = signal(None::<Option<chrono::DateTime<chrono::Utc>>>);
     let active = RwSignal::new(None::<Reservation>);
     use_document_title(|| None);
 
@@ -45,6 +47,7 @@ pub fn Home() -> impl IntoView {
         if let Ok(status) = api::group_status(api::GROUP).await {
             set_available.try_set(Some(status.available_specialists));
             set_name_required.try_set(status.name_required);
+            set_closed.try_set((!status.open).then_some(status.opens_at));
         }
     });
     // This browser's reservation, if it is still in the queue or in a call.
@@ -139,9 +142,16 @@ pub fn Home() -> impl IntoView {
     view! {
         <section class="card home">
             <h1>{move || t("home.title")}</h1>
+            // The way back to a place this browser has; else, outside opening hours, when it
+            // opens; else the check-in.
             <Show
-                when=move || active.with(Option::is_none)
-                fallback=back
+                when=move || active.with(Option::is_none) && closed.with(Option::is_none)
+                fallback=move || match closed.get() {
+                    Some(opens_at) if active.with(Option::is_none) => {
+                        Some(view! { <p class="notice closed" role="status">{closed_text(opens_at)}</p> }.into_any())
+                    }
+                    _ => back().map(IntoAny::into_any),
+                }
             >
                 <p class="lead">{move || t("home.lead")}</p>
                 <form class="check-in" on:submit=submit novalidate=true>
@@ -193,5 +203,24 @@ pub fn Home() -> impl IntoView {
                 <ErrorNote error=error/>
             </Show>
         </section>
+    }
+}
+
+/// "We're closed. We open again on Monday at 9:00." in the reader's language and time format.
+fn closed_text(opens_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    let Some(at) = opens_at else {
+        return t("home.closed").to_string();
+    };
+    let time = time_of_day(at);
+    let now = now();
+    // Compared as the browser's local dates (what "today" means to the reader).
+    if same_local_day(at, now) {
+        tf("home.closed_today", &[("time", &time)])
+    } else {
+        let within_week = at - now < chrono::Duration::days(6);
+        tf(
+            "home.closed_day",
+            &[("day", &day_name(at, within_week)), ("time", &time)],
+        )
     }
 }

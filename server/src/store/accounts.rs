@@ -5,7 +5,7 @@ use super::*;
 use crate::secrets::{self, Verified};
 
 /// An Argon2id hash of `secret`, made off the async threads (it takes tens of milliseconds).
-async fn hash_secret(secret: &str) -> Result<String, sqlx::Error> {
+pub(super) async fn hash_secret(secret: &str) -> Result<String, sqlx::Error> {
     let secret = secret.to_string();
     tokio::task::spawn_blocking(move || secrets::hash(&secret))
         .await
@@ -85,6 +85,19 @@ impl Store {
         secret: &str,
         display_name: Option<&str>,
     ) -> sqlx::Result<()> {
+        Self::add_account(db, user_id, role.as_str(), groups, secret, display_name).await
+    }
+
+    /// [`Store::add_agent_named`] with the stored role by name: `admin` accounts are
+    /// specialists who may also use the admin page.
+    pub async fn add_account(
+        db: &AnyPool,
+        user_id: &str,
+        role: &str,
+        groups: &[String],
+        secret: &str,
+        display_name: Option<&str>,
+    ) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO agents (user_id, role, groups, secret_hash, available, created_at, \
              display_name) VALUES ($1, $2, $3, $4, 0, $5, $6) ON CONFLICT (user_id) DO UPDATE \
@@ -92,7 +105,7 @@ impl Store {
              secret_hash = excluded.secret_hash, display_name = excluded.display_name",
         )
         .bind(user_id)
-        .bind(role.as_str())
+        .bind(role)
         .bind(groups.join(","))
         .bind(hash_secret(secret).await?)
         .bind(ts(Utc::now()))
@@ -106,7 +119,7 @@ impl Store {
     /// way (or with older parameters) is stored anew as today's Argon2id hash.
     pub async fn sign_in(&self, user_id: &str, secret: &str) -> StoreResult<(Agent, String)> {
         let row = sqlx::query(
-            "SELECT user_id, role, groups, available, secret_hash, display_name FROM agents \
+            "SELECT user_id, role, groups, available, secret_hash, display_name, disabled FROM agents \
              WHERE user_id = $1",
         )
         .bind(user_id)
@@ -151,6 +164,11 @@ impl Store {
                 ));
             }
         };
+        if row.flag("disabled")? {
+            return Err(StoreError::Forbidden(
+                "this account is disabled; ask an administrator".into(),
+            ));
+        }
         let agent = agent_from_row(&row)?.ok_or_else(|| {
             StoreError::Forbidden(
                 "this account's role is not one this server knows; ask an administrator".into(),

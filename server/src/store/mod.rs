@@ -12,6 +12,7 @@
 //! group-committing writer, leaving, accepting), `calls.rs` the calls, `sweep.rs` the deadlines.
 
 mod accounts;
+mod admin;
 mod calls;
 mod cluster;
 pub mod error;
@@ -100,6 +101,8 @@ pub struct Agent {
     pub user_id: String,
     pub role: Role,
     pub groups: Vec<String>,
+    /// May use the admin page (stored role `admin`; in calls a specialist like any other).
+    pub admin: bool,
 }
 
 /// Who is asking: a customer (by their cookie) or a specialist (by theirs).
@@ -147,6 +150,8 @@ struct Inner {
     reconciles: std::sync::atomic::AtomicU64,
     /// Reservation and call rows read at start: see [`Store::rows_read_at_start`].
     rows_at_start: std::sync::atomic::AtomicU64,
+    /// Each group's settings (opening hours among them), as last read: see `admin.rs`.
+    settings: std::sync::RwLock<HashMap<String, callqueue_protocol::admin::GroupSettings>>,
 }
 
 impl Store {
@@ -179,6 +184,7 @@ impl Store {
                 signal_seq: Default::default(),
                 reconciles: Default::default(),
                 rows_at_start: Default::default(),
+                settings: Default::default(),
             }),
         };
         // Each group as the database has it, then the lengths of past calls for the estimates.
@@ -227,6 +233,10 @@ impl Store {
         if clustered {
             tokio::spawn(Self::run_relay(db, relayed));
         }
+        store
+            .refresh_settings()
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         // The task holds the store weakly: when the last handle goes, the sender goes with it,
         // the channel closes and the task ends.
         tokio::spawn(Self::run_creates(Arc::downgrade(&store.inner), jobs));

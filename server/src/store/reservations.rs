@@ -619,7 +619,7 @@ impl Store {
         };
         let sid = active.view.reservation_sid.clone();
         let version = self.next_version(group);
-        let join_deadline = now + self.join_window();
+        let join_deadline = now + self.group_join_window(group);
         let call = CallRow {
             id: tokens::random_token(),
             call_type: CALL_TYPE_APPOINTMENT.to_string(),
@@ -627,7 +627,7 @@ impl Store {
             reservation_sid: sid.clone(),
             specialist_id: agent.user_id.clone(),
             customer_id: active.customer_id.clone(),
-            max_duration_seconds: self.config().call_seconds,
+            max_duration_seconds: self.call_seconds(group),
             created_at: now,
             started_at: None,
             timer_ends_at: None,

@@ -153,7 +153,12 @@ pub(super) fn agent_from_row(row: &AnyRow) -> sqlx::Result<Option<Agent>> {
     let role: String = row.try_get("role")?;
     let groups: String = row.try_get("groups")?;
     let user_id: String = row.try_get("user_id")?;
-    let Some(role) = Role::parse(&role) else {
+    let admin = role == super::admin::ADMIN_ROLE;
+    let Some(role) = (if admin {
+        Some(Role::Specialist)
+    } else {
+        Role::parse(&role)
+    }) else {
         tracing::warn!(%user_id, %role, "account has an unknown role; refused");
         return Ok(None);
     };
@@ -161,6 +166,7 @@ pub(super) fn agent_from_row(row: &AnyRow) -> sqlx::Result<Option<Agent>> {
         user_id,
         role,
         groups: split_groups(&groups),
+        admin,
     }))
 }
 

@@ -201,6 +201,16 @@ pub async fn accept_next(server: &TestServer, doc: &reqwest::Client) -> serde_js
 }
 
 /// A GET's status and JSON body (`null` if it has none).
+pub async fn post_json(
+    c: &reqwest::Client,
+    url: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = c.post(url).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 pub async fn get_json(c: &reqwest::Client, url: &str) -> (u16, serde_json::Value) {
     let r = c.get(url).send().await.unwrap();
     let status = r.status().as_u16();

@@ -32,6 +32,7 @@ fn session_view(state: &AppState, agent: &Agent) -> AgentSession {
     let (active_call_id, active_reservation_sid) = call.unzip();
     AgentSession {
         user_id: agent.user_id.clone(),
+        admin: agent.admin,
         display_name: state.store.agent_display_name(&agent.user_id),
         role: agent.role,
         groups: agent.groups.clone(),

@@ -1,5 +1,6 @@
 //! The HTTP API, one module per resource.
 
+pub mod admin;
 pub mod agent;
 pub mod calls;
 pub mod health;

@@ -12,7 +12,7 @@ use callqueue_protocol::{
 };
 use utoipa::OpenApi;
 
-use super::{agent, calls, health, reservations, signal, webhook, ws};
+use super::{admin, agent, calls, health, reservations, signal, webhook, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,15 @@ use super::{agent, calls, health, reservations, signal, webhook, ws};
         signal::upgrade,
         ws::upgrade,
         webhook::streem,
+        admin::specialists,
+        admin::add_specialist,
+        admin::disable,
+        admin::enable,
+        admin::reset_secret,
+        admin::groups,
+        admin::add_group,
+        admin::update_group,
+        admin::audit,
         document,
     ),
     components(schemas(ClientMessage, ServerMessage, UserEvent, SignalClient, SignalServer)),
@@ -57,6 +66,7 @@ use super::{agent, calls, health, reservations, signal, webhook, ws};
         (name = "calls", description = "The call and its session timer"),
         (name = "streams", description = "Server-Sent Events and WebSockets"),
         (name = "operations", description = "Health, the provider webhook, this document"),
+        (name = "admin", description = "Accounts, groups, opening hours and the audit log (role admin)"),
     )
 )]
 pub struct ApiDoc;

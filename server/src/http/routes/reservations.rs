@@ -32,10 +32,14 @@ pub async fn group_status(
         .store
         .queue_length(&group)
         .ok_or_else(|| ApiError::not_found(&format!("the group {group:?}")))?;
+    let now = chrono::Utc::now();
+    let opening = state.store.opening(&group, now);
     Ok(Json(GroupStatus {
         available_specialists: state.store.available_specialists(&group),
         queue_length,
-        name_required: state.store.config().require_name,
+        name_required: state.store.require_name(&group),
+        open: opening.open,
+        opens_at: opening.opens_at,
         group_name: group,
         server_time: chrono::Utc::now(),
     }))
@@ -58,13 +62,24 @@ pub async fn create(
 ) -> ApiResult<impl IntoResponse> {
     check_id("group name", &group)?;
     let request: CreateReservationRequest = optional_json(&body)?;
-    let (name, reason) = request
-        .checked(state.store.config().require_name)
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     state.limits.join(client.ip)?;
     if !state.store.has_group(&group) {
         return Err(ApiError::not_found(&format!("the group {group:?}")));
     }
+    let (name, reason) = request
+        .checked(state.store.require_name(&group))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Outside opening hours nobody new joins; those with a place keep it.
+    let closed = || {
+        let opening = state.store.opening(&group, chrono::Utc::now());
+        match opening {
+            crate::hours::Opening { open: true, .. } => Ok(()),
+            crate::hours::Opening { opens_at, .. } => Err(ApiError::Closed(match opens_at {
+                Some(at) => format!("the queue is closed; it opens again at {}", at.to_rfc3339()),
+                None => "the queue is closed".to_string(),
+            })),
+        }
+    };
     let check_in = CheckIn { name, reason };
     let cookie = |token: &str| {
         session_cookie(
@@ -78,6 +93,9 @@ pub async fn create(
         // A returning customer's session runs a day from now, in the database and cookie; a
         // second join is answered with their active reservation.
         state.store.touch_customer(id).await?;
+        if !state.store.customer_has_active(id) {
+            closed()?;
+        }
         let (reservation, created) = state
             .store
             .create_reservation(&group, id, None, check_in)
@@ -103,6 +121,7 @@ pub async fn create(
     let mut first = false;
     let joined = cell
         .get_or_try_init(|| async {
+            closed()?;
             first = true;
             let (customer, token) = Store::new_customer();
             let (reservation, _) = state

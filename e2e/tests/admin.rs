@@ -24,24 +24,24 @@ async fn sign_in(b: &Browser, server: &Server, path: &str, user: &str, secret: &
     Ok(())
 }
 
-/// Saves the group `default` with these closed dates (one per line).
-async fn save_closed_dates(admin: &Browser, dates: &str) -> Result<()> {
-    let area = admin
-        .find("form.group[data-group=default] textarea.closed-dates")
-        .await?;
+/// Saves the group `default` with these closed dates (one per line) and this choice for
+/// those still waiting at closing (`serve` or `close`).
+async fn save_closed_dates(admin: &Browser, dates: &str, at_closing: &str) -> Result<()> {
+    let form = "form.group[data-group=default]";
+    let area = admin.find(&format!("{form} textarea.closed-dates")).await?;
     area.clear().await?;
     if !dates.is_empty() {
         area.send_keys(dates).await?;
     }
     admin
-        .click("form.group[data-group=default] button.save")
+        .find(&format!("{form} select.at-closing"))
+        .await?
+        .select_by_value(at_closing)
         .await?;
-    if let Err(e) = admin
-        .wait_text("form.group[data-group=default] .saved", |t| t == "Saved.")
-        .await
-    {
-        return Err(format!("{e}: {:?}", admin.logs().await?).into());
-    }
+    admin.click(&format!("{form} button.save")).await?;
+    admin
+        .wait_text(&format!("{form} .saved"), |t| t == "Saved.")
+        .await?;
     Ok(())
 }
 
@@ -139,8 +139,22 @@ async fn an_admin_runs_specialists_groups_and_opening_hours_in_the_browser() -> 
     doc.find("input[name=user_id]").await?;
 
     // Closed today: the home page says so, in English and German, and the API refuses joins.
+    // Dana waits; the queue closes with "close the queue": her hold page tells her.
+    let dana = driver.browser(PHONE.0, PHONE.1).await?;
+    start_chat(&dana, &server).await?;
     let today = chrono::Utc::now().date_naive().to_string();
-    save_closed_dates(&admin, &today).await?;
+    save_closed_dates(&admin, &today, "close").await?;
+    dana.wait_url(|u| u.contains("/rejoin/r/")).await?;
+    dana.wait_text(".rejoin .notice.closed", |t| {
+        t.starts_with("We're closed. We open again ")
+    })
+    .await?;
+    assert!(
+        !dana.exists(".rejoin button.primary").await?,
+        "no rejoining a closed queue"
+    );
+    dana.check_at_sizes("rejoin-closed", "en", PHONE, DESKTOP, PHONE)
+        .await?;
     let carl = driver.browser(PHONE.0, PHONE.1).await?;
     carl.goto(&server.url("/")).await?;
     let said = carl
@@ -172,7 +186,7 @@ async fn an_admin_runs_specialists_groups_and_opening_hours_in_the_browser() -> 
     assert_eq!(body["error"]["code"], "closed", "{body}");
 
     // Open again: the customer joins.
-    save_closed_dates(&admin, "").await?;
+    save_closed_dates(&admin, "", "serve").await?;
     carl.choose_language("en").await?;
     start_chat(&carl, &server).await?;
 
@@ -192,7 +206,7 @@ async fn an_admin_runs_specialists_groups_and_opening_hours_in_the_browser() -> 
         .check_at_sizes("admin-audit", "en", PHONE, DESKTOP, DESKTOP)
         .await?;
 
-    for b in [admin, doc, anna, carl] {
+    for b in [admin, doc, anna, carl, dana] {
         assert!(b.severe_logs().await?.is_empty());
         b.close().await?;
     }

@@ -138,7 +138,8 @@ pub fn install() {
 
 /// The text of `/metrics`: the per-group gauges read now, then everything recorded.
 pub fn render(store: &Store) -> String {
-    for group in &store.config().groups {
+    // Every group the store has, those an admin added included.
+    for (group, _) in &store.groups_with_settings() {
         let queue = store.queue_length(group).unwrap_or(0);
         metrics::gauge!(QUEUE_LENGTH, "group" => group.clone()).set(queue as f64);
         let available = store.available_specialists(group);

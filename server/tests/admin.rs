@@ -418,6 +418,49 @@ async fn groups_and_opening_hours_decide_who_may_join() {
     );
 }
 
+#[tokio::test]
+async fn a_queue_that_closes_at_closing_time_sends_those_waiting_away() {
+    let server = TestServer::start().await;
+    let boss = admin(&server).await;
+    let url = server.url("/api/admin/groups/default");
+    let (status, _) = put_json(&boss, &url, hours(false)).await;
+    assert_eq!(status, 200);
+    let ada = client();
+    let (status, joined) = post_json(
+        &ada,
+        &server.url("/api/groups/default/reservations"),
+        json!({"name": "Ada"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mine = server.url(&format!(
+        "/api/groups/default/reservations/{}",
+        sid(&joined)
+    ));
+
+    // Closed, serving those who wait: she stays (a few sweeps later).
+    put_json(&boss, &url, hours(true)).await;
+    tokio::time::sleep(server.config.sweep_interval * 5).await;
+    let (_, r) = get_json(&ada, &mine).await;
+    assert_eq!(r["reservation_status"], "GROUP_RESERVATION_STATUS_QUEUED");
+
+    // Closing the queue instead: her place ends at the next sweep.
+    let mut close = hours(true);
+    close["at_closing"] = json!("close");
+    put_json(&boss, &url, close).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (_, r) = get_json(&ada, &mine).await;
+        if r["reservation_status"] == "GROUP_RESERVATION_STATUS_EXPIRED" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {r}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (_, status) = get_json(&ada, &server.url("/api/groups/default/status")).await;
+    assert_eq!(status["queue_length"], 0);
+}
+
 async fn put_json(c: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
     let r = c.put(url).json(&body).send().await.unwrap();
     let status = r.status().as_u16();

@@ -18,7 +18,8 @@ async fn columns(pool: &sqlx::AnyPool, sql: &str) -> BTreeSet<(String, String)> 
         .unwrap()
         .iter()
         .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
-        .filter(|(t, _)| !t.starts_with("_sqlx"))
+        // sqlx's bookkeeping, and SQLite's own (`sqlite_sequence`, for AUTOINCREMENT).
+        .filter(|(t, _)| !t.starts_with("_sqlx") && !t.starts_with("sqlite_"))
         .collect()
 }
 

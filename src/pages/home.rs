@@ -207,7 +207,7 @@ pub fn Home() -> impl IntoView {
 }
 
 /// "We're closed. We open again on Monday at 9:00." in the reader's language and time format.
-fn closed_text(opens_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+pub fn closed_text(opens_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
     let Some(at) = opens_at else {
         return t("home.closed").to_string();
     };

@@ -1,22 +1,37 @@
 //! `/rejoin/r/:sid`: the reservation expired; explain and offer a new place.
 
-use leptos::prelude::*;
+use leptos::{prelude::*, task::spawn_local};
 
 use crate::{
+    api,
     components::busy::{BusyButton, ErrorNote},
     i18n::t,
-    pages::{last_check_in, use_document_title, use_join_queue},
+    pages::{home::closed_text, last_check_in, use_document_title, use_join_queue},
 };
 
-/// Explains the expiry and rejoins the queue.
+/// Explains the expiry and rejoins the queue; when the queue has closed (its opening hours),
+/// says when it opens again instead.
 #[component]
 pub fn Rejoin() -> impl IntoView {
     let (busy, error, rejoin) = use_join_queue();
     use_document_title(|| Some(t("rejoin.tab").to_string()));
+    let (closed, set_closed) = signal(None::<Option<chrono::DateTime<chrono::Utc>>>);
+    spawn_local(async move {
+        if let Ok(status) = api::group_status(api::GROUP).await {
+            set_closed.try_set((!status.open).then_some(status.opens_at));
+        }
+    });
 
     view! {
         <section class="card rejoin">
             <h1>{move || t("rejoin.title")}</h1>
+            <Show
+                when=move || closed.with(Option::is_none)
+                fallback=move || closed.get().map(|opens_at| view! {
+                    <p class="lead">{move || t("rejoin.closed")}</p>
+                    <p class="notice closed" role="status">{closed_text(opens_at)}</p>
+                })
+            >
             <p class="lead">{move || t("rejoin.lead")}</p>
             <BusyButton
                 class="primary"
@@ -25,6 +40,7 @@ pub fn Rejoin() -> impl IntoView {
                 busy=busy
                 on_press=Callback::new(move |()| rejoin.run(last_check_in()))
             />
+            </Show>
             <ErrorNote error=error/>
             <p><a href="/">{move || t("common.back_to_start")}</a></p>
         </section>

@@ -402,7 +402,11 @@ impl Store {
                 .map(|(r, _)| r)
                 .ok_or_else(|| StoreError::not_found("the reservation"));
         };
-        if only_if_due && !self.deadline_passed(&self.live(), &active, now) {
+        let closing = || {
+            active.view.reservation_status == ReservationStatus::Queued
+                && self.queue_closing(&active.view.group_name, now)
+        };
+        if only_if_due && !self.deadline_passed(&self.live(), &active, now) && !closing() {
             return Err(StoreError::Conflict(
                 "the reservation is no longer due to expire".into(),
             ));

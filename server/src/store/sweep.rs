@@ -1,7 +1,8 @@
-//! Deadlines: reservations that waited too long, matches not joined, calls whose timer ran out,
-//! and expired sessions and tokens.
+//! Deadlines: reservations that waited too long (or whose queue closed), matches not joined,
+//! calls whose timer ran out, and expired sessions and tokens.
 
 use super::*;
+use callqueue_protocol::admin::AtClosing;
 
 impl Store {
     // ---- deadlines ----
@@ -9,12 +10,25 @@ impl Store {
     /// Expires what waited too long and ends calls whose timer ran out. Called by the sweeper.
     pub async fn sweep(&self) -> StoreResult<()> {
         let now = Utc::now();
+        // Groups that close their queue at closing time (`at_closing: close`) and are closed:
+        // whoever still waits there leaves the queue (the hold page sends them to the page
+        // that says when it opens again).
+        let closing: Vec<String> = self
+            .groups_with_settings()
+            .into_iter()
+            .map(|(g, _)| g)
+            .filter(|g| self.queue_closing(g, now))
+            .collect();
         let (expired, ended) = {
             let live = self.live();
             let expired: Vec<String> = live
                 .reservations
                 .values()
-                .filter(|r| self.deadline_passed(&live, r, now))
+                .filter(|r| {
+                    self.deadline_passed(&live, r, now)
+                        || (r.view.reservation_status == ReservationStatus::Queued
+                            && closing.contains(&r.view.group_name))
+                })
                 .map(|r| r.view.reservation_sid.clone())
                 .collect();
             let ended: Vec<String> = live
@@ -61,6 +75,12 @@ impl Store {
 
     /// Whether a queued reservation has waited too long, or a matched one was not joined in
     /// time.
+    /// Whether a group closes its queue at closing time and is closed now.
+    pub(super) fn queue_closing(&self, group: &str, now: DateTime<Utc>) -> bool {
+        let settings = self.group_settings(group);
+        settings.at_closing == AtClosing::Close && !crate::hours::opening(&settings, now).open
+    }
+
     pub(super) fn deadline_passed(
         &self,
         live: &Live,

@@ -233,50 +233,29 @@ pub fn time_of_day(t: chrono::DateTime<chrono::Utc>) -> String {
     }
 }
 
-/// Whether two instants fall on the same day in the browser's time zone.
-pub fn same_local_day(a: chrono::DateTime<chrono::Utc>, b: chrono::DateTime<chrono::Utc>) -> bool {
+/// The day an instant falls on as the reader names it, in the browser's time zone: `None` for
+/// today, the weekday within the coming week (`Monday` / `Montag`), else the weekday and date
+/// (`Monday, December 28`).
+pub fn day_from_today(t: chrono::DateTime<chrono::Utc>) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
     {
-        let day = |t: chrono::DateTime<chrono::Utc>| {
-            let d = js_sys::Date::new(&(t.timestamp_millis() as f64).into());
-            (d.get_full_year(), d.get_month(), d.get_date())
-        };
-        day(a) == day(b)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        a.date_naive() == b.date_naive()
-    }
-}
-
-/// Now, by the browser's clock (chrono's own clock is not there on wasm32 without its JS
-/// binding, which the app does without).
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(crate::ticker::now_ms() as i64).unwrap_or_default()
-}
-
-/// A day as the current language names it, in the browser's time zone: the weekday within the
-/// coming week (`Monday` / `Montag`), else the weekday and date (`Monday, December 28`).
-pub fn day_name(t: chrono::DateTime<chrono::Utc>, within_week: bool) -> String {
-    #[cfg(target_arch = "wasm32")]
-    {
+        let ms = t.timestamp_millis() as f64;
+        let date = js_sys::Date::new(&ms.into());
+        if date.to_date_string() == js_sys::Date::new_0().to_date_string() {
+            return None;
+        }
         let options = js_sys::Object::new();
-        let _ = js_sys::Reflect::set(&options, &"weekday".into(), &"long".into());
-        if !within_week {
-            let _ = js_sys::Reflect::set(&options, &"day".into(), &"numeric".into());
-            let _ = js_sys::Reflect::set(&options, &"month".into(), &"long".into());
+        let set = |k: &str, v: &str| js_sys::Reflect::set(&options, &k.into(), &v.into());
+        let _ = set("weekday", "long");
+        if ms - js_sys::Date::now() >= 6.0 * 86_400_000.0 {
+            let _ = set("day", "numeric");
+            let _ = set("month", "long");
         }
-        js_sys::Date::new(&(t.timestamp_millis() as f64).into())
-            .to_locale_date_string(lang().code(), &options)
-            .into()
+        Some(date.to_locale_date_string(lang().code(), &options).into())
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        if within_week {
-            t.format("%A").to_string()
-        } else {
-            t.format("%A, %B %-d").to_string()
-        }
+        Some(t.format("%A").to_string())
     }
 }
 

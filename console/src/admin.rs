@@ -19,7 +19,7 @@ use leptos::{prelude::*, task::spawn_local};
 use callqueue::{
     api::{self, ApiError},
     components::busy::ErrorNote,
-    i18n::{Lang, day_name, fill, lang, now, parse, time_of_day},
+    i18n::{Lang, day_from_today, fill, lang, parse, time_of_day},
     pages::use_document_title,
     ticker::use_ticker,
 };
@@ -341,16 +341,13 @@ fn Groups(lists: Lists, session: RwSignal<Option<AgentSession>>) -> impl IntoVie
 }
 
 /// When a closed group opens, as the reader writes it.
-fn opens_text(at_time: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    match at_time {
+fn opens_text(opens_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    match opens_at {
         Some(t) => {
-            let within_week = t - now() < chrono::Duration::days(6);
+            let day = day_from_today(t).unwrap_or_default();
             fill(
                 at("closed_now"),
-                &[(
-                    "when",
-                    &format!("{} {}", day_name(t, within_week), time_of_day(t)),
-                )],
+                &[("when", format!("{day} {}", time_of_day(t)).trim())],
             )
         }
         None => at("closed_no_opening").to_string(),
@@ -510,7 +507,7 @@ fn Audit(lists: Lists) -> impl IntoView {
     let row = |e: AuditEntry| {
         view! {
             <tr>
-                <td>{format!("{} {}", day_name(e.at, false), time_of_day(e.at))}</td>
+                <td>{e.at.format("%Y-%m-%d %H:%M UTC").to_string()}</td>
                 <td>{e.actor}</td>
                 <td>{e.action}</td>
                 <td>{e.target}</td>

@@ -150,7 +150,11 @@ async fn an_admin_runs_specialists_groups_and_opening_hours_in_the_browser() -> 
     })
     .await?;
     assert!(
-        !dana.exists(".rejoin button.primary").await?,
+        !dana
+            .find(".rejoin button.primary")
+            .await?
+            .is_displayed()
+            .await?,
         "no rejoining a closed queue"
     );
     dana.check_at_sizes("rejoin-closed", "en", PHONE, DESKTOP, PHONE)

@@ -10,7 +10,7 @@ use leptos::{prelude::*, task::spawn_local};
 use crate::{
     api,
     components::busy::{BusyButton, ErrorNote},
-    i18n::{day_name, now, number, same_local_day, t, tf, time_of_day},
+    i18n::{day_from_today, number, t, tf, time_of_day},
     pages::{use_document_title, use_join_queue},
     storage,
 };
@@ -212,15 +212,8 @@ pub fn closed_text(opens_at: Option<chrono::DateTime<chrono::Utc>>) -> String {
         return t("home.closed").to_string();
     };
     let time = time_of_day(at);
-    let now = now();
-    // Compared as the browser's local dates (what "today" means to the reader).
-    if same_local_day(at, now) {
-        tf("home.closed_today", &[("time", &time)])
-    } else {
-        let within_week = at - now < chrono::Duration::days(6);
-        tf(
-            "home.closed_day",
-            &[("day", &day_name(at, within_week)), ("time", &time)],
-        )
+    match day_from_today(at) {
+        None => tf("home.closed_today", &[("time", &time)]),
+        Some(day) => tf("home.closed_day", &[("day", &day), ("time", &time)]),
     }
 }

@@ -25,22 +25,21 @@ pub fn Rejoin() -> impl IntoView {
     view! {
         <section class="card rejoin">
             <h1>{move || t("rejoin.title")}</h1>
-            <Show
-                when=move || closed.with(Option::is_none)
-                fallback=move || closed.get().map(|opens_at| view! {
-                    <p class="lead">{move || t("rejoin.closed")}</p>
-                    <p class="notice closed" role="status">{closed_text(opens_at)}</p>
-                })
-            >
-            <p class="lead">{move || t("rejoin.lead")}</p>
-            <BusyButton
-                class="primary"
-                label="rejoin.again"
-                working="rejoin.joining"
-                busy=busy
-                on_press=Callback::new(move |()| rejoin.run(last_check_in()))
-            />
-            </Show>
+            <p class="lead">
+                {move || if closed.with(Option::is_some) { t("rejoin.closed") } else { t("rejoin.lead") }}
+            </p>
+            {move || closed.get().map(|opens_at| view! {
+                <p class="notice closed" role="status">{closed_text(opens_at)}</p>
+            })}
+            <div class:hidden=move || closed.with(Option::is_some)>
+                <BusyButton
+                    class="primary"
+                    label="rejoin.again"
+                    working="rejoin.joining"
+                    busy=busy
+                    on_press=Callback::new(move |()| rejoin.run(last_check_in()))
+                />
+            </div>
             <ErrorNote error=error/>
             <p><a href="/">{move || t("common.back_to_start")}</a></p>
         </section>

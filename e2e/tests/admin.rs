@@ -206,8 +206,12 @@ async fn an_admin_runs_specialists_groups_and_opening_hours_in_the_browser() -> 
     assert!(order.windows(2).all(|w| w[0] < w[1]), "newest first: {log}");
     assert_eq!(log.matches("group.update").count(), 2, "{log}");
     assert!(log.contains(&format!("closed on {today}")), "{log}");
+    // The group's settings and the log below them, in view for the screenshots.
     admin
-        .check_at_sizes("admin-audit", "en", PHONE, DESKTOP, DESKTOP)
+        .eval("document.querySelector('form.group .time-zone').scrollIntoView()")
+        .await?;
+    admin
+        .check_at_sizes("admin-groups", "en", PHONE, DESKTOP, DESKTOP)
         .await?;
 
     for b in [admin, doc, anna, carl, dana] {

@@ -1,7 +1,7 @@
 //! HTTPS with a certificate from a real ACME authority: pebble (Let's Encrypt's test server) on
 //! loopback validates the server's HTTP-01 answer for `calls.test` (its DNS answers 127.0.0.1),
 //! Chromium opens `https://calls.test:PORT/`, a secure context that is not `localhost`, and the
-//! camera works there; the certificate is renewed two thirds into its (shortened) life without
+//! camera works there; a specialist there calls the customer (WebSockets over TLS, HTTP/2); the certificate is renewed two thirds into its (shortened) life without
 //! a restart; plain HTTP redirects.
 
 use std::time::{Duration, Instant};
@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use callqueue_e2e::{
     Driver, Https, Result, Server, ServerOptions,
     acme::{Pebble, spki_hash},
-    free_port, start_chat_at,
+    free_port, join_when_called, sign_in_specialist_at, start_chat_at,
 };
 
 const PHONE: (u32, u32) = (390, 844);
+const DESKTOP: (u32, u32) = (1280, 900);
 const HOST: &str = "calls.test";
 /// The certificates' life here: renewed at two thirds of it.
 const LIFE: Duration = Duration::from_secs(45);
@@ -109,8 +110,28 @@ async fn https_from_an_acme_authority_gives_the_camera_and_renews_itself() -> Re
     b.wait_video_playing(".device-check video.self", Duration::from_secs(10))
         .await?;
     b.screenshot("https-device-check-phone").await?;
-    assert!(b.severe_logs().await?.is_empty());
-    b.close().await?;
+
+    // A specialist over HTTPS too: the console's channel and the call's signalling are
+    // WebSockets over TLS, the streams HTTP/2; the call connects with video both ways.
+    let doc = driver
+        .browser_with(DESKTOP.0, DESKTOP.1, &[&trust, &map])
+        .await?;
+    sign_in_specialist_at(&doc, &server, &server.base, "dr-tls").await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 1").await?;
+    doc.click("button.accept-next").await?;
+    join_when_called(&b).await?;
+    for side in [&b, &doc] {
+        side.wait_video_playing("video.remote", Duration::from_secs(20))
+            .await?;
+        assert!(side.severe_logs().await?.is_empty());
+    }
+    let protocol = doc
+        .eval("return performance.getEntriesByType('navigation')[0].nextHopProtocol")
+        .await?;
+    assert_eq!(protocol, serde_json::json!("h2"), "pages over HTTP/2");
+    for side in [b, doc] {
+        side.close().await?;
+    }
 
     // Plain HTTP: a permanent redirect to HTTPS, the path and query kept.
     let plain = reqwest::Client::builder()

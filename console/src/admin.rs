@@ -24,7 +24,7 @@ use callqueue::{
     ticker::use_ticker,
 };
 
-use crate::console::SignIn;
+use crate::console::{SignIn, use_agent_session};
 
 /// A word of the admin page in the current language (tracked).
 pub fn at(key: &str) -> &'static str {
@@ -46,15 +46,8 @@ const REFRESH_MS: u32 = 10_000;
 /// The admin page, the sign-in form, or a word for a signed-in specialist who is no admin.
 #[component]
 pub fn Admin() -> impl IntoView {
-    let session = RwSignal::new(None::<AgentSession>);
-    let (checked, set_checked) = signal(false);
+    let (session, checked) = use_agent_session();
     use_document_title(|| Some(at("tab").to_string()));
-    spawn_local(async move {
-        if let Ok(s) = api::agent_session().await {
-            session.try_set(s);
-        }
-        set_checked.try_set(true);
-    });
     let admin = move || session.with(|s| s.as_ref().map(|s| s.admin));
     view! {
         <section class="card admin">

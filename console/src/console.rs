@@ -33,18 +33,25 @@ use callqueue::{
 /// How many notices are kept.
 const NOTICES: usize = 5;
 
-/// The console, or the sign-in form when nobody is signed in.
-#[component]
-pub fn Agent() -> impl IntoView {
+/// Who is signed in (read once), and whether that has been asked yet: the console and the
+/// admin page show their sign-in form only once the answer is in.
+pub fn use_agent_session() -> (RwSignal<Option<AgentSession>>, ReadSignal<bool>) {
     let session = RwSignal::new(None::<AgentSession>);
     let (checked, set_checked) = signal(false);
-    use_document_title(|| Some(t("console.tab").to_string()));
     spawn_local(async move {
         if let Ok(s) = api::agent_session().await {
             session.try_set(s);
         }
         set_checked.try_set(true);
     });
+    (session, checked)
+}
+
+/// The console, or the sign-in form when nobody is signed in.
+#[component]
+pub fn Agent() -> impl IntoView {
+    let (session, checked) = use_agent_session();
+    use_document_title(|| Some(t("console.tab").to_string()));
     view! {
         <section class="card console">
             <Show

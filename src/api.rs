@@ -209,6 +209,27 @@ pub async fn leave_call(call_type: &str, id: &str) -> Result<CallResponse, ApiEr
     send(post(&format!("{}/leave", call_path(call_type, id)))).await
 }
 
+/// The customer's rating of an ended call (204: stored).
+pub async fn send_feedback(
+    call_type: &str,
+    id: &str,
+    rating: u8,
+    comment: Option<String>,
+) -> Result<(), ApiError> {
+    let body = callqueue_protocol::FeedbackRequest { rating, comment };
+    let resp = post(&format!("{}/feedback", call_path(call_type, id)))
+        .json(&body)
+        .map_err(|e| ApiError::Malformed(e.to_string()))?
+        .send()
+        .await
+        .map_err(|_| ApiError::Network)?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<()>(resp).await
+    }
+}
+
 /// Sets the session length (the extend button sends the current length plus its step).
 pub async fn set_max_duration(
     call_type: &str,

@@ -512,7 +512,26 @@ pub fn Console(
                         <dd class="median">{move || median_text(day.get().and_then(|d| d.median_wait_seconds))}</dd>
                         <dt>{move || t("console.longest_now")}</dt>
                         <dd class="longest">{move || longest().unwrap_or_else(|| "–".to_string())}</dd>
+                        <dt>{move || t("console.rating")}</dt>
+                        <dd class="rating">{move || day.get().and_then(|d| d.rating_average.map(|a| tf(
+                            "console.rating_value",
+                            &[("average", &format!("{a:.1}")), ("count", &number(d.ratings as i64))],
+                        ))).unwrap_or_else(|| "–".to_string())}</dd>
                     </dl>
+                    // What this specialist's customers wrote about their calls today.
+                    {move || {
+                        let said: Vec<_> = day.get().map(|d| d.feedback).unwrap_or_default()
+                            .into_iter().filter(|f| f.comment.is_some()).collect();
+                        (!said.is_empty()).then(|| view! {
+                            <h3>{move || t("console.feedback")}</h3>
+                            <ul class="feedback-list">
+                                {said.into_iter().map(|f| view! {
+                                    <li><span class="stars">{format!("{}/5", f.rating)}</span>" "
+                                        <span class="comment">{f.comment.unwrap_or_default()}</span></li>
+                                }).collect_view()}
+                            </ul>
+                        })
+                    }}
                 </section>
                 <section class="panel alerts-choice">
                     <button type="button" role="switch" class="secondary console-sound"

@@ -26,6 +26,10 @@ struct Words {
     extended: &'static str,
     back_in_call: &'static str,
     specialist_ended: &'static str,
+    /// The question after the call, the thanks for an answer, and the console's figure.
+    how_was_it: &'static str,
+    thanks: &'static str,
+    rating: &'static str,
     reason: &'static str,
 }
 
@@ -43,6 +47,9 @@ const ENGLISH: Words = Words {
     extended: "You have a little more time. Join when you are ready.",
     back_in_call: "Your call is in progress.",
     specialist_ended: "The specialist ended the call",
+    how_was_it: "How was your call?",
+    thanks: "Thank you for your feedback.",
+    rating: "4.0 of 5 (",
     reason: "My router blinks red since Monday",
 };
 
@@ -57,6 +64,9 @@ const GERMAN: Words = Words {
     extended: "Sie haben etwas mehr Zeit. Treten Sie bei, sobald Sie bereit sind.",
     back_in_call: "Ihr Gespräch läuft.",
     specialist_ended: "Die Fachkraft hat das Gespräch beendet",
+    how_was_it: "Wie war Ihr Gespräch?",
+    thanks: "Vielen Dank für Ihre Rückmeldung.",
+    rating: "4.0 von 5 (",
     reason: "Mein Router blinkt seit Montag rot",
 };
 
@@ -195,7 +205,26 @@ async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> 
         t == words.specialist_ended
     })
     .await?;
+    // How was it? Asked once, in her words; sent with a comment (kept as text).
+    anna.wait_text(".feedback legend", |t| t == words.how_was_it)
+        .await?;
     check(&anna, "call-ended", lang, PHONE).await?;
+    anna.click(".feedback input[name=rating][value='4']")
+        .await?;
+    anna.find("#feedback-comment")
+        .await?
+        .send_keys("<b>Kind</b> and quick")
+        .await?;
+    anna.click(".feedback button.send-feedback").await?;
+    anna.wait_text(".feedback-thanks", |t| t == words.thanks)
+        .await?;
+    anna.goto(anna.client.current_url().await?.as_ref()).await?;
+    anna.wait_text(".alert.call-ended", |t| t == words.specialist_ended)
+        .await?;
+    assert!(
+        !anna.find("form.feedback").await?.is_displayed().await?,
+        "asked once per call"
+    );
     anna.goto(&server.url("/")).await?;
     anna.find("#check-in-name").await?;
     assert!(!anna.exists(".come-back").await?);
@@ -206,6 +235,11 @@ async fn journey(server: &Server, driver: &Driver, words: &Words) -> Result<()> 
         t.parse::<u32>().is_ok_and(|n| n == served_before + 1)
     })
     .await?;
+    // Her rating and comment on the day's figures.
+    doc.wait_text(".figures .rating", |t| t.starts_with(words.rating))
+        .await?;
+    doc.wait_text(".feedback-list .comment", |t| t == "<b>Kind</b> and quick")
+        .await?;
 
     // The pages off the main path.
     for (path, page) in [

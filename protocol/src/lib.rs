@@ -783,10 +783,44 @@ pub struct GroupDay {
     /// The median of their waits from joining to being matched, in seconds; `null` when none.
     #[serde(default)]
     pub median_wait_seconds: Option<f64>,
+    /// Customers' ratings (1–5) of calls in the group since `since`: how many, and their mean.
+    #[serde(default)]
+    pub ratings: u32,
+    #[serde(default)]
+    pub rating_average: Option<f64>,
+    /// This specialist's calls rated since `since`, newest first (with their comments).
+    #[serde(default)]
+    pub feedback: Vec<Feedback>,
     #[serde(deserialize_with = "rfc3339::required")]
     pub since: DateTime<Utc>,
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
+}
+
+/// The longest feedback comment, in characters.
+pub const FEEDBACK_COMMENT_MAX_CHARS: usize = 500;
+
+/// `POST /calls/{type}/{id}/feedback`: the customer's rating of an ended call, once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    /// 1 (bad) to 5 (very good).
+    pub rating: u8,
+    /// Up to 500 characters; optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A rated call, as its specialist sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Feedback {
+    pub rating: u8,
+    #[serde(default)]
+    pub comment: Option<String>,
+    #[serde(deserialize_with = "rfc3339::required")]
+    pub at: DateTime<Utc>,
 }
 
 /// `PUT /agent/availability`.

@@ -125,6 +125,7 @@ fn requests() -> Router<AppState> {
         .route("/calls/{type}/{id}", get(calls::get).patch(calls::update))
         .route("/calls/{type}/{id}/join", post(calls::join))
         .route("/calls/{type}/{id}/leave", post(calls::leave))
+        .route("/calls/{type}/{id}/feedback", post(calls::feedback))
         .route("/webhooks/streem", post(webhook::streem))
         .route(
             "/admin/specialists",

@@ -70,6 +70,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "histogram, per route: seconds to answer an API request",
     ),
     (
+        CALL_RATING,
+        "histogram, per group: customers' ratings of their calls, 1 to 5",
+    ),
+    (
         TLS_CERTIFICATE_EXPIRY,
         "gauge: when the certificate presented expires, Unix seconds (HTTPS on)",
     ),
@@ -87,6 +91,7 @@ pub const EXTENSIONS: &str = "callqueue_extensions_total";
 pub const OPEN_CONNECTIONS: &str = "callqueue_open_connections";
 pub const HTTP_REQUESTS: &str = "callqueue_http_requests_total";
 pub const HTTP_DURATION: &str = "callqueue_http_request_duration_seconds";
+pub const CALL_RATING: &str = "callqueue_call_rating";
 pub const TLS_CERTIFICATE_EXPIRY: &str = "callqueue_tls_certificate_expiry_timestamp_seconds";
 
 /// Waits, from seconds to an hour.
@@ -98,6 +103,8 @@ const ERROR_BUCKETS: &[f64] = &[
     -1800.0, -900.0, -600.0, -300.0, -120.0, -60.0, -15.0, 0.0, 15.0, 60.0, 120.0, 300.0, 600.0,
     900.0, 1800.0,
 ];
+/// Ratings: one bucket per star.
+const RATING_BUCKETS: &[f64] = &[1.0, 2.0, 3.0, 4.0, 5.0];
 /// Request times, from a millisecond to a few seconds.
 const HTTP_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -119,6 +126,9 @@ fn handle() -> Option<&'static PrometheusHandle> {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), HTTP_BUCKETS)
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Full(CALL_RATING.into()), RATING_BUCKETS)
                 });
             match builder.and_then(|b| b.install_recorder()) {
                 Ok(handle) => Some(handle),

@@ -5,6 +5,7 @@ pub mod busy;
 pub mod connection;
 pub mod device_check;
 pub mod extend_button;
+pub mod feedback;
 pub mod queue_view;
 pub mod session_timer;
 pub mod turn;

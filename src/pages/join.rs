@@ -20,6 +20,7 @@ use crate::{
         busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
         extend_button::ExtendButton,
+        feedback::FeedbackForm,
         session_timer::SessionTimer,
     },
     i18n::t,
@@ -525,6 +526,11 @@ pub fn Join() -> impl IntoView {
             <SessionTimer remaining_ms=remaining/>
             <EndingSoonAlert remaining_ms=remaining/>
             <TimeUpAlert remaining_ms=remaining ended_reason=ended_reason role=state.role/>
+            // The customer is asked how it went, once the call has ended.
+            {move || (ended() && state.role.get() == Some(Role::Patient))
+                .then(|| found.get())
+                .flatten()
+                .map(|(call_type, call_id)| view! { <FeedbackForm call_type=call_type call_id=call_id/> })}
             <div class="actions">
                 <Show when=move || !ended()>
                     <ExtendButton

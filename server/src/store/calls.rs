@@ -342,3 +342,95 @@ impl Store {
         ended
     }
 }
+
+impl Store {
+    // ---- feedback ----
+
+    /// The customer's rating of their call, once, after it ended. 404 for anyone but the call's
+    /// customer, 409 before the end or for a second rating.
+    pub async fn submit_feedback(
+        &self,
+        call_id: &str,
+        customer_id: &str,
+        rating: u8,
+        comment: Option<&str>,
+    ) -> StoreResult<()> {
+        let row = sqlx::query(
+            "SELECT group_name, specialist_id, customer_id, ended_at FROM calls WHERE id = $1",
+        )
+        .bind(call_id)
+        .fetch_optional(&self.inner.db)
+        .await?
+        .filter(|row| row.try_get::<String, _>("customer_id").ok().as_deref() == Some(customer_id))
+        .ok_or_else(|| StoreError::not_found("the call"))?;
+        if row.try_get::<Option<String>, _>("ended_at")?.is_none() {
+            return Err(StoreError::Conflict("the call has not ended yet".into()));
+        }
+        let group: String = row.try_get("group_name")?;
+        let inserted = sqlx::query(
+            "INSERT INTO call_feedback (call_id, group_name, specialist_id, rating, comment, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (call_id) DO NOTHING",
+        )
+        .bind(call_id)
+        .bind(&group)
+        .bind(row.try_get::<String, _>("specialist_id")?)
+        .bind(rating as i64)
+        .bind(comment)
+        .bind(ts(Utc::now()))
+        .execute(&self.inner.db)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(StoreError::Conflict(
+                "this call has been rated already".into(),
+            ));
+        }
+        metrics::histogram!(crate::metrics::CALL_RATING, "group" => group).record(rating as f64);
+        Ok(())
+    }
+
+    /// A group's ratings since a moment: how many, and their mean.
+    pub async fn ratings_since(
+        &self,
+        group: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<(u32, Option<f64>)> {
+        let ratings: Vec<i64> = sqlx::query_scalar(
+            "SELECT rating FROM call_feedback WHERE group_name = $1 AND created_at >= $2",
+        )
+        .bind(group)
+        .bind(ts(since))
+        .fetch_all(&self.inner.db)
+        .await?;
+        let n = ratings.len() as u32;
+        let mean = (n > 0).then(|| ratings.iter().sum::<i64>() as f64 / n as f64);
+        Ok((n, mean))
+    }
+
+    /// A specialist's rated calls in a group since a moment, newest first (at most 50).
+    pub async fn feedback_for(
+        &self,
+        specialist: &str,
+        group: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<callqueue_protocol::Feedback>> {
+        let rows = sqlx::query(
+            "SELECT rating, comment, created_at FROM call_feedback WHERE specialist_id = $1 \
+             AND group_name = $2 AND created_at >= $3 ORDER BY created_at DESC LIMIT 50",
+        )
+        .bind(specialist)
+        .bind(group)
+        .bind(ts(since))
+        .fetch_all(&self.inner.db)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(callqueue_protocol::Feedback {
+                    rating: row.try_get::<i64, _>("rating")?.clamp(1, 5) as u8,
+                    comment: row.try_get("comment")?,
+                    at: row.time("created_at")?,
+                })
+            })
+            .collect::<sqlx::Result<_>>()
+            .map_err(Into::into)
+    }
+}

@@ -59,7 +59,7 @@ pub async fn today(
     axum::extract::Query(Since { since }): axum::extract::Query<Since>,
     callers: Callers,
 ) -> ApiResult<Json<GroupDay>> {
-    group_of(&callers, &group)?;
+    let agent = group_of(&callers, &group)?;
     let since = since.ok_or_else(|| ApiError::BadRequest("since: required".into()))?;
     let since = chrono::DateTime::parse_from_rfc3339(&since)
         .map_err(|e| ApiError::BadRequest(format!("since: not an RFC 3339 time ({e})")))?
@@ -71,10 +71,18 @@ pub async fn today(
         ));
     }
     let (served, median_wait_seconds) = state.store.served_since(&group, since).await?;
+    let (ratings, rating_average) = state.store.ratings_since(&group, since).await?;
+    let feedback = state
+        .store
+        .feedback_for(&agent.user_id, &group, since)
+        .await?;
     Ok(Json(GroupDay {
         group_name: group,
         served,
         median_wait_seconds,
+        ratings,
+        rating_average,
+        feedback,
         since,
         server_time: now,
     }))

@@ -6,8 +6,8 @@ use axum::{
 };
 use callqueue_protocol::ErrorBody;
 use callqueue_protocol::{
-    CALL_TYPE_APPOINTMENT, CallEvent, CallResponse, Capability, JoinCallRequest, Role,
-    UpdateCallRequest,
+    CALL_TYPE_APPOINTMENT, CallEvent, CallResponse, Capability, FEEDBACK_COMMENT_MAX_CHARS,
+    FeedbackRequest, JoinCallRequest, Role, UpdateCallRequest,
 };
 use chrono::Utc;
 
@@ -116,6 +116,45 @@ pub async fn leave(
     let (_, role) = member_call(&state, &callers, &call_type, &id).await?;
     let call = state.store.leave_call(&id, role).await?;
     Ok(Json(state.store.call_response(&call, role)))
+}
+
+/// `POST /calls/{type}/{id}/feedback`: the customer rates the call once it has ended (1–5, and
+/// a comment up to 500 characters). Once per call.
+#[utoipa::path(post, path = "/api/calls/{type}/{id}/feedback", tag = "calls", params(("type" = String, Path, description = "the call type: `appointment`"), ("id" = String, Path, description = "a call id")), request_body = FeedbackRequest, responses((status = 204, description = "stored"), (status = 400, description = "a rating outside 1–5, a comment too long, a malformed body", body = ErrorBody), (status = 404, description = "not the caller's call (only its customer rates it)", body = ErrorBody), (status = 409, description = "the call has not ended, or was rated already", body = ErrorBody)))]
+pub async fn feedback(
+    State(state): State<AppState>,
+    Path((call_type, id)): Path<(String, String)>,
+    callers: Callers,
+    Json(req): Json<FeedbackRequest>,
+) -> ApiResult<axum::http::StatusCode> {
+    check_id("call type", &call_type)?;
+    check_id("call id", &id)?;
+    let customer = callers
+        .customer
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("the call"))?;
+    if !(1..=5).contains(&req.rating) {
+        return Err(ApiError::BadRequest("rating: from 1 to 5".into()));
+    }
+    let comment = req
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    if comment.is_some_and(|c| {
+        c.chars().count() > FEEDBACK_COMMENT_MAX_CHARS
+            || c.chars()
+                .any(|ch| ch.is_control() && ch != '\n' && ch != '\r' && ch != '\t')
+    }) {
+        return Err(ApiError::BadRequest(format!(
+            "comment: at most {FEEDBACK_COMMENT_MAX_CHARS} characters, no control characters"
+        )));
+    }
+    state
+        .store
+        .submit_feedback(&id, customer, req.rating, comment)
+        .await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `PATCH /calls/{type}/{id}`: `settings_override.limits.max_duration_seconds`, for holders of

@@ -44,6 +44,7 @@ use super::{admin, agent, calls, health, reservations, signal, webhook, ws};
         calls::update,
         calls::join,
         calls::leave,
+        calls::feedback,
         calls::events,
         signal::upgrade,
         ws::upgrade,

@@ -73,6 +73,16 @@ pub async fn read<T: DeserializeOwned>(resp: Response) -> Result<T, ApiError> {
     Err(ApiError::Server { status, message })
 }
 
+/// The answer to a request that expects no body (204): done, or the server's error.
+pub async fn no_content(sent: Result<Response, gloo_net::Error>) -> Result<(), ApiError> {
+    let resp = sent.map_err(|_| ApiError::Network)?;
+    if resp.ok() {
+        Ok(())
+    } else {
+        read::<()>(resp).await
+    }
+}
+
 pub async fn send<T: DeserializeOwned>(req: RequestBuilder) -> Result<T, ApiError> {
     let resp = req.send().await.map_err(|_| ApiError::Network)?;
     read(resp).await
@@ -217,17 +227,10 @@ pub async fn send_feedback(
     comment: Option<String>,
 ) -> Result<(), ApiError> {
     let body = callqueue_protocol::FeedbackRequest { rating, comment };
-    let resp = post(&format!("{}/feedback", call_path(call_type, id)))
+    let req = post(&format!("{}/feedback", call_path(call_type, id)))
         .json(&body)
-        .map_err(|e| ApiError::Malformed(e.to_string()))?
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        read::<()>(resp).await
-    }
+        .map_err(|e| ApiError::Malformed(e.to_string()))?;
+    no_content(req.send().await).await
 }
 
 /// Sets the session length (the extend button sends the current length plus its step).
@@ -260,15 +263,7 @@ pub async fn agent_session() -> Result<Option<AgentSession>, ApiError> {
 }
 
 pub async fn sign_out() -> Result<(), ApiError> {
-    let resp = Request::delete(&url("/agent/session"))
-        .send()
-        .await
-        .map_err(|_| ApiError::Network)?;
-    if resp.ok() {
-        Ok(())
-    } else {
-        read::<()>(resp).await
-    }
+    no_content(Request::delete(&url("/agent/session")).send().await).await
 }
 
 pub async fn set_available(available: bool) -> Result<AgentSession, ApiError> {

@@ -225,16 +225,8 @@ fn Specialists(lists: Lists, session: RwSignal<Option<AgentSession>>) -> impl In
                     "/admin/specialists/{id}/{}",
                     if disabled { "enable" } else { "disable" }
                 );
-                let action = async move {
-                    let resp = api::post(&api::url(&path))
-                        .send()
-                        .await
-                        .map_err(|_| ApiError::Network)?;
-                    match resp.status() {
-                        204 => Ok(()),
-                        _ => api::read::<()>(resp).await,
-                    }
-                };
+                let action =
+                    async move { api::no_content(api::post(&api::url(&path)).send().await).await };
                 lists.act(session, action, |_| {});
             }
         };

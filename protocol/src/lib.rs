@@ -649,6 +649,15 @@ pub struct CreateReservationRequest {
 
 /// The longest name a customer may give, in characters.
 pub const NAME_MAX_CHARS: usize = 80;
+
+/// Whether a display name (a specialist's, a group's) can be shown: 1 to [`NAME_MAX_CHARS`]
+/// characters once trimmed, no control characters.
+pub fn is_display_name(name: &str) -> bool {
+    let name = name.trim();
+    !name.is_empty()
+        && name.chars().count() <= NAME_MAX_CHARS
+        && !name.chars().any(char::is_control)
+}
 /// The longest reason a customer may give, in characters.
 pub const REASON_MAX_CHARS: usize = 500;
 

@@ -1,7 +1,7 @@
 //! Opening hours: whether a group's queue is open at an instant, and when it opens next, from
 //! its weekly schedule and closed dates in its own time zone (daylight-saving changes included).
 
-use callqueue_protocol::admin::{GroupSettings, OpeningSpan};
+use callqueue_protocol::admin::{AtClosing, GroupSettings, OpeningSpan};
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
@@ -36,10 +36,11 @@ pub fn validate(s: &GroupSettings, max_call_seconds: u32) -> Result<(), String> 
             ));
         }
     }
-    if let Some(name) = &s.display_name
-        && (name.trim().is_empty() || name.chars().count() > 80)
+    if s.display_name
+        .as_deref()
+        .is_some_and(|n| !callqueue_protocol::is_display_name(n))
     {
-        return Err("a display name has 1 to 80 characters".into());
+        return Err("a display name has 1 to 80 characters and no control characters".into());
     }
     if let Some(secs) = s.call_seconds
         && !(60..=max_call_seconds).contains(&secs)
@@ -92,6 +93,11 @@ fn instant(tz: Tz, date: NaiveDate, minute: u32) -> Option<DateTime<Utc>> {
                 .map(|t| t.with_timezone(&Utc))
         }),
     }
+}
+
+/// Whether a group closes its queue at closing time (`at_closing: close`) and is closed at `now`.
+pub fn closes_queue(s: &GroupSettings, now: DateTime<Utc>) -> bool {
+    s.at_closing == AtClosing::Close && !opening(s, now).open
 }
 
 /// Whether the group is open at `now`, and if not, when it opens next.

@@ -430,8 +430,9 @@ async fn add_agent(
     db_args: DbArgs,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let display_name = display_name.map(|n| n.trim().to_string());
-    if let Some(n) = &display_name
-        && (n.is_empty() || n.chars().count() > 80 || n.chars().any(char::is_control))
+    if display_name
+        .as_deref()
+        .is_some_and(|n| !callqueue_protocol::is_display_name(n))
     {
         return Err("--display-name needs 1 to 80 characters and no control characters".into());
     }

@@ -149,7 +149,7 @@ pub fn install() {
 /// The text of `/metrics`: the per-group gauges read now, then everything recorded.
 pub fn render(store: &Store) -> String {
     // Every group the store has, those an admin added included.
-    for (group, _) in &store.groups_with_settings() {
+    for group in &store.group_names() {
         let queue = store.queue_length(group).unwrap_or(0);
         metrics::gauge!(QUEUE_LENGTH, "group" => group.clone()).set(queue as f64);
         let available = store.available_specialists(group);

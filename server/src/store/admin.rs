@@ -85,16 +85,34 @@ impl Store {
         self.live().by_customer.contains_key(customer_id)
     }
 
-    /// Every group with its settings, by name.
-    pub fn groups_with_settings(&self) -> Vec<(String, GroupSettings)> {
+    /// Every group's name, in order.
+    pub fn group_names(&self) -> Vec<String> {
         let mut groups: Vec<String> = self.live().groups.keys().cloned().collect();
         groups.sort();
         groups
+    }
+
+    /// Every group with its settings, by name.
+    pub fn groups_with_settings(&self) -> Vec<(String, GroupSettings)> {
+        self.group_names()
             .into_iter()
             .map(|g| {
                 let s = self.group_settings(&g);
                 (g, s)
             })
+            .collect()
+    }
+
+    /// Groups whose queue closes at closing time and that are closed at `now` (the sweeper's
+    /// question, four times a second: read in place, nothing copied but the names).
+    pub(super) fn closing_groups(&self, now: chrono::DateTime<Utc>) -> Vec<String> {
+        let Ok(settings) = self.inner.settings.read() else {
+            return Vec::new();
+        };
+        settings
+            .iter()
+            .filter(|(_, s)| crate::hours::closes_queue(s, now))
+            .map(|(g, _)| g.clone())
             .collect()
     }
 

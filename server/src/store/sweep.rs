@@ -2,7 +2,6 @@
 //! calls whose timer ran out, and expired sessions and tokens.
 
 use super::*;
-use callqueue_protocol::admin::AtClosing;
 
 impl Store {
     // ---- deadlines ----
@@ -13,12 +12,7 @@ impl Store {
         // Groups that close their queue at closing time (`at_closing: close`) and are closed:
         // whoever still waits there leaves the queue (the hold page sends them to the page
         // that says when it opens again).
-        let closing: Vec<String> = self
-            .groups_with_settings()
-            .into_iter()
-            .map(|(g, _)| g)
-            .filter(|g| self.queue_closing(g, now))
-            .collect();
+        let closing = self.closing_groups(now);
         let (expired, ended) = {
             let live = self.live();
             let expired: Vec<String> = live
@@ -77,8 +71,7 @@ impl Store {
     /// time.
     /// Whether a group closes its queue at closing time and is closed now.
     pub(super) fn queue_closing(&self, group: &str, now: DateTime<Utc>) -> bool {
-        let settings = self.group_settings(group);
-        settings.at_closing == AtClosing::Close && !crate::hours::opening(&settings, now).open
+        crate::hours::closes_queue(&self.group_settings(group), now)
     }
 
     pub(super) fn deadline_passed(

@@ -69,11 +69,13 @@ pub async fn add_specialist(
     Json(new): Json<NewSpecialist>,
 ) -> ApiResult<(StatusCode, Json<IssuedSecret>)> {
     check_id("sign-in id", &new.user_id)?;
-    if let Some(name) = &new.display_name
-        && (name.trim().is_empty() || name.chars().count() > 80)
+    if new
+        .display_name
+        .as_deref()
+        .is_some_and(|n| !callqueue_protocol::is_display_name(n))
     {
         return Err(ApiError::BadRequest(
-            "a display name has 1 to 80 characters".into(),
+            "a display name has 1 to 80 characters and no control characters".into(),
         ));
     }
     for group in &new.groups {

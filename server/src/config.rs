@@ -33,6 +33,9 @@ pub struct Config {
     pub sweep_interval: Duration,
     /// How often expired sessions and tokens are deleted (and forgotten limits dropped).
     pub purge_interval: Duration,
+    /// How long an ended call's data (its chat, its rating, the check-in) is kept
+    /// (`--keep-calls-days`).
+    pub keep_calls: Duration,
     /// The SSE heartbeat comment interval.
     pub heartbeat: Duration,
     /// Per-client rate limits and stream caps (off for load tests and benchmarks).
@@ -123,6 +126,7 @@ impl Config {
             webhook_secret: None,
             sweep_interval: Duration::from_millis(100),
             purge_interval: Duration::from_secs(60),
+            keep_calls: Duration::from_secs(30 * 86_400),
             heartbeat: Duration::from_secs(callqueue_protocol::HEARTBEAT_SECS),
             // Tests that check the limits turn them on.
             rate_limits: false,

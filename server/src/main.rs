@@ -121,6 +121,9 @@ struct ServeArgs {
     /// Shared secret of the provider webhook (HMAC-SHA256); the endpoint is off without it.
     #[arg(long, env = "CALLQUEUE_WEBHOOK_SECRET", hide_env_values = true)]
     webhook_secret: Option<String>,
+    /// Days an ended call's chat, rating and check-in are kept before they are deleted.
+    #[arg(long, env = "CALLQUEUE_KEEP_CALLS_DAYS", default_value_t = 30)]
+    keep_calls_days: u32,
     /// Milliseconds between expiry sweeps.
     #[arg(long, env = "CALLQUEUE_SWEEP_MS", default_value_t = 250)]
     sweep_ms: u64,
@@ -293,6 +296,7 @@ impl ServeArgs {
             webhook_secret: self.webhook_secret.filter(|s| !s.is_empty()),
             sweep_interval: Duration::from_millis(self.sweep_ms.clamp(10, 10_000)),
             purge_interval: Duration::from_secs(60),
+            keep_calls: Duration::from_secs(u64::from(self.keep_calls_days.max(1)) * 86_400),
             heartbeat: Duration::from_secs(callqueue_protocol::HEARTBEAT_SECS),
             rate_limits: self.rate_limits == "on",
             joins_per_minute: self.joins_per_minute.max(1),

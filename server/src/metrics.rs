@@ -74,6 +74,10 @@ pub const METRICS: &[(&str, &str)] = &[
         "histogram, per group: customers' ratings of their calls, 1 to 5",
     ),
     (
+        CHAT_MESSAGES,
+        "counter, per group and role (specialist, patient): chat messages sent in calls",
+    ),
+    (
         TLS_CERTIFICATE_EXPIRY,
         "gauge: when the certificate presented expires, Unix seconds (HTTPS on)",
     ),
@@ -92,6 +96,7 @@ pub const OPEN_CONNECTIONS: &str = "callqueue_open_connections";
 pub const HTTP_REQUESTS: &str = "callqueue_http_requests_total";
 pub const HTTP_DURATION: &str = "callqueue_http_request_duration_seconds";
 pub const CALL_RATING: &str = "callqueue_call_rating";
+pub const CHAT_MESSAGES: &str = "callqueue_chat_messages_total";
 pub const TLS_CERTIFICATE_EXPIRY: &str = "callqueue_tls_certificate_expiry_timestamp_seconds";
 
 /// Waits, from seconds to an hour.

@@ -15,7 +15,7 @@ use std::{cell::RefCell, rc::Rc};
 
 use callqueue_protocol::{
     Role,
-    signal::{IceServer, MediaState, SignalClient, SignalServer},
+    signal::{ChatMessage, IceServer, MediaState, SignalClient, SignalServer},
 };
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::{html::Video, prelude::*};
@@ -53,6 +53,14 @@ pub struct CallView {
     pub needs_tap: RwSignal<bool>,
     pub local_video: NodeRef<Video>,
     pub remote_video: NodeRef<Video>,
+    /// The call's chat, in order.
+    pub chat: RwSignal<Vec<ChatMessage>>,
+    /// Our messages not yet acknowledged: (id, text), sent again on every reconnect.
+    pub unsent: RwSignal<Vec<(String, String)>>,
+    /// Counts the other member's messages as they arrive live (not those caught up on).
+    pub arrived: RwSignal<u32>,
+    /// Which member we are, as the server said.
+    pub me: RwSignal<Option<Role>>,
 }
 
 impl CallView {
@@ -73,6 +81,10 @@ impl CallView {
             needs_tap: RwSignal::new(false),
             local_video: NodeRef::new(),
             remote_video: NodeRef::new(),
+            chat: RwSignal::new(Vec::new()),
+            unsent: RwSignal::new(Vec::new()),
+            arrived: RwSignal::new(0),
+            me: RwSignal::new(None),
         }
     }
 
@@ -259,6 +271,20 @@ impl CallMedia {
             watch_window(&rc);
         });
         Self { inner }
+    }
+
+    /// Sends a chat message (its text already checked): shown as sending until the server
+    /// acknowledges it, sent again after a reconnect until it does.
+    pub fn send_chat(&self, text: String) {
+        let inner = self.inner.borrow();
+        let id = new_session();
+        inner
+            .view
+            .unsent
+            .update(|u| u.push((id.clone(), text.clone())));
+        if let Some(socket) = &inner.socket {
+            socket.send(&SignalClient::Chat { id, text });
+        }
     }
 
     /// Mutes or unmutes the microphone (the other side sees it).
@@ -545,7 +571,17 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, url: String) {
         move || {
             hello_of
                 .upgrade()
-                .map(|rc| rc.borrow().machine.hello())
+                .map(|rc| {
+                    let inner = rc.borrow();
+                    let mut hello = inner.machine.hello();
+                    if let SignalClient::Hello { chat, .. } = &mut hello {
+                        *chat = inner
+                            .view
+                            .chat
+                            .with_untracked(|c| c.last().map_or(0, |m| m.seq));
+                    }
+                    hello
+                })
                 .unwrap_or(SignalClient::Bye)
         },
         move |event| {
@@ -557,8 +593,32 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, url: String) {
     rc.borrow_mut().socket = Some(socket);
 }
 
+/// A chat message or a transcript: into the conversation; ours no longer waits.
+fn on_chat(view: &CallView, messages: Vec<ChatMessage>, live: bool) {
+    let me = view.me.get_untracked();
+    let theirs = messages
+        .iter()
+        .filter(|m| Some(m.role) != me)
+        .map(|m| m.seq)
+        .collect::<Vec<_>>();
+    view.unsent
+        .update(|u| u.retain(|(id, _)| !messages.iter().any(|m| m.id == *id)));
+    let before = view.chat.with_untracked(|c| c.last().map_or(0, |m| m.seq));
+    let mut new = 0;
+    view.chat.update(|c| new = crate::logic::chat::take(c, messages));
+    if live && new > 0 && theirs.iter().any(|s| *s > before) {
+        view.arrived.update(|n| *n += 1);
+    }
+}
+
 fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
     match event {
+        SocketEvent::Message(SignalServer::Chat { message }) => {
+            on_chat(&rc.borrow().view, vec![message], true);
+        }
+        SocketEvent::Message(SignalServer::Transcript { messages }) => {
+            on_chat(&rc.borrow().view, messages, false);
+        }
         SocketEvent::Message(message) => {
             {
                 let mut inner = rc.borrow_mut();
@@ -566,10 +626,12 @@ fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
                     SignalServer::Welcome {
                         ice_servers,
                         relay_only,
+                        role,
                         ..
                     } => {
                         inner.ice_servers = ice_servers.clone();
                         inner.relay_only = *relay_only;
+                        inner.view.me.set(Some(*role));
                     }
                     SignalServer::PeerJoined { peer } => inner.view.peer_media.set(peer.media),
                     SignalServer::Media { from, media }
@@ -588,7 +650,15 @@ fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
             }
             feed(rc, Input::Server(message));
         }
-        SocketEvent::Up => {}
+        SocketEvent::Up => {
+            // What we wrote that the server has not acknowledged: again (it keeps one copy).
+            let inner = rc.borrow();
+            if let Some(socket) = &inner.socket {
+                for (id, text) in inner.view.unsent.get_untracked() {
+                    socket.send(&SignalClient::Chat { id, text });
+                }
+            }
+        }
         SocketEvent::Down => feed(rc, Input::SocketDown),
         SocketEvent::Replaced => {
             let mut inner = rc.borrow_mut();

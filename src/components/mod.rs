@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod busy;
+pub mod chat;
 pub mod connection;
 pub mod device_check;
 pub mod extend_button;

@@ -210,6 +210,7 @@ impl CallMachine {
             session: self.session.clone(),
             media: self.media,
             received: self.received,
+            chat: 0,
         }
     }
 
@@ -263,7 +264,10 @@ impl CallMachine {
     fn on_server(&mut self, message: SignalServer, out: &mut Vec<Effect>) {
         if !matches!(
             message,
-            SignalServer::Welcome { .. } | SignalServer::Error { .. }
+            SignalServer::Welcome { .. }
+                | SignalServer::Error { .. }
+                | SignalServer::Chat { .. }
+                | SignalServer::Transcript { .. }
         ) {
             self.received += 1;
         }
@@ -312,7 +316,11 @@ impl CallMachine {
                     self.restart(out);
                 }
             }
-            SignalServer::Media { .. } | SignalServer::Error { .. } => {}
+            // The chat is the page's (`call::on_socket`), caught up by its own number.
+            SignalServer::Media { .. }
+            | SignalServer::Error { .. }
+            | SignalServer::Chat { .. }
+            | SignalServer::Transcript { .. } => {}
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod backoff;
 pub mod call;
+pub mod chat;
 pub mod clock;
 pub mod ending;
 pub mod events;

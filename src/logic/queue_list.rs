@@ -73,6 +73,8 @@ mod tests {
             customer_name: None,
             reason: None,
             specialist_name: None,
+            notice: None,
+            message: None,
             server_time: now,
         }
     }

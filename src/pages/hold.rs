@@ -457,8 +457,21 @@ pub fn HoldCard(
         (connection.get() != Connection::Live)
             .then(|| updated_text((now_ms() - state.heard_at.get()) as i64))
     };
+    // The specialists' word to everyone waiting, and the line sent to this customer alone.
+    let words = move || {
+        state.reservation.with(|r| {
+            r.as_ref()
+                .map(|r| [r.notice.clone(), r.message.clone()])
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|w| view! { <p class="notice">{w}</p> })
+                .collect_view()
+        })
+    };
     view! {
         <section class="card hold">
+            <div class="queue-words" role="status">{words}</div>
             <Show when=queued>
                 <h1 class="eyebrow">{move || t("hold.title")}</h1>
                 <p class="position-label" id="position-label">{move || t("hold.position")}</p>

@@ -20,6 +20,7 @@ use crate::{
         busy::{BusyButton, ErrorNote},
         connection::ConnectionIndicator,
         extend_button::ExtendButton,
+        chat::ChatPanel,
         feedback::FeedbackForm,
         session_timer::SessionTimer,
     },
@@ -441,12 +442,25 @@ pub fn Join() -> impl IntoView {
             });
         }
     });
+    // The other member's messages not seen yet: counted in the tab's title too.
+    let unread = RwSignal::new(0u32);
     use_document_title(move || {
-        if ended() {
-            Some(t("join.tab_ended").to_string())
+        let title = if ended() {
+            t("join.tab_ended")
         } else {
-            Some(t("join.tab_in_call").to_string())
-        }
+            t("join.tab_in_call")
+        };
+        Some(match unread.get() {
+            0 => title.to_string(),
+            n => format!("({n}) {title}"),
+        })
+    });
+    let send_chat = Callback::new(move |text: String| {
+        media.with_value(|m| {
+            if let Some(m) = m {
+                m.send_chat(text);
+            }
+        });
     });
 
     let extend = Callback::new(move |by: u32| {
@@ -523,6 +537,10 @@ pub fn Join() -> impl IntoView {
                 })
             }}
             <VideoStage view=view role=state.role ended=Signal::derive(ended) media=media/>
+            // The chat, while the call is on, and what was said once it is over.
+            <Show when=move || found.with(Option::is_some) && (!ended() || view.chat.with(|c| !c.is_empty()))>
+                <ChatPanel view=view send=send_chat unread=unread ended=Signal::derive(ended)/>
+            </Show>
             <SessionTimer remaining_ms=remaining/>
             <EndingSoonAlert remaining_ms=remaining/>
             <TimeUpAlert remaining_ms=remaining ended_reason=ended_reason role=state.role/>

@@ -147,7 +147,10 @@ fn peer(role: Role, p: &Present) -> Peer {
 /// Delivers to a member without waiting: a full queue closes them instead. What is sent is
 /// also kept, numbered, for a page that comes back (see [`Present::outbox`]).
 fn deliver(p: &mut Present, message: Outgoing) {
-    if let Outgoing::Send(m) = &message {
+    // Chat messages are not numbered: a page coming back is caught up from the stored chat.
+    if let Outgoing::Send(m) = &message
+        && !matches!(m, SignalServer::Chat { .. })
+    {
         p.sent += 1;
         p.outbox.push_back((p.sent, m.clone()));
         if p.outbox.len() > OUTBOX {

@@ -39,7 +39,7 @@ impl Store {
 
     /// A call's members with their names: the specialist's display name, the customer's
     /// check-in name.
-    fn members(&self, call: &CallRow) -> Vec<Member> {
+    pub(super) fn members(&self, call: &CallRow) -> Vec<Member> {
         let live = self.live();
         let specialist = live
             .agents

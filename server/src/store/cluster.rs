@@ -117,8 +117,8 @@ impl Store {
         let now = Utc::now();
         let since = self.group_version(group);
         let Some(row) = sqlx::query(
-            "SELECT version, (SELECT COALESCE(MAX(seq), 0) FROM reservations WHERE group_name = $1) \
-             AS max_seq FROM groups WHERE name = $1",
+            "SELECT version, notice, (SELECT COALESCE(MAX(seq), 0) FROM reservations \
+             WHERE group_name = $1) AS max_seq FROM groups WHERE name = $1",
         )
         .bind(group)
         .fetch_optional(&mut *conn)
@@ -128,6 +128,7 @@ impl Store {
         };
         let version = row.try_get::<i64, _>("version")? as u64;
         let max_seq: i64 = row.try_get("max_seq")?;
+        let notice: Option<String> = row.try_get("notice")?;
         let (reservations_sql, calls_sql) = match since {
             // Only what is live: the queue, and the matched reservations of open calls (served
             // ones stay MATCHED in the rows forever; reading them all made every start slower
@@ -218,6 +219,7 @@ impl Store {
             .entry(group.to_string())
             .or_insert_with(|| GroupLive::new(version, max_seq + 1));
         g.next_seq = g.next_seq.max(max_seq + 1);
+        g.notice = notice;
         // What the queue streams are told: (version, joined the queue?, the reservation).
         let mut moves = Vec::new();
         let mut kept_for_removal = std::collections::HashSet::new();

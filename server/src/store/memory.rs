@@ -49,6 +49,8 @@ impl ActiveReservation {
                 customer_name: check_in.name.clone(),
                 reason: check_in.reason.clone(),
                 specialist_name: None,
+                notice: None,
+                message: None,
                 server_time: now,
             },
         }
@@ -73,6 +75,8 @@ pub(super) struct GroupLive {
     pub(super) history: VecDeque<f64>,
     pub(super) version_tx: watch::Sender<u64>,
     pub(super) events_tx: broadcast::Sender<(u64, QueueEvent)>,
+    /// The specialists' word to everyone waiting, if any (`groups.notice`).
+    pub(super) notice: Option<String>,
 }
 
 impl GroupLive {
@@ -84,6 +88,7 @@ impl GroupLive {
             history: VecDeque::new(),
             version_tx: watch::channel(version).0,
             events_tx: broadcast::channel(1024).0,
+            notice: None,
         }
     }
 }
@@ -147,6 +152,11 @@ impl Live {
     pub(super) fn view(&self, sid: &str, now: DateTime<Utc>) -> Option<Reservation> {
         self.reservations.get(sid).map(|r| Reservation {
             server_time: now,
+            // The group's notice is for those still waiting in its queue.
+            notice: (r.view.reservation_status == ReservationStatus::Queued)
+                .then(|| self.groups.get(&r.view.group_name))
+                .flatten()
+                .and_then(|g| g.notice.clone()),
             ..r.view.clone()
         })
     }

@@ -20,6 +20,7 @@ mod memory;
 mod reservations;
 mod rows;
 mod sweep;
+mod talk;
 
 pub use cluster::{LISTENER_NAME, RECONCILE_EVERY};
 pub use error::{StoreError, StoreResult};

@@ -143,6 +143,11 @@ pub(super) fn reservation_from_row(row: &AnyRow, now: DateTime<Utc>) -> sqlx::Re
         customer_name: row.try_get("customer_name")?,
         reason: row.try_get("reason")?,
         specialist_name: row.try_get("specialist_name")?,
+        notice: None,
+        message: match status {
+            ReservationStatus::Queued => row.try_get("message")?,
+            _ => None,
+        },
         server_time: now,
     })
 }

@@ -7,6 +7,7 @@ pub mod health;
 pub mod openapi;
 pub mod reservations;
 pub mod signal;
+pub mod talk;
 pub mod webhook;
 pub mod ws;
 

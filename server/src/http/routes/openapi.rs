@@ -12,7 +12,7 @@ use callqueue_protocol::{
 };
 use utoipa::OpenApi;
 
-use super::{admin, agent, calls, health, reservations, signal, webhook, ws};
+use super::{admin, agent, calls, health, reservations, signal, talk, webhook, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -45,6 +45,10 @@ use super::{admin, agent, calls, health, reservations, signal, webhook, ws};
         calls::join,
         calls::leave,
         calls::feedback,
+        talk::chat,
+        talk::notice,
+        talk::set_notice,
+        talk::customer_line,
         calls::events,
         signal::upgrade,
         ws::upgrade,

@@ -24,7 +24,10 @@ use axum::{
 };
 use callqueue_protocol::{
     Role, UserEvent,
-    signal::{MAX_SIGNAL_MESSAGE, SignalClient, SignalServer, close},
+    signal::{
+        CHAT_MAX_CHARS, ChatMessage, MAX_SIGNAL_MESSAGE, SignalClient, SignalServer, close,
+        is_chat_text,
+    },
 };
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
@@ -171,12 +174,13 @@ async fn session(
 ) {
     // The page's hello: its session id and what it sends.
     let hello = tokio::time::timeout(HELLO_DEADLINE, receive(&mut socket, &member)).await;
-    let (session, media, received) = match hello {
+    let (session, media, received, chat) = match hello {
         Ok(Incoming::Message(Ok(SignalClient::Hello {
             session,
             media,
             received,
-        }))) if tokens::is_valid_id(&session) => (session, media, received),
+            chat,
+        }))) if tokens::is_valid_id(&session) => (session, media, received, chat),
         Ok(Incoming::Closed | Incoming::Dropped) => return,
         _ => {
             close_with(
@@ -215,6 +219,19 @@ async fn session(
     // The same session again: what it has not received yet, in order.
     for message in entered.resumed.iter().flatten() {
         welcomed = welcomed && send(&mut socket, message).await;
+    }
+    // The chat the page has not seen, read after entering the room: a message stored later
+    // is relayed (and one stored meanwhile may come twice, which the page drops).
+    match state.store.chat_after(&member.call, chat).await {
+        Ok(messages) if messages.is_empty() => {}
+        Ok(messages) => {
+            welcomed = welcomed && send(&mut socket, &SignalServer::Transcript { messages }).await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the chat failed");
+            let message = "the chat could not be read; reconnect to try again".into();
+            welcomed = welcomed && send(&mut socket, &SignalServer::Error { message }).await;
+        }
     }
     let end = if welcomed {
         run(
@@ -309,6 +326,19 @@ async fn run(
                 Incoming::Message(Ok(SignalClient::Media { media })) => {
                     state.rooms.set_media(&member.call, member.role, connection, media);
                 }
+                Incoming::Message(Ok(SignalClient::Chat { id, text })) => {
+                    let answer = chat(state, member, &id, &text).await;
+                    let ack = match answer {
+                        Ok(message) => {
+                            relay(None, SignalServer::Chat { message: message.clone() });
+                            SignalServer::Chat { message }
+                        }
+                        Err(message) => SignalServer::Error { message },
+                    };
+                    if !send(socket, &ack).await {
+                        return End::Dropped;
+                    }
+                }
                 Incoming::Message(Ok(SignalClient::Bye)) => return End::Goodbye,
                 Incoming::Message(Ok(SignalClient::Hello { .. })) => {
                     let message = "already said hello; reconnect to start a new session".into();
@@ -353,4 +383,32 @@ async fn run(
             }
         }
     }
+}
+
+/// Stores a chat message from `member`: its own id (valid), plain text within the limits,
+/// while the call is on.
+async fn chat(
+    state: &AppState,
+    member: &Member,
+    id: &str,
+    text: &str,
+) -> Result<ChatMessage, String> {
+    if !tokens::is_valid_id(id) {
+        return Err("chat: the id must be 1–64 letters, digits, - or _".into());
+    }
+    if !is_chat_text(text) {
+        return Err(format!(
+            "chat: 1 to {CHAT_MAX_CHARS} characters of text, not only spaces"
+        ));
+    }
+    let call = match state.store.call(&member.call).await {
+        Ok(Some(call)) if call.ended_at.is_none() => call,
+        Ok(_) => return Err("chat: the call has ended".into()),
+        Err(e) => return Err(format!("chat: not stored ({e}); send again")),
+    };
+    state
+        .store
+        .add_chat(&call, member.role, id, text)
+        .await
+        .map_err(|e| format!("chat: not stored ({e}); send again"))
 }

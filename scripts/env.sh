@@ -8,6 +8,7 @@ export TOOLS_DIR
 TRUNK_VERSION="0.21.14"
 BINARYEN_VERSION="132"
 AXE_VERSION="4.14.1"
+TERSER_VERSION="5.51.4"
 export AXE_VERSION
 export PATH="$TOOLS_DIR/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # trunk must use the installed wasm-bindgen and wasm-opt, never download its own.

@@ -86,12 +86,37 @@ impl Lang {
         cell.get_or_init(|| parse(self.source()))
     }
 
-    fn lookup(self, key: &str) -> Option<&'static str> {
-        let c = self.catalogue();
-        c.binary_search_by(|(k, _)| (*k).cmp(key))
-            .ok()
-            .map(|i| c[i].1)
+    /// The words another bundle added ([`add_words`]), read once they are there.
+    fn added(self) -> &'static [(&'static str, &'static str)] {
+        static EN: OnceLock<Vec<(&str, &str)>> = OnceLock::new();
+        static DE: OnceLock<Vec<(&str, &str)>> = OnceLock::new();
+        let (cell, i) = match self {
+            Self::En => (&EN, 0),
+            Self::De => (&DE, 1),
+        };
+        match MORE.get() {
+            Some(sources) => cell.get_or_init(|| parse(sources[i])),
+            None => &[],
+        }
     }
+
+    fn lookup(self, key: &str) -> Option<&'static str> {
+        [self.catalogue(), self.added()].into_iter().find_map(|c| {
+            c.binary_search_by(|(k, _)| (*k).cmp(key))
+                .ok()
+                .map(|i| c[i].1)
+        })
+    }
+}
+
+/// Words only another bundle shows (the specialist's console), in English and German: kept
+/// out of the customer's download, added to the catalogue by that bundle before its first word.
+static MORE: OnceLock<[&'static str; 2]> = OnceLock::new();
+
+/// Adds a bundle's own catalogues (`[English, German]`, the same `key = text` lines), once;
+/// call before the first of those words is looked up.
+pub fn add_words(sources: [&'static str; 2]) {
+    let _ = MORE.set(sources);
 }
 
 /// `key = text` lines; blank lines and `#` comments are skipped.
@@ -218,18 +243,26 @@ pub fn number(n: i64) -> String {
 /// A time of day as the current language writes it (`2:05 PM` / `14:05`), in the browser's
 /// time zone.
 pub fn time_of_day(t: chrono::DateTime<chrono::Utc>) -> String {
+    time_of_day_ms(t.timestamp_millis() as f64)
+}
+
+/// [`time_of_day`] of an instant in ms since 1970.
+pub fn time_of_day_ms(ms: f64) -> String {
     #[cfg(target_arch = "wasm32")]
     {
         let options = js_sys::Object::new();
         let _ = js_sys::Reflect::set(&options, &"hour".into(), &"numeric".into());
         let _ = js_sys::Reflect::set(&options, &"minute".into(), &"2-digit".into());
-        js_sys::Date::new(&(t.timestamp_millis() as f64).into())
+        js_sys::Date::new(&ms.into())
             .to_locale_time_string_with_options(lang().code(), &options)
             .into()
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        t.format("%H:%M").to_string()
+        chrono::DateTime::from_timestamp_millis(ms as i64)
+            .unwrap_or_default()
+            .format("%H:%M")
+            .to_string()
     }
 }
 
@@ -291,8 +324,19 @@ mod tests {
     use super::*;
     use std::collections::BTreeSet;
 
+    /// Every word of a language: the app's and the console's.
+    fn words(lang: Lang) -> Vec<(&'static str, &'static str)> {
+        let console = match lang {
+            Lang::En => include_str!("../console/locales/console.en.txt"),
+            Lang::De => include_str!("../console/locales/console.de.txt"),
+        };
+        let mut all = parse(lang.source());
+        all.extend(parse(console));
+        all
+    }
+
     fn keys(lang: Lang) -> BTreeSet<&'static str> {
-        lang.catalogue().iter().map(|(k, _)| *k).collect()
+        words(lang).iter().map(|(k, _)| *k).collect()
     }
 
     /// Every `"…"` string literal in the app's sources.
@@ -341,14 +385,10 @@ mod tests {
                 lang.code()
             );
             // Each key once, and each text with the placeholders of the English one.
-            assert_eq!(
-                parse(lang.source()).len(),
-                these.len(),
-                "{}: a key twice",
-                lang.code()
-            );
-            for (key, text) in lang.catalogue() {
-                let english = Lang::En.lookup(key).unwrap();
+            assert_eq!(words(lang).len(), these.len(), "{}: a key twice", lang.code());
+            let english = words(Lang::En);
+            for (key, text) in words(lang) {
+                let english = english.iter().find(|(k, _)| *k == key).unwrap().1;
                 let holes = |s: &str| {
                     s.split('{')
                         .skip(1)

@@ -144,6 +144,7 @@ pub fn Console(
     /// The signed-in specialist; cleared on sign-out.
     session: RwSignal<Option<AgentSession>>,
 ) -> impl IntoView {
+    crate::add_console_words();
     let navigate = use_navigate();
     let queue = RwSignal::new(Vec::<Reservation>::new());
     let offset = RwSignal::new(ClockOffset::default());

@@ -18,9 +18,18 @@ pub mod console;
 use admin::Admin;
 use console::Agent;
 
+/// Adds the console's words to the shared catalogue (the customer's bundle has none of them).
+pub fn add_console_words() {
+    callqueue::i18n::add_words([
+        include_str!("../locales/console.en.txt"),
+        include_str!("../locales/console.de.txt"),
+    ]);
+}
+
 /// The console's app: the console, and the call page it sends the specialist to.
 #[component]
 pub fn AgentApp() -> impl IntoView {
+    add_console_words();
     provide_context(ConsoleHere);
     view! {
         <Frame>

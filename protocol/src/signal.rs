@@ -215,16 +215,15 @@ pub enum SignalServer {
     RestartIce {
         from: String,
     },
-    /// A chat message: one's own (the acknowledgement) or the other member's, as it happens;
-    /// the same `seq` may come twice (around a reconnect). Chat messages are not counted in
-    /// `hello`'s `received`: `transcript` catches a page up instead.
+    /// Chat messages: as they happen, one at a time (one's own is the acknowledgement, the
+    /// other member's is news), or, right after `welcome` with `catch_up`, those after the one
+    /// numbered in `hello`'s `chat` (the whole conversation for a new page), in order. The same
+    /// `seq` may come twice (around a reconnect). Not counted in `hello`'s `received`: the
+    /// chat has its own numbers.
     Chat {
-        message: ChatMessage,
-    },
-    /// Right after `welcome`: the chat messages after the one numbered in `hello`'s `chat`
-    /// (the whole conversation for a new page), in order.
-    Transcript {
         messages: Vec<ChatMessage>,
+        #[serde(default)]
+        catch_up: bool,
     },
     Error {
         message: String,
@@ -232,8 +231,10 @@ pub enum SignalServer {
 }
 
 impl SignalServer {
-    /// Reads a message from the server, with the same result as deserializing a `SignalServer`:
-    /// its `type` first, then the rest as that variant. By hand because serde's internally
+    /// Reads a message from the server, with the same result as deserializing a `SignalServer`
+    /// (but for `chat`, which the page reads with the browser's own JSON parser: another
+    /// six-field struct here cost its download a kilobyte): its `type` first, then the rest as
+    /// that variant. By hand because serde's internally
     /// tagged enums buffer every message into a generic tree first, and that machinery was the
     /// largest single piece of the customer's wasm (see `QueueEvent::from_sse`).
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
@@ -273,14 +274,6 @@ impl SignalServer {
         #[derive(Deserialize)]
         struct Restart {
             from: String,
-        }
-        #[derive(Deserialize)]
-        struct Chat {
-            message: ChatMessage,
-        }
-        #[derive(Deserialize)]
-        struct Transcript {
-            messages: Vec<ChatMessage>,
         }
         #[derive(Deserialize)]
         struct Failure {
@@ -330,16 +323,6 @@ impl SignalServer {
                 let m: Restart = serde_json::from_str(text)?;
                 Self::RestartIce { from: m.from }
             }
-            "chat" => {
-                let m: Chat = serde_json::from_str(text)?;
-                Self::Chat { message: m.message }
-            }
-            "transcript" => {
-                let m: Transcript = serde_json::from_str(text)?;
-                Self::Transcript {
-                    messages: m.messages,
-                }
-            }
             "error" => {
                 let m: Failure = serde_json::from_str(text)?;
                 Self::Error { message: m.message }
@@ -355,8 +338,6 @@ impl SignalServer {
                         "candidate",
                         "media",
                         "restart_ice",
-                        "chat",
-                        "transcript",
                         "error",
                     ],
                 ));
@@ -426,17 +407,19 @@ mod tests {
             },
             SignalServer::RestartIce { from: "s2".into() },
             SignalServer::Chat {
-                message: ChatMessage {
+                catch_up: false,
+                messages: vec![ChatMessage {
                     seq: 3,
                     id: "m1".into(),
                     role: Role::Specialist,
                     name: Some("Dr. Lena Roth".into()),
                     text: "<b>see</b>\nhttps://example.com/a?b=1".into(),
                     at: "2026-12-05T10:00:00.123Z".parse().unwrap(),
-                },
+                }],
             },
-            SignalServer::Transcript {
+            SignalServer::Chat {
                 messages: Vec::new(),
+                catch_up: true,
             },
             SignalServer::Error {
                 message: "hello first".into(),
@@ -444,6 +427,11 @@ mod tests {
         ];
         for message in messages {
             let text = serde_json::to_string(&message).unwrap();
+            if matches!(message, SignalServer::Chat { .. }) {
+                assert!(SignalServer::from_json(&text).is_err(), "read by the page");
+                assert_eq!(serde_json::from_str::<SignalServer>(&text).unwrap(), message);
+                continue;
+            }
             let by_tag = SignalServer::from_json(&text).unwrap();
             assert_eq!(by_tag, message, "{text}");
             assert_eq!(by_tag, serde_json::from_str::<SignalServer>(&text).unwrap());

@@ -50,6 +50,14 @@ async fn hello_after(ws: &mut Socket, session: &str, chat: u64) -> Value {
     welcome
 }
 
+/// The one message of a live `chat`.
+fn one(chat: Value) -> Value {
+    assert_eq!(chat["catch_up"], false, "{chat}");
+    let messages = chat["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{chat}");
+    messages[0].clone()
+}
+
 /// The next message of a type, skipping presence news.
 async fn next_of(ws: &mut Socket, kind: &str) -> Value {
     for _ in 0..10 {
@@ -80,7 +88,7 @@ async fn chat_is_stored_numbered_once_and_caught_up_after_a_reconnect() {
     // The customer writes: her own copy is the acknowledgement, the specialist gets it live.
     let text = "I can't hear you <script>alert(1)</script>\nsee https://example.com/?a=1&b=2";
     send(&mut a, json!({"type": "chat", "id": "m-1", "text": text})).await;
-    let ack = next_of(&mut a, "chat").await["message"].clone();
+    let ack = one(next_of(&mut a, "chat").await);
     assert_eq!(ack["seq"], 1);
     assert_eq!(ack["id"], "m-1");
     assert_eq!(ack["role"], "patient");
@@ -89,19 +97,19 @@ async fn chat_is_stored_numbered_once_and_caught_up_after_a_reconnect() {
         chrono::DateTime::parse_from_rfc3339(ack["at"].as_str().unwrap()).is_ok(),
         "{ack}"
     );
-    assert_eq!(next_of(&mut d, "chat").await["message"], ack);
+    assert_eq!(one(next_of(&mut d, "chat").await), ack);
 
     // Sent again (the page did not see the acknowledgement before a reconnect): the same
     // message, not a second one.
     send(&mut a, json!({"type": "chat", "id": "m-1", "text": text})).await;
-    assert_eq!(next_of(&mut a, "chat").await["message"], ack);
-    assert_eq!(next_of(&mut d, "chat").await["message"]["seq"], 1);
+    assert_eq!(one(next_of(&mut a, "chat").await), ack);
+    assert_eq!(one(next_of(&mut d, "chat").await)["seq"], 1);
 
     // The specialist answers; bad messages are refused with the reason and go nowhere.
     send(&mut d, json!({"type": "chat", "id": "d-1", "text": "Can you see me?"})).await;
-    let answer = next_of(&mut d, "chat").await["message"].clone();
+    let answer = one(next_of(&mut d, "chat").await).clone();
     assert_eq!((answer["seq"].clone(), answer["role"].clone()), (json!(2), json!("specialist")));
-    assert_eq!(next_of(&mut a, "chat").await["message"], answer);
+    assert_eq!(one(next_of(&mut a, "chat").await), answer);
     for bad in [
         json!({"type": "chat", "id": "d-2", "text": "  \n "}),
         json!({"type": "chat", "id": "d-3", "text": "x".repeat(1001)}),
@@ -119,11 +127,12 @@ async fn chat_is_stored_numbered_once_and_caught_up_after_a_reconnect() {
     drop(a);
     let mut a2 = open(&server, &call, Some(&alice)).await.unwrap();
     hello_after(&mut a2, "alice-2", 0).await;
-    let t = next_of(&mut a2, "transcript").await;
+    let t = next_of(&mut a2, "chat").await;
+    assert_eq!(t["catch_up"], true);
     assert_eq!(t["messages"], json!([ack, answer]));
     let mut a3 = open(&server, &call, Some(&alice)).await.unwrap();
     hello_after(&mut a3, "alice-3", 1).await;
-    let t = next_of(&mut a3, "transcript").await;
+    let t = next_of(&mut a3, "chat").await;
     assert_eq!(t["messages"], json!([answer]));
 
     // The transcript: the two members only.
@@ -161,7 +170,7 @@ async fn an_ended_calls_chat_is_deleted_after_the_retention_period() {
     let mut a = open(&server, &call, Some(&alice)).await.unwrap();
     hello(&mut a, "alice-1").await;
     send(&mut a, json!({"type": "chat", "id": "m-1", "text": "hello"})).await;
-    assert_eq!(next_of(&mut a, "chat").await["message"]["seq"], 1);
+    assert_eq!(one(next_of(&mut a, "chat").await)["seq"], 1);
     let path = format!("/api/calls/appointment/{call}/chat");
 
     // Kept while the call is on, however long that is.

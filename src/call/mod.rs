@@ -15,14 +15,14 @@ use std::{cell::RefCell, rc::Rc};
 
 use callqueue_protocol::{
     Role,
-    signal::{ChatMessage, IceServer, MediaState, SignalClient, SignalServer},
+    signal::{IceServer, MediaState, SignalClient, SignalServer},
 };
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::{html::Video, prelude::*};
 use wasm_bindgen::{JsCast, closure::Closure};
 use web_sys::{MediaStream, MediaStreamTrack};
 
-use crate::i18n::t;
+use crate::{i18n::t, logic::chat::ChatLine};
 pub use crate::logic::call::{LinkState, Presence};
 use crate::logic::{
     call::{CallMachine, Effect, Input, Side, Timer},
@@ -54,13 +54,15 @@ pub struct CallView {
     pub local_video: NodeRef<Video>,
     pub remote_video: NodeRef<Video>,
     /// The call's chat, in order.
-    pub chat: RwSignal<Vec<ChatMessage>>,
+    pub chat: RwSignal<Vec<ChatLine>>,
     /// Our messages not yet acknowledged: (id, text), sent again on every reconnect.
     pub unsent: RwSignal<Vec<(String, String)>>,
     /// Counts the other member's messages as they arrive live (not those caught up on).
     pub arrived: RwSignal<u32>,
     /// Which member we are, as the server said.
     pub me: RwSignal<Option<Role>>,
+    /// The page is hidden (another tab, a locked phone).
+    pub hidden: RwSignal<bool>,
 }
 
 impl CallView {
@@ -85,6 +87,7 @@ impl CallView {
             unsent: RwSignal::new(Vec::new()),
             arrived: RwSignal::new(0),
             me: RwSignal::new(None),
+            hidden: RwSignal::new(false),
         }
     }
 
@@ -594,7 +597,7 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, url: String) {
 }
 
 /// A chat message or a transcript: into the conversation; ours no longer waits.
-fn on_chat(view: &CallView, messages: Vec<ChatMessage>, live: bool) {
+fn on_chat(view: &CallView, messages: Vec<ChatLine>, live: bool) {
     let me = view.me.get_untracked();
     let theirs = messages
         .iter()
@@ -613,12 +616,7 @@ fn on_chat(view: &CallView, messages: Vec<ChatMessage>, live: bool) {
 
 fn on_socket(rc: &Rc<RefCell<Inner>>, event: SocketEvent) {
     match event {
-        SocketEvent::Message(SignalServer::Chat { message }) => {
-            on_chat(&rc.borrow().view, vec![message], true);
-        }
-        SocketEvent::Message(SignalServer::Transcript { messages }) => {
-            on_chat(&rc.borrow().view, messages, false);
-        }
+        SocketEvent::Chat(messages, catch_up) => on_chat(&rc.borrow().view, messages, !catch_up),
         SocketEvent::Message(message) => {
             {
                 let mut inner = rc.borrow_mut();
@@ -846,8 +844,18 @@ fn watch_window(rc: &Rc<RefCell<Inner>>) {
             let _ = socket.send(&SignalClient::Bye);
         }
     });
+    let hidden = rc.borrow().view.hidden;
+    hidden.set(document().hidden());
+    // `visibilitychange` is fired at the document and bubbles to the window.
+    let visibility = Listener::new(move |_| {
+        hidden.try_set(document().hidden());
+    });
     let mut inner = rc.borrow_mut();
-    for (name, listener) in [("online", online), ("pagehide", pagehide)] {
+    for (name, listener) in [
+        ("online", online),
+        ("pagehide", pagehide),
+        ("visibilitychange", visibility),
+    ] {
         let _ = w.add_event_listener_with_callback(name, listener.as_ref().unchecked_ref());
         inner.listeners.push((name, listener));
     }

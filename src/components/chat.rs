@@ -4,32 +4,30 @@
 //! opened from a button that counts the messages not seen yet. A message that arrives while the
 //! page is hidden chimes (sound on) and puts the count in the tab's title.
 //!
-//! Why the messages are built with DOM calls and the form is markup: the text must only ever be
-//! text (a node's text, never HTML), links need their own attributes, and the view machinery
-//! per element cost the customer's download several times as much (see `feedback.rs`).
+//! Why the panel is markup kept up to date by one effect, and messages are built with DOM
+//! calls: the text must only ever be text (a node's text, never HTML), links need their own
+//! attributes, and the view machinery per element and per reactive attribute cost the
+//! customer's download several times as much (a first version as a `view!` was 6.3 KB brotli).
 
 use callqueue_protocol::{
     Role,
-    signal::{CHAT_MAX_CHARS, ChatMessage, is_chat_text},
+    signal::{CHAT_MAX_CHARS, is_chat_text},
 };
-use leptos::{
-    html::{Ol, Ul},
-    prelude::*,
-};
-use wasm_bindgen::{JsCast, closure::Closure};
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
 use web_sys::{Document, Element};
 
 use crate::{
     call::CallView,
     components::turn::{chime, sound_on},
-    i18n::{t, tf, time_of_day},
-    logic::chat::{Piece, pieces},
+    i18n::{t, tf, time_of_day_ms},
+    logic::chat::{ChatLine, Piece, pieces},
 };
 
 /// At least this wide (CSS pixels), the chat is beside the video (as `main.css` lays it out).
 const WIDE: i32 = 900;
 
-fn element(doc: &Document, tag: &str, class: &str) -> Option<Element> {
+pub fn element(doc: &Document, tag: &str, class: &str) -> Option<Element> {
     let e = doc.create_element(tag).ok()?;
     e.set_class_name(class);
     Some(e)
@@ -62,7 +60,7 @@ fn item(doc: &Document, who: &str, at: Option<String>, text: &str, class: &str) 
     Some(li)
 }
 
-fn sender(m: &ChatMessage, me: Option<Role>) -> String {
+fn sender(m: &ChatLine, me: Option<Role>) -> String {
     if Some(m.role) == me {
         return t("chat.you").to_string();
     }
@@ -80,19 +78,37 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;")
 }
 
-fn form_markup() -> String {
+fn markup() -> String {
     // Attributes in single quotes: the catalogue test reads keys between double quotes.
     format!(
-        "<label for='chat-text' class='visually-hidden'>{}</label>\
+        "<button type='button' class='secondary chat-toggle' aria-expanded='false' \
+         aria-controls='chat-log'></button>\
+         <h2 id='chat-title' class='chat-title'>{}</h2>\
+         <ol id='chat-log' class='chat-log' aria-live='polite'></ol>\
+         <ul class='chat-log chat-unsent'></ul>\
+         <form class='chat-form'>\
+         <label for='chat-text' class='visually-hidden'>{}</label>\
          <textarea id='chat-text' name='text' rows='2' maxlength='{CHAT_MAX_CHARS}' \
          aria-describedby='chat-hint' placeholder='{}'></textarea>\
          <button type='submit' class='primary'>{}</button>\
-         <p id='chat-hint' class='hint'>{}</p>",
+         <p id='chat-hint' class='hint'>{}</p></form>",
+        escape(t("chat.title")),
         escape(t("chat.label")),
         escape(t("chat.placeholder")).replace('\'', "&#39;"),
         escape(t("chat.send")),
         escape(t("chat.hint")),
     )
+}
+
+/// What the panel has drawn, between runs of its effect.
+#[derive(Clone, Copy, Default)]
+struct Drawn {
+    /// Messages in the list, and the number of the last.
+    shown: usize,
+    last: u64,
+    /// `CallView::arrived` when the conversation was last on screen, and at the last run.
+    seen: u32,
+    heard: u32,
 }
 
 /// The chat of the call shown in `view`; `send` takes a checked message, `unread` is kept at
@@ -106,84 +122,93 @@ pub fn ChatPanel(
     ended: Signal<bool>,
 ) -> impl IntoView {
     let open = RwSignal::new(false);
-    let seen = RwSignal::new(0u32);
-    let log = NodeRef::<Ol>::new();
-    let outbox = NodeRef::<Ul>::new();
-    // Seen when the page is visible and the conversation is on screen (always on a wide
-    // screen, on a phone while the panel is open).
-    let look = move || {
+    // The panel by its id (a node reference of its own kind cost more).
+    let root = || document().get_element_by_id("chat");
+    Effect::new(move |before: Option<Drawn>| {
+        let mut d = before.unwrap_or_default();
+        let (me, open, hidden, arrived) = (
+            view.me.get(),
+            open.get(),
+            view.hidden.get(),
+            view.arrived.get(),
+        );
+        let Some(root) = root() else {
+            return d;
+        };
+        // Seen when the page is visible and the conversation is on screen (always beside the
+        // video, on a phone while the panel is open); news while hidden chimes.
         let wide = window()
             .inner_width()
             .ok()
             .and_then(|w| w.as_f64())
             .is_some_and(|w| w >= WIDE as f64);
-        if !document().hidden() && (wide || open.get_untracked()) {
-            seen.set(view.arrived.get_untracked());
-        }
-    };
-    Effect::new(move |before: Option<u32>| {
-        let arrived = view.arrived.get();
-        if before.is_some_and(|b| arrived > b) && document().hidden() && sound_on() {
+        if arrived > d.heard && before.is_some() && hidden && sound_on() {
             chime();
         }
-        look();
-        arrived
-    });
-    Effect::new(move |_| unread.set(view.arrived.get().saturating_sub(seen.get())));
-    let on_visible = Closure::<dyn Fn()>::new(look);
-    let _ = document().add_event_listener_with_callback(
-        "visibilitychange",
-        on_visible.as_ref().unchecked_ref(),
-    );
-    let on_visible = StoredValue::new_local(on_visible);
-    on_cleanup(move || {
-        on_visible.with_value(|f| {
-            let _ = document().remove_event_listener_with_callback(
-                "visibilitychange",
-                f.as_ref().unchecked_ref(),
-            );
-        });
-    });
-
-    // The conversation: new messages are appended (what a live region announces); a message
-    // that arrived out of order rebuilds the list.
-    Effect::new(move |shown: Option<(usize, u64)>| {
-        let me = view.me.get();
-        let Some(ol) = log.get() else {
-            return (0, 0);
-        };
-        let doc = document();
-        view.chat.with(|chat| {
-            let (mut n, last) = shown.unwrap_or((0, 0));
-            if n > chat.len() || (n > 0 && chat[n - 1].seq != last) {
-                ol.set_text_content(None);
-                n = 0;
+        d.heard = arrived;
+        if !hidden && (wide || open) {
+            d.seen = arrived;
+        }
+        let n = arrived.saturating_sub(d.seen);
+        unread.set(n);
+        // Shown once the call's socket is up, and after the end only if something was said.
+        let ended = ended.get();
+        let class = if me.is_none() || (ended && view.chat.with(Vec::is_empty)) {
+            "chat hidden"
+        } else {
+            match (open, ended) {
+                (true, true) => "chat open ended",
+                (true, false) => "chat open",
+                (false, true) => "chat ended",
+                (false, false) => "chat",
             }
-            for m in &chat[n..] {
-                let class = if Some(m.role) == me { "mine" } else { "theirs" };
-                if let Some(li) = item(&doc, &sender(m, me), Some(time_of_day(m.at)), &m.text, class) {
-                    let _ = ol.append_child(&li);
+        };
+        root.set_class_name(class);
+        let find = |selector: &str| root.query_selector(selector).ok().flatten();
+        if let Some(toggle) = find(".chat-toggle") {
+            toggle.set_text_content(Some(&match n {
+                0 => t("chat.open").to_string(),
+                n => tf("chat.open_unread", &[("n", &n.to_string())]),
+            }));
+            let _ = toggle.set_attribute("aria-expanded", if open { "true" } else { "false" });
+        }
+        let doc = document();
+        // The conversation: new messages are appended (what a live region announces); one
+        // that arrived out of order, or markup drawn anew (another language), redraws it.
+        if let Some(ol) = find("ol") {
+            view.chat.with(|chat| {
+                if d.shown > chat.len()
+                    || ol.child_element_count() as usize != d.shown
+                    || (d.shown > 0 && chat[d.shown - 1].seq != d.last)
+                {
+                    ol.set_text_content(None);
+                    d.shown = 0;
+                }
+                for m in &chat[d.shown..] {
+                    let class = if Some(m.role) == me { "mine" } else { "theirs" };
+                    let at = Some(time_of_day_ms(m.at));
+                    if let Some(li) = item(&doc, &sender(m, me), at, &m.text, class) {
+                        let _ = ol.append_child(&li);
+                    }
+                }
+                if chat.len() > d.shown {
+                    // The list scrolls by itself (never the page under the video).
+                    ol.set_scroll_top(ol.scroll_height());
+                }
+                d.shown = chat.len();
+                d.last = chat.last().map_or(0, |m| m.seq);
+            });
+        }
+        // Ours on the way, outside the live region (it is read once it arrives).
+        if let Some(ul) = find("ul") {
+            ul.set_text_content(None);
+            for (_, text) in view.unsent.get() {
+                if let Some(li) = item(&doc, t("chat.sending"), None, &text, "mine unsent") {
+                    let _ = ul.append_child(&li);
                 }
             }
-            if chat.len() > n {
-                // The list scrolls by itself (never the page under the video).
-                ol.set_scroll_top(ol.scroll_height());
-            }
-            (chat.len(), chat.last().map_or(0, |m| m.seq))
-        })
-    });
-    // Ours on the way, outside the live region (it is read once it arrives).
-    Effect::new(move |_| {
-        let Some(ul) = outbox.get() else {
-            return;
-        };
-        ul.set_text_content(None);
-        let doc = document();
-        for (_, text) in view.unsent.get() {
-            if let Some(li) = item(&doc, t("chat.sending"), None, &text, "mine unsent") {
-                let _ = ul.append_child(&li);
-            }
         }
+        d
     });
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -204,46 +229,42 @@ pub fn ChatPanel(
             form.reset();
         }
     };
+    // Enter sends (not while an input method is composing), Shift+Enter is a new line.
     let keydown = move |ev: leptos::ev::KeyboardEvent| {
-        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+        let in_text = ev
+            .target()
+            .and_then(|t| t.dyn_into::<Element>().ok())
+            .is_some_and(|e| e.tag_name() == "TEXTAREA");
+        if in_text && ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
-            if let Some(form) = ev
-                .current_target()
-                .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
-            {
+            if let Some(form) = root().and_then(|r| {
+                r.query_selector("form")
+                    .ok()
+                    .flatten()
+                    .and_then(|f| f.dyn_into::<web_sys::HtmlFormElement>().ok())
+            }) {
                 let _ = form.request_submit();
             }
         }
     };
-    let toggle_label = move || match unread.get() {
-        0 => t("chat.open").to_string(),
-        n => tf("chat.open_unread", &[("n", &n.to_string())]),
+    let click = move |ev: leptos::ev::MouseEvent| {
+        let on_toggle = ev
+            .target()
+            .and_then(|t| t.dyn_into::<Element>().ok())
+            .is_some_and(|e| e.class_list().contains("chat-toggle"));
+        if on_toggle {
+            open.update(|o| *o = !*o);
+        }
     };
-
     view! {
-        <section class="chat" class:open=move || open.get() aria-labelledby="chat-title">
-            <button
-                type="button"
-                class="secondary chat-toggle"
-                aria-expanded=move || open.get().to_string()
-                aria-controls="chat-log"
-                on:click=move |_| {
-                    open.update(|o| *o = !*o);
-                    look();
-                }
-            >
-                {toggle_label}
-            </button>
-            <h2 id="chat-title" class="chat-title">{t("chat.title")}</h2>
-            <ol id="chat-log" class="chat-log" aria-live="polite" node_ref=log/>
-            <ul class="chat-log chat-unsent" node_ref=outbox/>
-            <form
-                class="chat-form"
-                class:hidden=move || ended.get()
-                on:submit=submit
-                on:keydown=keydown
-                inner_html=form_markup
-            />
-        </section>
+        <section
+            id="chat"
+            class="chat hidden"
+            aria-labelledby="chat-title"
+            on:click=click
+            on:submit=submit
+            on:keydown=keydown
+            inner_html=markup
+        />
     }
 }

@@ -267,7 +267,6 @@ impl CallMachine {
             SignalServer::Welcome { .. }
                 | SignalServer::Error { .. }
                 | SignalServer::Chat { .. }
-                | SignalServer::Transcript { .. }
         ) {
             self.received += 1;
         }
@@ -319,8 +318,7 @@ impl CallMachine {
             // The chat is the page's (`call::on_socket`), caught up by its own number.
             SignalServer::Media { .. }
             | SignalServer::Error { .. }
-            | SignalServer::Chat { .. }
-            | SignalServer::Transcript { .. } => {}
+            | SignalServer::Chat { .. } => {}
         }
     }
 

@@ -1,11 +1,24 @@
 //! The call's chat as the page keeps it: the conversation in order without duplicates, and a
 //! message's text cut into plain text and web links.
 
-use callqueue_protocol::signal::ChatMessage;
+use callqueue_protocol::Role;
+
+/// A chat message as the page keeps it (the wire's `ChatMessage`, its time as the browser's
+/// milliseconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatLine {
+    pub seq: u64,
+    pub id: String,
+    pub role: Role,
+    pub name: Option<String>,
+    pub text: String,
+    /// When the server took it, ms since 1970.
+    pub at: f64,
+}
 
 /// Takes messages into the conversation (kept in `seq` order); answers how many were new
-/// (a message seen before, from a transcript or a repeated acknowledgement, is not).
-pub fn take(conversation: &mut Vec<ChatMessage>, messages: Vec<ChatMessage>) -> usize {
+/// (a message seen before, from a catch-up or a repeated acknowledgement, is not).
+pub fn take(conversation: &mut Vec<ChatLine>, messages: Vec<ChatLine>) -> usize {
     let mut new = 0;
     for m in messages {
         if let Err(at) = conversation.binary_search_by_key(&m.seq, |c| c.seq) {
@@ -66,16 +79,15 @@ pub fn pieces(text: &str) -> Vec<Piece<'_>> {
 mod tests {
     use super::*;
     use Piece::*;
-    use callqueue_protocol::Role;
 
-    fn message(seq: u64) -> ChatMessage {
-        ChatMessage {
+    fn message(seq: u64) -> ChatLine {
+        ChatLine {
             seq,
             id: format!("m{seq}"),
             role: Role::Patient,
             name: None,
             text: "hi".into(),
-            at: chrono::DateTime::UNIX_EPOCH,
+            at: 0.0,
         }
     }
 

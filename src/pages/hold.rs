@@ -11,6 +11,7 @@ use crate::{
     api,
     components::{
         busy::{BusyButton, ErrorNote},
+        chat::element,
         connection::ConnectionIndicator,
         device_check::{DeviceCheck, DeviceCheckPanel},
         turn::{TurnChoices, reduced_motion, tell_turn},
@@ -437,10 +438,13 @@ pub fn HoldCard(
                 .map(|r| tf("hold.since", &[("time", &time_of_day(r.created_at))]))
         })
     };
-    // A moved position shows a short animation (none under reduced motion).
+    // A moved position shows a short animation (none under reduced motion). The specialists'
+    // word to everyone waiting, and the line sent to this customer alone, are drawn when they
+    // change (not with every new position, which their live region would read again); by DOM
+    // calls in this one effect, which cost the download less than a view of their own.
     let moved = RwSignal::new(false);
     let previous = StoredValue::new(None::<u32>);
-    Effect::new(move |_| {
+    Effect::new(move |drawn: Option<[Option<String>; 2]>| {
         let now = position();
         let before = previous.get_value();
         previous.set_value(now);
@@ -451,27 +455,32 @@ pub fn HoldCard(
             });
             off.forget();
         }
+        let words = state.reservation.with(|r| {
+            r.as_ref()
+                .map_or([None, None], |r| [r.notice.clone(), r.message.clone()])
+        });
+        if drawn.as_ref() != Some(&words)
+            && let Some(div) = document().get_element_by_id("queue-words")
+        {
+            div.set_text_content(None);
+            let doc = document();
+            for word in words.iter().flatten() {
+                if let Some(p) = element(&doc, "p", "notice") {
+                    p.set_text_content(Some(word));
+                    let _ = div.append_child(&p);
+                }
+            }
+        }
+        words
     });
     let stale = move || {
         tick.track();
         (connection.get() != Connection::Live)
             .then(|| updated_text((now_ms() - state.heard_at.get()) as i64))
     };
-    // The specialists' word to everyone waiting, and the line sent to this customer alone.
-    let words = move || {
-        state.reservation.with(|r| {
-            r.as_ref()
-                .map(|r| [r.notice.clone(), r.message.clone()])
-                .into_iter()
-                .flatten()
-                .flatten()
-                .map(|w| view! { <p class="notice">{w}</p> })
-                .collect_view()
-        })
-    };
     view! {
         <section class="card hold">
-            <div class="queue-words" role="status">{words}</div>
+            <div id="queue-words" class="queue-words" role="status"></div>
             <Show when=queued>
                 <h1 class="eyebrow">{move || t("hold.title")}</h1>
                 <p class="position-label" id="position-label">{move || t("hold.position")}</p>

@@ -537,10 +537,7 @@ pub fn Join() -> impl IntoView {
                 })
             }}
             <VideoStage view=view role=state.role ended=Signal::derive(ended) media=media/>
-            // The chat, while the call is on, and what was said once it is over.
-            <Show when=move || found.with(Option::is_some) && (!ended() || view.chat.with(|c| !c.is_empty()))>
-                <ChatPanel view=view send=send_chat unread=unread ended=Signal::derive(ended)/>
-            </Show>
+            <ChatPanel view=view send=send_chat unread=unread ended=Signal::derive(ended)/>
             <SessionTimer remaining_ms=remaining/>
             <EndingSoonAlert remaining_ms=remaining/>
             <TimeUpAlert remaining_ms=remaining ended_reason=ended_reason role=state.role/>

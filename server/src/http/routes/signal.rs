@@ -225,7 +225,11 @@ async fn session(
     match state.store.chat_after(&member.call, chat).await {
         Ok(messages) if messages.is_empty() => {}
         Ok(messages) => {
-            welcomed = welcomed && send(&mut socket, &SignalServer::Transcript { messages }).await;
+            let caught_up = SignalServer::Chat {
+                messages,
+                catch_up: true,
+            };
+            welcomed = welcomed && send(&mut socket, &caught_up).await;
         }
         Err(e) => {
             tracing::warn!(error = %e, "reading the chat failed");
@@ -330,8 +334,9 @@ async fn run(
                     let answer = chat(state, member, &id, &text).await;
                     let ack = match answer {
                         Ok(message) => {
-                            relay(None, SignalServer::Chat { message: message.clone() });
-                            SignalServer::Chat { message }
+                            let chat = SignalServer::Chat { messages: vec![message], catch_up: false };
+                            relay(None, chat.clone());
+                            chat
                         }
                         Err(message) => SignalServer::Error { message },
                     };

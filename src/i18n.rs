@@ -385,7 +385,12 @@ mod tests {
                 lang.code()
             );
             // Each key once, and each text with the placeholders of the English one.
-            assert_eq!(words(lang).len(), these.len(), "{}: a key twice", lang.code());
+            assert_eq!(
+                words(lang).len(),
+                these.len(),
+                "{}: a key twice",
+                lang.code()
+            );
             let english = words(Lang::En);
             for (key, text) in words(lang) {
                 let english = english.iter().find(|(k, _)| *k == key).unwrap().1;

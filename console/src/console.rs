@@ -8,6 +8,8 @@ use callqueue_protocol::{
 use leptos::{prelude::*, task::spawn_local};
 use leptos_router::hooks::use_navigate;
 
+use crate::queue_words::QueueWords;
+
 use callqueue::{
     api,
     components::device_check::{DeviceCheck, DeviceCheckPanel},
@@ -166,6 +168,8 @@ pub fn Console(
             .unwrap_or(60),
     );
     let sound = RwSignal::new(storage::get(CONSOLE_SOUND).as_deref() != Some("off"));
+    // The waiting customer chosen for a line of their own: (reservation id, name).
+    let line_to = RwSignal::new(None::<(String, String)>);
 
     // The day's figures for the group shown, since this browser's midnight.
     let load_day = move || {
@@ -460,6 +464,7 @@ pub fn Console(
                     server_now_ms=server_now
                     can_accept=Signal::derive(move || available() && !accepting.get())
                     on_accept=accept_one
+                    on_message=Callback::new(move |to| line_to.set(Some(to)))
                 />
             </section>
             <aside class="side-column">
@@ -534,6 +539,7 @@ pub fn Console(
                         })
                     }}
                 </section>
+                <QueueWords group=group to=line_to/>
                 <section class="panel alerts-choice">
                     <button type="button" role="switch" class="secondary console-sound"
                         aria-checked=move || sound.get().to_string()

@@ -14,6 +14,7 @@ use leptos_router::{
 
 pub mod admin;
 pub mod console;
+pub mod queue_words;
 
 use admin::Admin;
 use console::Agent;

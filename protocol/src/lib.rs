@@ -209,6 +209,12 @@ impl Reservation {
     /// A 64-bit digest of what [`Reservation::same_state`] compares: equal states give equal
     /// digests. What a server keeps per open stream instead of the whole last copy.
     pub fn state_digest(&self) -> u64 {
+        self.state_digest_with(&self.notice)
+    }
+
+    /// [`Reservation::state_digest`] of this copy with `notice` in place of its own (the
+    /// group's, which a server adds to the copy it sends), without making that copy.
+    pub fn state_digest_with(&self, notice: &Option<String>) -> u64 {
         use std::hash::{Hash, Hasher};
         // Destructured so that a new field has to be considered here too.
         let Self {
@@ -228,7 +234,7 @@ impl Reservation {
             customer_name,
             reason,
             specialist_name,
-            notice,
+            notice: _,
             message,
             server_time: _,
         } = self;

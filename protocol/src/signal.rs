@@ -429,7 +429,10 @@ mod tests {
             let text = serde_json::to_string(&message).unwrap();
             if matches!(message, SignalServer::Chat { .. }) {
                 assert!(SignalServer::from_json(&text).is_err(), "read by the page");
-                assert_eq!(serde_json::from_str::<SignalServer>(&text).unwrap(), message);
+                assert_eq!(
+                    serde_json::from_str::<SignalServer>(&text).unwrap(),
+                    message
+                );
                 continue;
             }
             let by_tag = SignalServer::from_json(&text).unwrap();

@@ -25,9 +25,7 @@ use crate::{
     http::edge::{self, Kind},
     http::error::ApiError,
     http::headers::{self, SecurityHeaders},
-    http::routes::{
-        admin, agent, calls, health, openapi, reservations, signal, talk, webhook, ws,
-    },
+    http::routes::{admin, agent, calls, health, openapi, reservations, signal, talk, webhook, ws},
     limits::{Limits, StreamPermit},
     signal::Rooms,
     state::AppState,

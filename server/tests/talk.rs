@@ -92,7 +92,10 @@ async fn chat_is_stored_numbered_once_and_caught_up_after_a_reconnect() {
     assert_eq!(ack["seq"], 1);
     assert_eq!(ack["id"], "m-1");
     assert_eq!(ack["role"], "patient");
-    assert_eq!(ack["text"], text, "stored as sent, markup and line break kept");
+    assert_eq!(
+        ack["text"], text,
+        "stored as sent, markup and line break kept"
+    );
     assert!(
         chrono::DateTime::parse_from_rfc3339(ack["at"].as_str().unwrap()).is_ok(),
         "{ack}"
@@ -106,9 +109,16 @@ async fn chat_is_stored_numbered_once_and_caught_up_after_a_reconnect() {
     assert_eq!(one(next_of(&mut d, "chat").await)["seq"], 1);
 
     // The specialist answers; bad messages are refused with the reason and go nowhere.
-    send(&mut d, json!({"type": "chat", "id": "d-1", "text": "Can you see me?"})).await;
+    send(
+        &mut d,
+        json!({"type": "chat", "id": "d-1", "text": "Can you see me?"}),
+    )
+    .await;
     let answer = one(next_of(&mut d, "chat").await).clone();
-    assert_eq!((answer["seq"].clone(), answer["role"].clone()), (json!(2), json!("specialist")));
+    assert_eq!(
+        (answer["seq"].clone(), answer["role"].clone()),
+        (json!(2), json!("specialist"))
+    );
     assert_eq!(one(next_of(&mut a, "chat").await), answer);
     for bad in [
         json!({"type": "chat", "id": "d-2", "text": "  \n "}),
@@ -169,7 +179,11 @@ async fn an_ended_calls_chat_is_deleted_after_the_retention_period() {
     let call = accept(&server, &doc).await;
     let mut a = open(&server, &call, Some(&alice)).await.unwrap();
     hello(&mut a, "alice-1").await;
-    send(&mut a, json!({"type": "chat", "id": "m-1", "text": "hello"})).await;
+    send(
+        &mut a,
+        json!({"type": "chat", "id": "m-1", "text": "hello"}),
+    )
+    .await;
     assert_eq!(one(next_of(&mut a, "chat").await)["seq"], 1);
     let path = format!("/api/calls/appointment/{call}/chat");
 
@@ -186,7 +200,11 @@ async fn an_ended_calls_chat_is_deleted_after_the_retention_period() {
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(get_with(&server, &path, Some(&alice)).await.0, 200, "kept after the end");
+    assert_eq!(
+        get_with(&server, &path, Some(&alice)).await.0,
+        200,
+        "kept after the end"
+    );
     let mut gone = false;
     for _ in 0..50 {
         if get_with(&server, &path, Some(&doc)).await.0 == 404 {
@@ -195,8 +213,16 @@ async fn an_ended_calls_chat_is_deleted_after_the_retention_period() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(gone, "the call and its chat are deleted once the retention period is over");
-    let (_, r) = get_with(&server, &format!("/api/calls/appointment/{call}"), Some(&alice)).await;
+    assert!(
+        gone,
+        "the call and its chat are deleted once the retention period is over"
+    );
+    let (_, r) = get_with(
+        &server,
+        &format!("/api/calls/appointment/{call}"),
+        Some(&alice),
+    )
+    .await;
     assert_eq!(r["error"]["code"], "not_found", "{r}");
     server.stop().await;
 }
@@ -248,7 +274,14 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
     assert_eq!(get_with(&server, notice, Some(&ada)).await.0, 401);
     let (status, body) = get_with(&server, notice, Some(&doc)).await;
     assert_eq!((status, body), (200, json!({"notice": null})));
-    let (status, _) = send_with(&server, reqwest::Method::PUT, notice, &ada, json!({"text": "hi"})).await;
+    let (status, _) = send_with(
+        &server,
+        reqwest::Method::PUT,
+        notice,
+        &ada,
+        json!({"text": "hi"}),
+    )
+    .await;
     assert_eq!(status, 401);
     let (status, _) = send_with(
         &server,
@@ -264,10 +297,29 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
         (json!({"text": "two\nlines"}), "one line"),
         (json!({"text": "hi", "extra": 1}), "extra"),
     ] {
-        let (status, body) = send_with(&server, reqwest::Method::PUT, notice, &doc, bad.clone()).await;
+        let (status, body) =
+            send_with(&server, reqwest::Method::PUT, notice, &doc, bad.clone()).await;
         assert_eq!(status, 400, "{bad}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(says), "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}"
+        );
     }
+
+    // Ada's hold page is listening.
+    let ada_client = {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("cookie", ada.parse().unwrap());
+        reqwest::Client::builder().default_headers(headers).build().unwrap()
+    };
+    let mut ada_stream = SseReader::open(
+        &ada_client,
+        &server.url(&format!("/api/events/g/default/r/{ada_sid}")),
+        None,
+    )
+    .await;
+    let first = ada_stream.next_within(Duration::from_secs(5)).await.unwrap();
+    assert!(first.json().get("notice").is_none(), "{}", first.data);
 
     // Posted: every waiting customer's copy carries it, and so does a newcomer's.
     let word = "We're running about 10 minutes late — thank you for waiting";
@@ -280,15 +332,27 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
     )
     .await;
     assert_eq!((status, body), (200, json!({"notice": word})));
+    let live = ada_stream.next_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(live.json()["notice"], word, "live on the stream: {}", live.data);
     assert_eq!(own_copy(&server, &ada, &ada_sid).await["notice"], word);
     assert_eq!(own_copy(&server, &ben, &ben_sid).await["notice"], word);
     let (cy, cy_sid) = queued(&server).await;
     assert_eq!(own_copy(&server, &cy, &cy_sid).await["notice"], word);
-    assert_eq!(get_with(&server, notice, Some(&doc)).await.1, json!({"notice": word}));
+    assert_eq!(
+        get_with(&server, notice, Some(&doc)).await.1,
+        json!({"notice": word})
+    );
 
     // A line to Ben alone.
     let line = |sid: &str| format!("/api/groups/default/reservations/{sid}/message");
-    let (status, _) = send_with(&server, reqwest::Method::POST, &line(&ben_sid), &ada, json!({"text": "hi"})).await;
+    let (status, _) = send_with(
+        &server,
+        reqwest::Method::POST,
+        &line(&ben_sid),
+        &ada,
+        json!({"text": "hi"}),
+    )
+    .await;
     assert_eq!(status, 401, "a customer cannot");
     let (status, body) = send_with(
         &server,
@@ -301,10 +365,26 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["reservation_sid"], ben_sid.as_str());
     let ben_copy = own_copy(&server, &ben, &ben_sid).await;
-    assert_eq!(ben_copy["message"], "Ben, your documents are ready — I'll be with you next");
+    assert_eq!(
+        ben_copy["message"],
+        "Ben, your documents are ready — I'll be with you next"
+    );
     assert_eq!(ben_copy["notice"], word);
-    assert!(own_copy(&server, &ada, &ada_sid).await.get("message").is_none(), "Ben's only");
-    let (status, _) = send_with(&server, reqwest::Method::POST, &line("nosuch"), &doc, json!({"text": "hi"})).await;
+    assert!(
+        own_copy(&server, &ada, &ada_sid)
+            .await
+            .get("message")
+            .is_none(),
+        "Ben's only"
+    );
+    let (status, _) = send_with(
+        &server,
+        reqwest::Method::POST,
+        &line("nosuch"),
+        &doc,
+        json!({"text": "hi"}),
+    )
+    .await;
     assert_eq!(status, 404);
 
     // Both survive a restart.
@@ -312,21 +392,46 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
     let server = TestServer::start_in(dir, config).await;
     assert_eq!(own_copy(&server, &ada, &ada_sid).await["notice"], word);
     let ben_copy = own_copy(&server, &ben, &ben_sid).await;
-    assert_eq!(ben_copy["message"], "Ben, your documents are ready — I'll be with you next");
+    assert_eq!(
+        ben_copy["message"],
+        "Ben, your documents are ready — I'll be with you next"
+    );
 
     // Once matched, neither shows, and no line can be sent any more.
     let doc = specialist_cookie(&server, "dr-notice-2").await;
     let call = accept(&server, &doc).await;
     assert!(!call.is_empty());
     let ada_copy = own_copy(&server, &ada, &ada_sid).await;
-    assert_eq!(ada_copy["reservation_status"], "GROUP_RESERVATION_STATUS_MATCHED");
+    assert_eq!(
+        ada_copy["reservation_status"],
+        "GROUP_RESERVATION_STATUS_MATCHED"
+    );
     assert!(ada_copy.get("notice").is_none(), "{ada_copy}");
-    let (status, body) = send_with(&server, reqwest::Method::POST, &line(&ada_sid), &doc, json!({"text": "hi"})).await;
+    let (status, body) = send_with(
+        &server,
+        reqwest::Method::POST,
+        &line(&ada_sid),
+        &doc,
+        json!({"text": "hi"}),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
 
     // Cleared with empty text.
-    let (status, body) = send_with(&server, reqwest::Method::PUT, notice, &doc, json!({"text": " "})).await;
+    let (status, body) = send_with(
+        &server,
+        reqwest::Method::PUT,
+        notice,
+        &doc,
+        json!({"text": " "}),
+    )
+    .await;
     assert_eq!((status, body), (200, json!({"notice": null})));
-    assert!(own_copy(&server, &ben, &ben_sid).await.get("notice").is_none());
+    assert!(
+        own_copy(&server, &ben, &ben_sid)
+            .await
+            .get("notice")
+            .is_none()
+    );
     server.stop().await;
 }

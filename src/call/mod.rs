@@ -22,12 +22,12 @@ use leptos::{html::Video, prelude::*};
 use wasm_bindgen::{JsCast, closure::Closure};
 use web_sys::{MediaStream, MediaStreamTrack};
 
-use crate::{i18n::t, logic::chat::ChatLine};
 pub use crate::logic::call::{LinkState, Presence};
 use crate::logic::{
     call::{CallMachine, Effect, Input, Side, Timer},
     quality::{Quality, Sample, assess},
 };
+use crate::{i18n::t, logic::chat::ChatLine};
 use media::DeviceChoice;
 use peer::{Peer, PeerEvent};
 use signal::{SignalSocket, SocketEvent};
@@ -608,7 +608,8 @@ fn on_chat(view: &CallView, messages: Vec<ChatLine>, live: bool) {
         .update(|u| u.retain(|(id, _)| !messages.iter().any(|m| m.id == *id)));
     let before = view.chat.with_untracked(|c| c.last().map_or(0, |m| m.seq));
     let mut new = 0;
-    view.chat.update(|c| new = crate::logic::chat::take(c, messages));
+    view.chat
+        .update(|c| new = crate::logic::chat::take(c, messages));
     if live && new > 0 && theirs.iter().any(|s| *s > before) {
         view.arrived.update(|n| *n += 1);
     }

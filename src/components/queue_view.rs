@@ -42,6 +42,8 @@ pub fn QueueView(
     can_accept: Signal<bool>,
     /// Accepts the customer with this reservation id.
     on_accept: Callback<String>,
+    /// Chooses the customer (reservation id, name) for a line of their own.
+    on_message: Callback<(String, String)>,
 ) -> impl IntoView {
     let scroll_top = RwSignal::new(0.0);
     let view_px = RwSignal::new(DEFAULT_VIEW_PX);
@@ -103,6 +105,14 @@ pub fn QueueView(
                         };
                         let created = r.created_at.timestamp_millis();
                         let data_sid = sid.clone();
+                        let message_label = {
+                            let name = name.clone();
+                            move || tf("console.message_who", &[("who", &name())])
+                        };
+                        let message_to = {
+                            let (sid, name) = (sid.clone(), name.clone());
+                            move |_| on_message.run((sid.clone(), name()))
+                        };
                         view! {
                             <li class="queue-row" data-sid=data_sid
                                 style:top=move || format!("{}px", place.get() as f64 * ROW_PX)>
@@ -113,6 +123,11 @@ pub fn QueueView(
                                     let title = reason.clone();
                                     view! { <span class="reason" title=title>{reason}</span> }
                                 })}
+                                <button type="button" class="secondary message-one"
+                                    aria-label=message_label
+                                    on:click=message_to>
+                                    {move || t("console.message")}
+                                </button>
                                 <button type="button" class="secondary accept-one"
                                     aria-label=label
                                     disabled=move || !can_accept.get()

@@ -264,9 +264,7 @@ impl CallMachine {
     fn on_server(&mut self, message: SignalServer, out: &mut Vec<Effect>) {
         if !matches!(
             message,
-            SignalServer::Welcome { .. }
-                | SignalServer::Error { .. }
-                | SignalServer::Chat { .. }
+            SignalServer::Welcome { .. } | SignalServer::Error { .. } | SignalServer::Chat { .. }
         ) {
             self.received += 1;
         }
@@ -316,9 +314,8 @@ impl CallMachine {
                 }
             }
             // The chat is the page's (`call::on_socket`), caught up by its own number.
-            SignalServer::Media { .. }
-            | SignalServer::Error { .. }
-            | SignalServer::Chat { .. } => {}
+            SignalServer::Media { .. } | SignalServer::Error { .. } | SignalServer::Chat { .. } => {
+            }
         }
     }
 

@@ -56,7 +56,8 @@ pub fn pieces(text: &str) -> Vec<Piece<'_>> {
         });
         if let (true, Some(scheme)) = (starts_word, scheme) {
             let word = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            let link = rest[..word].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'', '\u{22}']);
+            let link =
+                rest[..word].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', '\'', '\u{22}']);
             if link.len() > scheme.len() {
                 if plain < i {
                     out.push(Piece::Text(&text[plain..i]));
@@ -95,7 +96,11 @@ mod tests {
     fn messages_are_kept_in_order_once() {
         let mut c = Vec::new();
         assert_eq!(take(&mut c, vec![message(2), message(1)]), 2);
-        assert_eq!(take(&mut c, vec![message(2)]), 0, "an acknowledgement seen twice");
+        assert_eq!(
+            take(&mut c, vec![message(2)]),
+            0,
+            "an acknowledgement seen twice"
+        );
         assert_eq!(take(&mut c, vec![message(4), message(3), message(1)]), 2);
         let seqs: Vec<u64> = c.iter().map(|m| m.seq).collect();
         assert_eq!(seqs, [1, 2, 3, 4]);
@@ -106,7 +111,11 @@ mod tests {
         assert_eq!(pieces("no links here"), [Text("no links here")]);
         assert_eq!(
             pieces("see https://example.com/a?b=1&c=2."),
-            [Text("see "), Link("https://example.com/a?b=1&c=2"), Text(".")]
+            [
+                Text("see "),
+                Link("https://example.com/a?b=1&c=2"),
+                Text(".")
+            ]
         );
         assert_eq!(
             pieces("HTTP://EXAMPLE.COM\nnext line"),
@@ -141,6 +150,9 @@ mod tests {
             );
         }
         assert_eq!(pieces(""), []);
-        assert_eq!(pieces("ü https://ä.example"), [Text("ü "), Link("https://ä.example")]);
+        assert_eq!(
+            pieces("ü https://ä.example"),
+            [Text("ü "), Link("https://ä.example")]
+        );
     }
 }

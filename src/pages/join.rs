@@ -18,9 +18,9 @@ use crate::{
     components::{
         alerts::{EndingSoonAlert, TimeUpAlert},
         busy::{BusyButton, ErrorNote},
+        chat::ChatPanel,
         connection::ConnectionIndicator,
         extend_button::ExtendButton,
-        chat::ChatPanel,
         feedback::FeedbackForm,
         session_timer::SessionTimer,
     },

@@ -149,14 +149,20 @@ impl Live {
         }
     }
 
+    /// The group's notice, for a reservation still waiting in its queue (borrowed: idle
+    /// streams ask on every change in their group).
+    pub(super) fn notice_for(&self, r: &Reservation) -> &Option<String> {
+        const NONE: &Option<String> = &None;
+        match self.groups.get(&r.group_name) {
+            Some(g) if r.reservation_status == ReservationStatus::Queued => &g.notice,
+            _ => NONE,
+        }
+    }
+
     pub(super) fn view(&self, sid: &str, now: DateTime<Utc>) -> Option<Reservation> {
         self.reservations.get(sid).map(|r| Reservation {
             server_time: now,
-            // The group's notice is for those still waiting in its queue.
-            notice: (r.view.reservation_status == ReservationStatus::Queued)
-                .then(|| self.groups.get(&r.view.group_name))
-                .flatten()
-                .and_then(|g| g.notice.clone()),
+            notice: self.notice_for(&r.view).clone(),
             ..r.view.clone()
         })
     }

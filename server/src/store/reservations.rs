@@ -263,7 +263,8 @@ impl Store {
         {
             let live = self.live();
             if let Some(r) = live.reservations.get(sid) {
-                if last == Some(r.view.state_digest()) {
+                // As `view` makes the copy: with the group's notice while queued.
+                if last == Some(r.view.state_digest_with(live.notice_for(&r.view))) {
                     return Ok(ReservationChange::Same);
                 }
                 return Ok(live

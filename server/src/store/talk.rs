@@ -51,11 +51,12 @@ impl Store {
             {
                 return chat_from_row(&row);
             }
-            let last: i64 =
-                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM chat_messages WHERE call_id = $1")
-                    .bind(&call.id)
-                    .fetch_one(&self.inner.db)
-                    .await?;
+            let last: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), 0) FROM chat_messages WHERE call_id = $1",
+            )
+            .bind(&call.id)
+            .fetch_one(&self.inner.db)
+            .await?;
             if last >= CHAT_MESSAGES_PER_CALL {
                 return Err(StoreError::Conflict(
                     "this call's chat is full; talk on the call".into(),
@@ -165,13 +166,15 @@ impl Store {
             }
         }
         let version = self.next_version(group);
-        sqlx::query("UPDATE reservations SET message = $1, updated_at = $2, gv = $3 WHERE sid = $4")
-            .bind(line)
-            .bind(ts(now))
-            .bind(version as i64)
-            .bind(sid)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE reservations SET message = $1, updated_at = $2, gv = $3 WHERE sid = $4",
+        )
+        .bind(line)
+        .bind(ts(now))
+        .bind(version as i64)
+        .bind(sid)
+        .execute(&mut *tx)
+        .await?;
         bump_group(&mut tx, group, version).await?;
         self.announce(&mut tx, &[(group, version)]).await?;
         tx.commit().await?;

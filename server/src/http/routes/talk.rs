@@ -29,8 +29,7 @@ pub async fn chat(
 fn speaks_for(callers: &Callers, group: &str) -> ApiResult<()> {
     check_id("group name", group)?;
     let agent = callers.require_agent()?;
-    if agent.admin || (agent.role == Role::Specialist && agent.groups.iter().any(|g| g == group))
-    {
+    if agent.admin || (agent.role == Role::Specialist && agent.groups.iter().any(|g| g == group)) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!(

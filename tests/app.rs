@@ -76,6 +76,8 @@ fn reservation(
         customer_name: None,
         reason: None,
         specialist_name: None,
+        notice: None,
+        message: None,
         server_time: Utc::now(),
     }
 }
@@ -1064,15 +1066,21 @@ fn waiting(n: usize) -> Vec<Reservation> {
 
 #[wasm_bindgen_test]
 async fn ten_thousand_waiting_draw_a_few_rows_and_a_change_keeps_the_others() {
+    callqueue::i18n::add_words([
+        include_str!("../console/locales/console.en.txt"),
+        include_str!("../console/locales/console.de.txt"),
+    ]);
     let queue = RwSignal::new(waiting(10_000));
     let accepted = RwSignal::new(None::<String>);
+    let messaged = RwSignal::new(None::<(String, String)>);
     let now = RwSignal::new(Utc::now().timestamp_millis());
     let parent = container();
     parent.style().set_property("height", "600px").unwrap();
     let _handle = leptos::mount::mount_to(parent.clone(), move || {
         view! {
             <QueueView queue=queue server_now_ms=now can_accept=true
-                on_accept=Callback::new(move |sid| accepted.set(Some(sid)))/>
+                on_accept=Callback::new(move |sid| accepted.set(Some(sid)))
+                on_message=Callback::new(move |to| messaged.set(Some(to)))/>
         }
     });
     leptos::task::tick().await;
@@ -1148,7 +1156,7 @@ async fn ten_thousand_waiting_draw_a_few_rows_and_a_change_keeps_the_others() {
     assert!(parent.query_selector("[data-sid=r3]").unwrap().is_none());
     // Accept on a row names that customer.
     let button: web_sys::HtmlElement = parent
-        .query_selector("[data-sid=r5001] button")
+        .query_selector("[data-sid=r5001] button.accept-one")
         .unwrap()
         .unwrap()
         .unchecked_into();
@@ -1158,6 +1166,21 @@ async fn ten_thousand_waiting_draw_a_few_rows_and_a_change_keeps_the_others() {
     );
     button.click();
     assert_eq!(accepted.get_untracked().as_deref(), Some("r5001"));
+    // Message on a row chooses that customer for a line of their own.
+    let button: web_sys::HtmlElement = parent
+        .query_selector("[data-sid=r5001] button.message-one")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    assert_eq!(
+        button.get_attribute("aria-label").as_deref(),
+        Some("Send a line to Customer 5001")
+    );
+    button.click();
+    assert_eq!(
+        messaged.get_untracked(),
+        Some(("r5001".to_string(), "Customer 5001".to_string()))
+    );
 }
 
 /// Each join has a key of its own that the server takes (16 to 64 letters and digits).
@@ -1170,4 +1193,254 @@ fn join_keys_are_unique_and_well_formed() {
     }
     let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
     assert_eq!(distinct.len(), keys.len());
+}
+
+fn line(seq: u64, role: Role, name: Option<&str>, text: &str) -> callqueue::logic::chat::ChatLine {
+    callqueue::logic::chat::ChatLine {
+        seq,
+        id: format!("m{seq}"),
+        role,
+        name: name.map(str::to_string),
+        text: text.into(),
+        at: js_sys::Date::now(),
+    }
+}
+
+#[wasm_bindgen_test]
+async fn the_chat_panel_shows_text_as_text_counts_news_and_sends_with_enter() {
+    use callqueue::{call::CallView, components::chat::ChatPanel};
+    set_lang(Lang::En);
+    let view = CallView::new();
+    let sent = RwSignal::new(Vec::<String>::new());
+    let unread = RwSignal::new(0u32);
+    let ended = RwSignal::new(false);
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! {
+            <ChatPanel view=view send=Callback::new(move |t| sent.update(|s| s.push(t)))
+                unread=unread ended=Signal::derive(move || ended.get())/>
+        }
+    });
+    leptos::task::tick().await;
+    let section = parent.query_selector("section.chat").unwrap().unwrap();
+    assert!(
+        section.class_list().contains("hidden"),
+        "hidden until the socket says who we are"
+    );
+    view.me.set(Some(Role::Patient));
+    leptos::task::tick().await;
+    assert!(!section.class_list().contains("hidden"));
+    assert_eq!(text(&parent, "#chat-log").unwrap(), "", "nothing said yet");
+    assert_eq!(
+        parent
+            .query_selector("#chat-log")
+            .unwrap()
+            .unwrap()
+            .get_attribute("aria-live")
+            .as_deref(),
+        Some("polite")
+    );
+
+    // The other member's message, live: text stays text, a web address is a safe link.
+    view.chat.set(vec![line(
+        1,
+        Role::Specialist,
+        Some("Dr. Lena Roth"),
+        "<b>bold?</b>\nsee https://example.com/x?a=1&b=2.",
+    )]);
+    view.arrived.set(1);
+    leptos::task::tick().await;
+    let item = parent.query_selector("#chat-log li").unwrap().unwrap();
+    assert_eq!(item.class_name(), "theirs");
+    assert!(item.query_selector("b").unwrap().is_none(), "no markup");
+    assert_eq!(
+        text(&parent, "#chat-log li .text").unwrap(),
+        "<b>bold?</b>\nsee https://example.com/x?a=1&b=2."
+    );
+    assert!(
+        text(&parent, "#chat-log li .who")
+            .unwrap()
+            .starts_with("Dr. Lena Roth · ")
+    );
+    let link = item.query_selector("a").unwrap().unwrap();
+    assert_eq!(
+        link.get_attribute("href").as_deref(),
+        Some("https://example.com/x?a=1&b=2")
+    );
+    assert_eq!(
+        link.get_attribute("rel").as_deref(),
+        Some("noopener noreferrer")
+    );
+    assert_eq!(link.get_attribute("target").as_deref(), Some("_blank"));
+    let toggle: web_sys::HtmlElement = parent
+        .query_selector(".chat-toggle")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    if window().inner_width().unwrap().as_f64().unwrap() < 900.0 {
+        // A phone: news waits behind the button, counted, until the panel opens.
+        assert_eq!(unread.get_untracked(), 1);
+        assert_eq!(toggle.text_content().unwrap(), "Chat (1 new)");
+        assert_eq!(
+            toggle.get_attribute("aria-expanded").as_deref(),
+            Some("false")
+        );
+        toggle.click();
+        leptos::task::tick().await;
+        assert_eq!(
+            toggle.get_attribute("aria-expanded").as_deref(),
+            Some("true")
+        );
+        assert!(section.class_list().contains("open"));
+    }
+    assert_eq!(unread.get_untracked(), 0, "seen once on screen");
+    assert_eq!(toggle.text_content().unwrap(), "Chat");
+
+    // Ours on the way shows apart from the conversation, then in it.
+    view.unsent.set(vec![("u1".into(), "on its way".into())]);
+    leptos::task::tick().await;
+    assert_eq!(
+        text(&parent, ".chat-unsent li .who").as_deref(),
+        Some("Sending…")
+    );
+    view.unsent.set(Vec::new());
+    view.chat
+        .update(|c| c.push(line(2, Role::Patient, None, "on its way")));
+    leptos::task::tick().await;
+    let items = parent.query_selector_all("#chat-log li").unwrap();
+    assert_eq!(items.length(), 2);
+    assert!(
+        text(&parent, "#chat-log li.mine .who")
+            .unwrap()
+            .starts_with("You · ")
+    );
+    assert_eq!(
+        parent
+            .query_selector_all(".chat-unsent li")
+            .unwrap()
+            .length(),
+        0
+    );
+
+    // Enter sends what is written; Shift+Enter does not; white space alone is not sent.
+    let area: web_sys::HtmlTextAreaElement = parent
+        .query_selector("#chat-text")
+        .unwrap()
+        .unwrap()
+        .unchecked_into();
+    let key = |shift: bool| {
+        let init = web_sys::KeyboardEventInit::new();
+        init.set_key("Enter");
+        init.set_shift_key(shift);
+        init.set_bubbles(true);
+        init.set_cancelable(true);
+        web_sys::KeyboardEvent::new_with_keyboard_event_init_dict("keydown", &init).unwrap()
+    };
+    area.set_value("two\nlines  ");
+    let shift_enter = key(true);
+    area.dispatch_event(&shift_enter).unwrap();
+    assert!(!shift_enter.default_prevented(), "a new line");
+    assert!(sent.get_untracked().is_empty());
+    let enter = key(false);
+    area.dispatch_event(&enter).unwrap();
+    assert!(enter.default_prevented());
+    leptos::task::tick().await;
+    assert_eq!(sent.get_untracked(), vec!["two\nlines".to_string()]);
+    assert_eq!(area.value(), "", "the box is emptied");
+    area.set_value("  \n ");
+    area.dispatch_event(&key(false)).unwrap();
+    leptos::task::tick().await;
+    assert_eq!(sent.get_untracked().len(), 1);
+
+    // A message that arrived out of order takes its place.
+    view.chat.update(|c| {
+        c.insert(1, line(3, Role::Specialist, None, "late"));
+        c.sort_by_key(|m| m.seq);
+    });
+    leptos::task::tick().await;
+    let texts: Vec<String> = (0..3)
+        .map(|i| {
+            parent
+                .query_selector_all("#chat-log li .text")
+                .unwrap()
+                .item(i)
+                .unwrap()
+                .text_content()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "<b>bold?</b>\nsee https://example.com/x?a=1&b=2.",
+            "on its way",
+            "late"
+        ]
+    );
+
+    // In German, what was said stays.
+    set_lang(Lang::De);
+    leptos::task::tick().await;
+    assert_eq!(
+        parent.query_selector_all("#chat-log li").unwrap().length(),
+        3
+    );
+    assert!(
+        text(&parent, "#chat-log li.mine .who")
+            .unwrap()
+            .starts_with("Sie · ")
+    );
+    set_lang(Lang::En);
+
+    // Over: the conversation stays, the box goes.
+    ended.set(true);
+    leptos::task::tick().await;
+    assert!(section.class_list().contains("ended"));
+}
+
+#[wasm_bindgen_test]
+async fn the_hold_card_shows_the_queues_notice_and_a_line_in_a_live_region() {
+    let state = HoldState::new();
+    let parent = container();
+    let _handle = leptos::mount::mount_to(parent.clone(), move || {
+        view! { <HoldCard state=state connection=Connection::Live tick=Signal::stored(0.0)><span/></HoldCard> }
+    });
+    let words = parent.query_selector("#queue-words").unwrap().unwrap();
+    assert_eq!(words.get_attribute("role").as_deref(), Some("status"));
+    let mut r = reservation(ReservationStatus::Queued, Some(2), None, 1);
+    r.notice = Some("Running late <i>sorry</i>".into());
+    state.apply(r.clone());
+    leptos::task::tick().await;
+    assert_eq!(words.text_content().unwrap(), "Running late <i>sorry</i>");
+    assert!(
+        words.query_selector("i").unwrap().is_none(),
+        "text, never markup"
+    );
+    let drawn = words.first_element_child().unwrap();
+    // A new position does not draw the words again (the live region would read them again).
+    r.queue_position = Some(1);
+    r.updated_at += Duration::seconds(1);
+    state.apply(r.clone());
+    leptos::task::tick().await;
+    assert!(
+        words
+            .first_element_child()
+            .unwrap()
+            .is_same_node(Some(&drawn))
+    );
+    r.message = Some("You're next".into());
+    r.updated_at += Duration::seconds(1);
+    state.apply(r.clone());
+    leptos::task::tick().await;
+    assert_eq!(words.query_selector_all("p.notice").unwrap().length(), 2);
+    assert_eq!(
+        words.text_content().unwrap(),
+        "Running late <i>sorry</i>You're next"
+    );
+    r.notice = None;
+    r.message = None;
+    r.updated_at += Duration::seconds(1);
+    state.apply(r);
+    leptos::task::tick().await;
+    assert_eq!(words.text_content().unwrap(), "");
 }

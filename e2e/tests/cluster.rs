@@ -322,3 +322,99 @@ async fn a_call_across_nodes_survives_a_node_being_killed() -> Result<()> {
     }
     Ok(())
 }
+
+/// Talking across nodes: a notice posted on the console of one node reaches a hold page served
+/// by the other, and so does a line to one customer; then a customer on one node and the
+/// specialist on the other chat both ways, and a reload on either side shows the whole
+/// conversation (stored in PostgreSQL, not in a node's memory).
+#[tokio::test]
+async fn chat_and_the_queues_notice_cross_nodes() -> Result<()> {
+    use callqueue_e2e::{Driver, join_when_called, sign_in_specialist_at, start_chat_at};
+    let cluster = Cluster::start(
+        2,
+        ServerOptions {
+            rate_limits: false,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let (node0, node1) = (cluster.nodes[0].base.clone(), cluster.nodes[1].base.clone());
+    let driver = Driver::start().await?;
+    let alice = driver.browser(390, 844).await?;
+    let ben = driver.browser(390, 844).await?;
+    let doc = driver.browser(1280, 900).await?;
+    start_chat_at(&alice, &node0).await?;
+    let ben_sid = start_chat_at(&ben, &node0).await?;
+    sign_in_specialist_at(&doc, &cluster.nodes[1], &node1, "dr-talk").await?;
+    doc.wait_text("h2", |t| t == "Waiting now: 2").await?;
+
+    let word = "Running about ten minutes late, sorry.";
+    doc.find("input[name=notice]")
+        .await?
+        .send_keys(word)
+        .await?;
+    doc.click("button.post-notice").await?;
+    for b in [&alice, &ben] {
+        b.wait_text_for("#queue-words", Duration::from_secs(10), |t| t == word)
+            .await?;
+    }
+    doc.click(&format!(
+        "li.queue-row[data-sid='{ben_sid}'] button.message-one"
+    ))
+    .await?;
+    doc.find("#line-text")
+        .await?
+        .send_keys("Ben: you're next.")
+        .await?;
+    doc.click("button.send-line").await?;
+    ben.wait_text_for("#queue-words", Duration::from_secs(10), |t| {
+        t.contains("Ben: you're next.")
+    })
+    .await?;
+    assert_eq!(alice.find("#queue-words").await?.text().await?, word);
+
+    // Alice (node 0) and the specialist (node 1) in a call, chatting.
+    doc.click("button.accept-next").await?;
+    join_when_called(&alice).await?;
+    doc.wait_url(|u| u.contains("/join/r/")).await?;
+    doc.find(".chat:not(.hidden) #chat-text")
+        .await?
+        .send_keys("Hello from node 1\u{E007}")
+        .await?;
+    wait_conversation(&alice, &["Hello from node 1"]).await?;
+    alice.click(".chat-toggle").await?;
+    alice
+        .find("#chat-text")
+        .await?
+        .send_keys("Hello from node 0\u{E007}")
+        .await?;
+    let both = ["Hello from node 1", "Hello from node 0"];
+    wait_conversation(&doc, &both).await?;
+    wait_conversation(&alice, &both).await?;
+    for b in [&alice, &doc] {
+        b.client.refresh().await?;
+        b.find(".chat:not(.hidden)").await?;
+        wait_conversation(b, &both).await?;
+    }
+    for b in [alice, ben, doc] {
+        b.close().await?;
+    }
+    Ok(())
+}
+
+/// Waits (15 s at most) until a call page's conversation is exactly `want`.
+async fn wait_conversation(b: &callqueue_e2e::Browser, want: &[&str]) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = b
+            .eval("return [...document.querySelectorAll('#chat-log li .text')].map(e => e.textContent);")
+            .await?;
+        if got == json!(want) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("conversation still {got}, not {want:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

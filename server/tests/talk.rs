@@ -310,7 +310,10 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
     let ada_client = {
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert("cookie", ada.parse().unwrap());
-        reqwest::Client::builder().default_headers(headers).build().unwrap()
+        reqwest::Client::builder()
+            .default_headers(headers)
+            .build()
+            .unwrap()
     };
     let mut ada_stream = SseReader::open(
         &ada_client,
@@ -318,7 +321,10 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
         None,
     )
     .await;
-    let first = ada_stream.next_within(Duration::from_secs(5)).await.unwrap();
+    let first = ada_stream
+        .next_within(Duration::from_secs(5))
+        .await
+        .unwrap();
     assert!(first.json().get("notice").is_none(), "{}", first.data);
 
     // Posted: every waiting customer's copy carries it, and so does a newcomer's.
@@ -332,8 +338,16 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
     )
     .await;
     assert_eq!((status, body), (200, json!({"notice": word})));
-    let live = ada_stream.next_within(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(live.json()["notice"], word, "live on the stream: {}", live.data);
+    let live = ada_stream
+        .next_within(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        live.json()["notice"],
+        word,
+        "live on the stream: {}",
+        live.data
+    );
     assert_eq!(own_copy(&server, &ada, &ada_sid).await["notice"], word);
     assert_eq!(own_copy(&server, &ben, &ben_sid).await["notice"], word);
     let (cy, cy_sid) = queued(&server).await;

@@ -82,6 +82,19 @@ impl Store {
         Ok(tx)
     }
 
+    /// Ends a change to one group: its new version stored, the other nodes told, committed.
+    pub(super) async fn commit_group(
+        &self,
+        mut tx: Tx,
+        group: &str,
+        version: u64,
+    ) -> StoreResult<()> {
+        bump_group(&mut tx, group, version).await?;
+        self.announce(&mut tx, &[(group, version)]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Tells the other nodes, when `tx` commits, that these groups changed, and to which
     /// versions (`group|version`: a node that already has that version reads nothing).
     pub(super) async fn announce(&self, tx: &mut Tx, changes: &[(&str, u64)]) -> sqlx::Result<()> {

@@ -556,9 +556,7 @@ impl Store {
         .bind(sid)
         .execute(&mut *tx)
         .await?;
-        bump_group(&mut tx, &group, version).await?;
-        self.announce(&mut tx, &[(&group, version)]).await?;
-        tx.commit().await?;
+        self.commit_group(tx, &group, version).await?;
         metrics::counter!(crate::metrics::EXTENSIONS, "group" => group.clone(), "kind" => "join")
             .increment(1);
         let mut live = self.live_mut();

@@ -130,9 +130,7 @@ impl Store {
             .bind(group)
             .execute(&mut *tx)
             .await?;
-        bump_group(&mut tx, group, version).await?;
-        self.announce(&mut tx, &[(group, version)]).await?;
-        tx.commit().await?;
+        self.commit_group(tx, group, version).await?;
         let mut live = self.live_mut();
         if let Some(g) = live.groups.get_mut(group) {
             g.notice = notice.map(str::to_string);
@@ -175,9 +173,7 @@ impl Store {
         .bind(sid)
         .execute(&mut *tx)
         .await?;
-        bump_group(&mut tx, group, version).await?;
-        self.announce(&mut tx, &[(group, version)]).await?;
-        tx.commit().await?;
+        self.commit_group(tx, group, version).await?;
         let mut live = self.live_mut();
         if let Some(r) = live.reservations.get_mut(sid) {
             r.view.message = line.map(str::to_string);

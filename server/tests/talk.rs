@@ -441,6 +441,47 @@ async fn a_notice_reaches_everyone_waiting_and_a_line_only_its_customer() {
     )
     .await;
     assert_eq!((status, body), (200, json!({"notice": null})));
+
+    // An admin speaks for any group, theirs or not.
+    let pool = callqueue_server::db::open(&server.config.database)
+        .await
+        .unwrap();
+    callqueue_server::store::Store::add_account(
+        &pool,
+        "boss",
+        "admin",
+        &["elsewhere".to_string()],
+        "admin secret 123",
+        None,
+    )
+    .await
+    .unwrap();
+    let boss = client();
+    let (status, _) = post_json(
+        &boss,
+        &server.url("/api/agent/session"),
+        json!({"user_id": "boss", "secret": "admin secret 123"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = boss
+        .put(server.url(notice))
+        .json(&json!({"text": "Closed early today"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        own_copy(&server, &ben, &ben_sid).await["notice"],
+        "Closed early today"
+    );
+    let r = boss
+        .put(server.url(notice))
+        .json(&json!({"text": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     assert!(
         own_copy(&server, &ben, &ben_sid)
             .await

@@ -310,6 +310,12 @@ async fn the_chat_carries_text_both_ways_safely_and_survives_reloads_and_restart
         .filter(|l| !l.contains("net::ERR_"))
         .collect();
     assert!(severe.is_empty(), "alice's console: {severe:#?}");
+    // And after a reload, from the transcript (the page's join is refused with 409, as it
+    // should be for an ended call).
+    alice.client.refresh().await?;
+    alice.find(".chat.ended").await?;
+    wait_conversation(&alice, &four).await?;
+
     for b in [alice, doc] {
         b.close().await?;
     }

@@ -100,7 +100,7 @@ impl SignalSocket {
 /// Reads a `chat` message (`SignalServer::Chat`) with the browser's JSON parser: what serde
 /// would read, for a fraction of the download (see `SignalServer::from_json`). A message
 /// missing a field is left out.
-fn chat_from_json(text: &str) -> Option<(Vec<ChatLine>, bool)> {
+pub fn chat_from_json(text: &str) -> Option<(Vec<ChatLine>, bool)> {
     let value = js_sys::JSON::parse(text).ok()?;
     let get = |o: &JsValue, key: &str| js_sys::Reflect::get(o, &key.into()).ok();
     let string = |o: &JsValue, key: &str| get(o, key)?.as_string();

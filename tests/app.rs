@@ -1174,7 +1174,7 @@ async fn ten_thousand_waiting_draw_a_few_rows_and_a_change_keeps_the_others() {
         .unchecked_into();
     assert_eq!(
         button.get_attribute("aria-label").as_deref(),
-        Some("Send a line to Customer 5001")
+        Some("Message Customer 5001")
     );
     button.click();
     assert_eq!(

@@ -194,6 +194,18 @@ fn call_path(call_type: &str, id: &str) -> String {
     url(&format!("/calls/{call_type}/{id}"))
 }
 
+/// A call's chat so far (`None` when it cannot be read): parsed by the browser and read like
+/// the signal socket's `chat` messages.
+pub async fn transcript(call_type: &str, id: &str) -> Option<Vec<crate::logic::chat::ChatLine>> {
+    let resp = Request::get(&format!("{}/chat", call_path(call_type, id)))
+        .send()
+        .await
+        .ok()
+        .filter(Response::ok)?;
+    let list = js_sys::JSON::parse(&resp.text().await.ok()?).ok()?;
+    crate::call::signal::chat_lines(&list)
+}
+
 pub async fn call(call_type: &str, id: &str) -> Result<CallResponse, ApiError> {
     send(Request::get(&call_path(call_type, id))).await
 }

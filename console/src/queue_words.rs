@@ -4,7 +4,7 @@
 
 use callqueue::{
     api,
-    components::busy::ErrorNote,
+    components::{busy::ErrorNote, submitted},
     i18n::{t, tf},
 };
 use callqueue_protocol::{NOTICE_MAX_CHARS, NoticeRequest, QueueNotice, Reservation};
@@ -36,15 +36,8 @@ fn field(
     name: &str,
 ) -> Option<(String, leptos::web_sys::HtmlFormElement)> {
     ev.prevent_default();
-    let form = ev
-        .target()?
-        .dyn_into::<leptos::web_sys::HtmlFormElement>()
-        .ok()?;
-    let text = leptos::web_sys::FormData::new_with_form(&form)
-        .ok()?
-        .get(name)
-        .as_string()?;
-    Some((text, form))
+    let (form, data) = submitted(ev)?;
+    Some((data.get(name).as_string()?, form))
 }
 
 /// The panel, for the group shown; `to` is the waiting customer chosen for a line (their

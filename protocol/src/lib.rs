@@ -866,6 +866,15 @@ pub fn notice_text(text: &str) -> Result<Option<String>, String> {
     Ok(Some(text.to_string()))
 }
 
+/// Whether people's free text (a chat message, a feedback comment) fits: at most `max`
+/// characters, no control characters but line breaks and tabs.
+pub fn is_plain_text(text: &str, max: usize) -> bool {
+    text.chars().count() <= max
+        && !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+}
+
 /// The longest feedback comment, in characters.
 pub const FEEDBACK_COMMENT_MAX_CHARS: usize = 500;
 

@@ -18,11 +18,7 @@ pub const CHAT_MAX_CHARS: usize = 1000;
 /// Whether a chat message's text may be sent: 1–1,000 characters, not only white space, no
 /// control characters but line breaks and tabs.
 pub fn is_chat_text(text: &str) -> bool {
-    !text.trim().is_empty()
-        && text.chars().count() <= CHAT_MAX_CHARS
-        && !text
-            .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r')
+    !text.trim().is_empty() && crate::is_plain_text(text, CHAT_MAX_CHARS)
 }
 
 /// A message in the call's chat, as the server stored it.

@@ -599,18 +599,15 @@ fn open_socket(rc: &Rc<RefCell<Inner>>, url: String) {
 /// A chat message or a transcript: into the conversation; ours no longer waits.
 fn on_chat(view: &CallView, messages: Vec<ChatLine>, live: bool) {
     let me = view.me.get_untracked();
-    let theirs = messages
-        .iter()
-        .filter(|m| Some(m.role) != me)
-        .map(|m| m.seq)
-        .collect::<Vec<_>>();
     view.unsent
         .update(|u| u.retain(|(id, _)| !messages.iter().any(|m| m.id == *id)));
-    let before = view.chat.with_untracked(|c| c.last().map_or(0, |m| m.seq));
-    let mut new = 0;
-    view.chat
-        .update(|c| new = crate::logic::chat::take(c, messages));
-    if live && new > 0 && theirs.iter().any(|s| *s > before) {
+    // News: one of theirs numbered past everything the page had (so not seen before).
+    let last = view.chat.with_untracked(|c| c.last().map_or(0, |m| m.seq));
+    let news = live && messages.iter().any(|m| m.seq > last && Some(m.role) != me);
+    view.chat.update(|c| {
+        crate::logic::chat::take(c, messages);
+    });
+    if news {
         view.arrived.update(|n| *n += 1);
     }
 }

@@ -98,29 +98,37 @@ impl SignalSocket {
 }
 
 /// Reads a `chat` message (`SignalServer::Chat`) with the browser's JSON parser: what serde
-/// would read, for a fraction of the download (see `SignalServer::from_json`). A message
-/// missing a field is left out.
-pub fn chat_from_json(text: &str) -> Option<(Vec<ChatLine>, bool)> {
+/// would read, for a fraction of the download (see `SignalServer::from_json`).
+fn chat_from_json(text: &str) -> Option<(Vec<ChatLine>, bool)> {
     let value = js_sys::JSON::parse(text).ok()?;
-    let get = |o: &JsValue, key: &str| js_sys::Reflect::get(o, &key.into()).ok();
-    let string = |o: &JsValue, key: &str| get(o, key)?.as_string();
-    if string(&value, "type")? != "chat" {
+    let get = |key: &str| js_sys::Reflect::get(&value, &key.into()).ok();
+    if get("type")?.as_string()? != "chat" {
         return None;
     }
-    let catch_up = get(&value, "catch_up")?.is_truthy();
-    let messages = get(&value, "messages")?.dyn_into::<js_sys::Array>().ok()?;
-    let lines = messages
-        .iter()
-        .filter_map(|m| {
-            Some(ChatLine {
-                seq: get(&m, "seq")?.as_f64()? as u64,
-                id: string(&m, "id")?,
-                role: Role::parse(&string(&m, "role")?)?,
-                name: string(&m, "name"),
-                text: string(&m, "text")?,
-                at: js_sys::Date::parse(&string(&m, "at")?),
+    let catch_up = get("catch_up")?.is_truthy();
+    Some((chat_lines(&get("messages")?)?, catch_up))
+}
+
+/// Chat messages (`ChatMessage`s) as the browser parsed them, from a `chat` message or the
+/// transcript (`GET …/chat`); `None` unless it is a list. A message missing a field is left
+/// out.
+pub fn chat_lines(list: &JsValue) -> Option<Vec<ChatLine>> {
+    let get = |o: &JsValue, key: &str| js_sys::Reflect::get(o, &key.into()).ok();
+    let string = |o: &JsValue, key: &str| get(o, key)?.as_string();
+    let messages = list.clone().dyn_into::<js_sys::Array>().ok()?;
+    Some(
+        messages
+            .iter()
+            .filter_map(|m| {
+                Some(ChatLine {
+                    seq: get(&m, "seq")?.as_f64()? as u64,
+                    id: string(&m, "id")?,
+                    role: Role::parse(&string(&m, "role")?)?,
+                    name: string(&m, "name"),
+                    text: string(&m, "text")?,
+                    at: js_sys::Date::parse(&string(&m, "at")?),
+                })
             })
-        })
-        .collect();
-    Some((lines, catch_up))
+            .collect(),
+    )
 }

@@ -19,7 +19,10 @@ use web_sys::{Document, Element};
 
 use crate::{
     call::CallView,
-    components::turn::{chime, sound_on},
+    components::{
+        escape, submitted,
+        turn::{chime, sound_on},
+    },
     i18n::{t, tf, time_of_day_ms},
     logic::chat::{ChatLine, Piece, pieces},
 };
@@ -73,11 +76,6 @@ fn sender(m: &ChatLine, me: Option<Role>) -> String {
     })
 }
 
-/// Text for HTML element content in our own markup (the catalogue's words).
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;")
-}
-
 fn markup() -> String {
     // Attributes in single quotes: the catalogue test reads keys between double quotes.
     format!(
@@ -94,7 +92,7 @@ fn markup() -> String {
          <p id='chat-hint' class='hint'>{}</p></form>",
         escape(t("chat.title")),
         escape(t("chat.label")),
-        escape(t("chat.placeholder")).replace('\'', "&#39;"),
+        escape(t("chat.placeholder")),
         escape(t("chat.send")),
         escape(t("chat.hint")),
     )
@@ -213,16 +211,10 @@ pub fn ChatPanel(
 
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        let Some(form) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
-        else {
+        let Some((form, data)) = submitted(&ev) else {
             return;
         };
-        let text = web_sys::FormData::new_with_form(&form)
-            .ok()
-            .and_then(|d| d.get("text").as_string())
-            .unwrap_or_default();
+        let text = data.get("text").as_string().unwrap_or_default();
         let text = text.trim_end();
         if is_chat_text(text) {
             send.run(text.to_string());

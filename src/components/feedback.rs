@@ -8,20 +8,17 @@
 
 use callqueue_protocol::FEEDBACK_COMMENT_MAX_CHARS;
 use leptos::{prelude::*, task::spawn_local};
-use wasm_bindgen::JsCast;
 
-use crate::{api, components::busy::ErrorNote, i18n::t, storage};
+use crate::{
+    api,
+    components::{busy::ErrorNote, escape, submitted},
+    i18n::t,
+    storage,
+};
 
 /// Where this browser remembers that a call was rated or skipped (asked once per call).
 fn asked_key(call_id: &str) -> String {
     format!("callqueue.feedback.{call_id}")
-}
-
-/// Text for HTML element content (it never goes into an attribute).
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The form's markup in the current language.
@@ -75,13 +72,7 @@ pub fn FeedbackForm(call_type: String, call_id: String) -> impl IntoView {
             finish(false);
             return;
         }
-        let Some(form) = ev
-            .target()
-            .and_then(|t| t.dyn_into::<web_sys::HtmlFormElement>().ok())
-        else {
-            return;
-        };
-        let Ok(data) = web_sys::FormData::new_with_form(&form) else {
+        let Some((_, data)) = submitted(&ev) else {
             return;
         };
         let field = |name: &str| data.get(name).as_string().unwrap_or_default();

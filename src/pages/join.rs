@@ -374,16 +374,8 @@ pub fn Join() -> impl IntoView {
                 let started = CallMedia::start(api::signal_url(&call_type, &call_id), view);
                 media.try_update_value(move |m| *m = Some(started));
             } else {
-                // Over before the page opened: what was said, from the transcript (the same
-                // messages the socket sends, read the same way).
-                let path = api::url(&format!("/calls/{call_type}/{call_id}/chat"));
-                if let Ok(resp) = gloo_net::http::Request::get(&path).send().await
-                    && resp.ok()
-                    && let Ok(list) = resp.text().await
-                    && let Some((lines, _)) = crate::call::signal::chat_from_json(&format!(
-                        "{{\"type\":\"chat\",\"messages\":{list}}}"
-                    ))
-                {
+                // Over before the page opened: what was said, from the transcript.
+                if let Some(lines) = api::transcript(&call_type, &call_id).await {
                     view.chat.try_set(lines);
                     view.me.try_set(state.role.get_untracked());
                 }

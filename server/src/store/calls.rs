@@ -394,15 +394,19 @@ impl Store {
         group: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<(u32, Option<f64>)> {
-        let ratings: Vec<i64> = sqlx::query_scalar(
-            "SELECT rating FROM call_feedback WHERE group_name = $1 AND created_at >= $2",
+        // Counted by the database; cast, as PostgreSQL's SUM of BIGINT is NUMERIC, which the
+        // Any driver does not read.
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(rating), 0) AS BIGINT) AS total \
+             FROM call_feedback WHERE group_name = $1 AND created_at >= $2",
         )
         .bind(group)
         .bind(ts(since))
-        .fetch_all(&self.inner.db)
+        .fetch_one(&self.inner.db)
         .await?;
-        let n = ratings.len() as u32;
-        let mean = (n > 0).then(|| ratings.iter().sum::<i64>() as f64 / n as f64);
+        let n = row.try_get::<i64, _>("n")?.max(0) as u32;
+        let total: i64 = row.try_get("total")?;
+        let mean = (n > 0).then(|| total as f64 / n as f64);
         Ok((n, mean))
     }
 

@@ -141,11 +141,7 @@ pub async fn feedback(
         .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
-    if comment.is_some_and(|c| {
-        c.chars().count() > FEEDBACK_COMMENT_MAX_CHARS
-            || c.chars()
-                .any(|ch| ch.is_control() && ch != '\n' && ch != '\r' && ch != '\t')
-    }) {
+    if comment.is_some_and(|c| !callqueue_protocol::is_plain_text(c, FEEDBACK_COMMENT_MAX_CHARS)) {
         return Err(ApiError::BadRequest(format!(
             "comment: at most {FEEDBACK_COMMENT_MAX_CHARS} characters, no control characters"
         )));
